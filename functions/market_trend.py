@@ -1,0 +1,18 @@
+"""HTTP function `predict_market_trend`: sales, population, gdp -> future_sales."""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from functions.http_edge import serve
+
+
+@functions_framework.http
+def predict_market_trend(request: flask.Request) -> flask.Response:
+    """Predict next quarter's sales from this quarter's sales, population and GDP.
+
+    POST JSON `{"instances": [{"sales": 9000, "population": 300000, "gdp": 13000}]}` or CSV;
+    GET returns the model card. Errors are JSON with the status they deserve.
+    """
+    return serve(request, model_name="market_trend", function_name="predict_market_trend")

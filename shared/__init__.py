@@ -1,0 +1,1 @@
+"""The library the marketcast functions share: schemas, preprocessing, codecs, model store."""

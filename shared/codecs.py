@@ -1,0 +1,119 @@
+"""Wire formats <-> DataFrames: small pure functions, one per direction and format.
+
+JSON requests follow the KServe V1 / Vertex shape `{"instances": [...], "parameters": {...}}`
+(a bare object is one instance); CSV requests are a header row and data rows, read as text so
+that columns the model does not use come back exactly as they were sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import orjson
+import pandas as pd
+
+from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
+from shared.preprocessing import ABSENT
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A request body as rows of raw values plus the options asked for."""
+
+    rows: pd.DataFrame
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+def decode_json(body: bytes, max_instances: int) -> Decoded:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {_json_error(exc)}") from exc
+    if not isinstance(document, dict):
+        raise BadRequest('body must be a JSON object: {"instances": [...]} or one instance')
+    if "instances" in document:
+        instances, parameters = document["instances"], document.get("parameters", {})
+        unexpected = sorted(set(document) - {"instances", "parameters"})
+        if unexpected:
+            raise BadRequest(f"unexpected top-level keys: {', '.join(unexpected)}")
+    else:
+        instances, parameters = [document], {}
+    if not isinstance(instances, list):
+        raise BadRequest('"instances" must be a list of objects')
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise BadRequest('"parameters" must be an object')
+    _check_count(len(instances), max_instances)
+    return Decoded(rows=instances_frame(instances), parameters=parameters)
+
+
+def instances_frame(instances: Sequence[object]) -> pd.DataFrame:
+    """One row per instance, one column per key seen anywhere; `ABSENT` where a key is missing."""
+    not_objects = [row for row, item in enumerate(instances) if not isinstance(item, dict)]
+    if not_objects:
+        raise InvalidInput(
+            "every instance must be a JSON object",
+            tuple(Problem(row, None, "must be a JSON object") for row in not_objects),
+        )
+    objects = cast(Sequence[dict[str, object]], instances)
+    keys = list(dict.fromkeys(key for item in objects for key in item))
+    columns = {key: [item.get(key, ABSENT) for item in objects] for key in keys}
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(instances)), dtype=object)
+
+
+def decode_csv(body: bytes, max_instances: int) -> Decoded:
+    """Rows of text; every cell kept as sent, empty cells as empty strings."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"CSV body is not UTF-8 (byte {exc.start})") from exc
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header or not any(name.strip() for name in header):
+            raise BadRequest("CSV body is empty; expected a header row")
+        _check_header(header)
+        records: list[list[str]] = []
+        for record in reader:
+            if not record:
+                continue
+            if len(record) != len(header):
+                raise BadRequest(
+                    f"CSV row {len(records)} has {len(record)} fields; the header has {len(header)}"
+                )
+            records.append(record)
+            _check_count(len(records), max_instances)
+    except csv.Error as exc:
+        raise BadRequest(f"CSV body cannot be parsed: {exc} (data row {len(records)})") from exc
+    columns = {name: [record[i] for record in records] for i, name in enumerate(header)}
+    return Decoded(rows=pd.DataFrame(columns, index=pd.RangeIndex(len(records)), dtype=object))
+
+
+def encode_json(document: object) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_csv(rows: pd.DataFrame) -> bytes:
+    return rows.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
+
+
+def _check_count(count: int, max_instances: int) -> None:
+    if count > max_instances:
+        raise PayloadTooLarge(f"at most {max_instances} instances are accepted per request")
+
+
+def _check_header(header: list[str]) -> None:
+    if any(not name.strip() for name in header):
+        raise BadRequest("CSV header has an empty column name")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise BadRequest(f"CSV header repeats the column {repeated[0]!r}")
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"

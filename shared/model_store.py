@@ -1,0 +1,320 @@
+"""The model store: the only code that reads or writes model artifacts.
+
+Layout, the same in a local folder and under gs://bucket/prefix:
+
+    <model>/current.json               {"version": ..., "sha256": ...}: the live version
+    <model>/<version>/model.joblib     the scikit-learn Pipeline
+    <model>/<version>/metadata.json    schema, metrics, versions, sha256
+
+An artifact is unpickled only after its sha256 matches current.json, and only when it was saved
+by the scikit-learn version this process runs. `ModelStore.get` loads each model once per
+process, however many threads ask at once, then checks current.json every refresh interval and
+swaps in a new version while the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from shared.errors import (
+    ArtifactRejected,
+    ModelNotFound,
+    ModelUnavailable,
+    PublishConflict,
+    StorageUnavailable,
+)
+from shared.logs import log
+from shared.schema import ModelSchema
+
+FAILURE_BACKOFF_SECONDS = 1.0
+
+
+class ObjectMissing(Exception):
+    """No object at that key (internal to the store; surfaces as ModelNotFound)."""
+
+
+class PreconditionFailed(Exception):
+    """The object's generation was not the one expected (internal; surfaces as PublishConflict)."""
+
+
+class Backend(Protocol):
+    location: str
+
+    def read(self, key: str) -> bytes: ...
+
+    def generation(self, key: str) -> int:
+        """The object's generation; 0 when there is none."""
+        ...
+
+    def write(self, key: str, data: bytes, *, if_generation_match: int | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    sha256: str
+    metadata: Mapping[str, Any]
+    schema: ModelSchema
+    pipeline: Any
+
+
+def open_backend(
+    location: str, timeout_seconds: float, emulator_host: str | None = None
+) -> Backend:
+    """A local folder, or Cloud Storage for `gs://bucket/prefix`."""
+    if location.startswith("gs://"):
+        bucket, _, prefix = location.removeprefix("gs://").partition("/")
+        if not bucket:
+            raise ValueError(f"MODEL_STORE {location!r} names no bucket")
+        from shared.gcs import GcsBucket  # Cloud Storage client imports only when it is used.
+
+        return GcsBucket(bucket, prefix, timeout_seconds, emulator_host)
+    return LocalFolder(Path(location))
+
+
+class LocalFolder:
+    """A folder on disk. Generations are modification times: fine for one publisher at a time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = str(root)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectMissing(key) from exc
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read {key} from {self.location}") from exc
+
+    def generation(self, key: str) -> int:
+        try:
+            return (self.root / key).stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def write(self, key: str, data: bytes, *, if_generation_match: int | None) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if if_generation_match is not None and self.generation(key) != if_generation_match:
+            raise PreconditionFailed(key)
+        staging = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        staging.write_bytes(data)
+        staging.replace(path)
+
+
+def load_current(backend: Backend, name: str) -> LoadedModel:
+    """Read current.json, verify the artifact it names, and only then unpickle it."""
+    pointer = read_pointer(backend, name)
+    version, expected_sha = pointer["version"], pointer["sha256"]
+    metadata = _read_json(backend, f"{name}/{version}/metadata.json")
+    _check_library_versions(name, version, metadata)
+    artifact = _read(backend, f"{name}/{version}/model.joblib")
+    actual_sha = hashlib.sha256(artifact).hexdigest()
+    if actual_sha != expected_sha or metadata.get("sha256") != expected_sha:
+        raise ArtifactRejected(
+            f"model {name} version {version}: artifact sha256 does not match current.json; "
+            "refusing to load it"
+        )
+    return LoadedModel(
+        name=name,
+        version=version,
+        sha256=actual_sha,
+        metadata=metadata,
+        schema=ModelSchema.from_dict(metadata["schema"]),
+        pipeline=_unpickle(name, version, artifact),
+    )
+
+
+def read_pointer(backend: Backend, name: str) -> dict[str, str]:
+    pointer = _read_json(backend, f"{name}/current.json")
+    if not isinstance(pointer.get("version"), str) or not isinstance(pointer.get("sha256"), str):
+        raise ArtifactRejected(f"model {name}: current.json must name a version and a sha256")
+    if "/" in pointer["version"] or pointer["version"] in {"", ".", ".."}:
+        raise ArtifactRejected(f"model {name}: current.json names an invalid version")
+    return {"version": pointer["version"], "sha256": pointer["sha256"]}
+
+
+def _check_library_versions(name: str, version: str, metadata: Mapping[str, Any]) -> None:
+    import sklearn
+
+    saved_with = metadata.get("versions", {}).get("scikit-learn")
+    if saved_with != sklearn.__version__:
+        raise ArtifactRejected(
+            f"model {name} version {version} was saved with scikit-learn {saved_with}; "
+            f"this function runs {sklearn.__version__}. Retrain or republish it with "
+            f"scikit-learn {sklearn.__version__}."
+        )
+
+
+def _unpickle(name: str, version: str, artifact: bytes) -> Any:
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", InconsistentVersionWarning)
+            return joblib.load(io.BytesIO(artifact))
+    except Exception as exc:
+        raise ArtifactRejected(f"model {name} version {version} cannot be loaded") from exc
+
+
+def _read(backend: Backend, key: str) -> bytes:
+    try:
+        return backend.read(key)
+    except ObjectMissing as exc:
+        raise ModelNotFound(f"nothing at {key} in the model store {backend.location}") from exc
+
+
+def _read_json(backend: Backend, key: str) -> dict[str, Any]:
+    try:
+        document = orjson.loads(_read(backend, key))
+    except orjson.JSONDecodeError as exc:
+        raise ArtifactRejected(f"{key} in the model store is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise ArtifactRejected(f"{key} in the model store is not a JSON object")
+    return document
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock
+    refreshing: threading.Lock
+    model: LoadedModel | None = None
+    next_check: float = 0.0
+    failure: ModelUnavailable | None = None
+    failure_until: float = 0.0
+
+
+class ModelStore:
+    """Models loaded once per process and refreshed from current.json without a restart."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        refresh_seconds: float,
+        *,
+        loader: Callable[[Backend, str], LoadedModel] = load_current,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.refresh_seconds = refresh_seconds
+        self._loader = loader
+        self._clock = clock
+        self._slots: dict[str, _Slot] = {}
+        self._slots_lock = threading.Lock()
+
+    def get(self, name: str) -> LoadedModel:
+        slot = self._slot(name)
+        model = slot.model
+        if model is None:
+            return self._first_load(name, slot)
+        if self._clock() >= slot.next_check and slot.refreshing.acquire(blocking=False):
+            try:
+                self._refresh(name, slot, model)
+            finally:
+                slot.refreshing.release()
+        return slot.model or model
+
+    def loaded(self, name: str) -> LoadedModel | None:
+        """The model if it is already in memory; never touches storage."""
+        slot = self._slots.get(name)
+        return slot.model if slot else None
+
+    def _slot(self, name: str) -> _Slot:
+        with self._slots_lock:
+            return self._slots.setdefault(name, _Slot(threading.Lock(), threading.Lock()))
+
+    def _first_load(self, name: str, slot: _Slot) -> LoadedModel:
+        with slot.lock:
+            if slot.model is not None:
+                return slot.model
+            if slot.failure is not None and self._clock() < slot.failure_until:
+                raise slot.failure
+            try:
+                slot.model = self._load(name)
+            except ModelUnavailable as exc:
+                slot.failure, slot.failure_until = exc, self._clock() + FAILURE_BACKOFF_SECONDS
+                raise
+            slot.failure = None
+            slot.next_check = self._clock() + self.refresh_seconds
+            return slot.model
+
+    def _refresh(self, name: str, slot: _Slot, model: LoadedModel) -> None:
+        slot.next_check = self._clock() + self.refresh_seconds
+        try:
+            pointer = read_pointer(self.backend, name)
+            if (pointer["version"], pointer["sha256"]) == (model.version, model.sha256):
+                return
+            slot.model = self._load(name)
+        except ModelUnavailable as exc:
+            log(
+                "WARNING",
+                "model refresh failed; serving the loaded version",
+                model=name,
+                version=model.version,
+                error=exc.message,
+            )
+
+    def _load(self, name: str) -> LoadedModel:
+        started = time.perf_counter()
+        try:
+            model = self._loader(self.backend, name)
+        except ModelUnavailable as exc:
+            log("ERROR", "model load failed", model=name, error=exc.message)
+            raise
+        log(
+            "INFO",
+            "model loaded",
+            model=name,
+            version=model.version,
+            sha256=model.sha256,
+            seconds=round(time.perf_counter() - started, 3),
+            store=self.backend.location,
+        )
+        return model
+
+
+def publish(
+    backend: Backend, name: str, version: str, artifact: bytes, metadata: Mapping[str, Any]
+) -> dict[str, str]:
+    """Upload a new version folder, then point current.json at it under a precondition."""
+    sha256 = hashlib.sha256(artifact).hexdigest()
+    if metadata.get("sha256") != sha256:
+        raise ValueError("metadata sha256 does not describe the artifact")
+    for key, data in (
+        (f"{name}/{version}/model.joblib", artifact),
+        (f"{name}/{version}/metadata.json", orjson.dumps(metadata, option=orjson.OPT_INDENT_2)),
+    ):
+        try:
+            backend.write(key, data, if_generation_match=0)
+        except PreconditionFailed as exc:
+            raise PublishConflict(f"{key} already exists; versions are never overwritten") from exc
+    return set_current(backend, name, version)
+
+
+def set_current(backend: Backend, name: str, version: str) -> dict[str, str]:
+    """Point current.json at an uploaded version; refused if another writer moved it first."""
+    metadata = _read_json(backend, f"{name}/{version}/metadata.json")
+    pointer = {"version": version, "sha256": str(metadata["sha256"])}
+    generation = backend.generation(f"{name}/current.json")
+    try:
+        backend.write(
+            f"{name}/current.json",
+            orjson.dumps(pointer, option=orjson.OPT_INDENT_2) + b"\n",
+            if_generation_match=generation,
+        )
+    except PreconditionFailed as exc:
+        raise PublishConflict(f"{name}/current.json changed while publishing; try again") from exc
+    return pointer

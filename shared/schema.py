@@ -1,0 +1,164 @@
+"""Feature schemas: what each model accepts, written into its metadata and read back to serve.
+
+Training writes `ModelSchema.to_dict()` into metadata.json; serving rebuilds it with
+`ModelSchema.from_dict()`, so a request is checked against exactly what the model was
+trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    name: str
+    minimum: float
+    maximum: float
+    description: str = ""
+    kind: str = field(default="number", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "description": self.description,
+        }
+
+    def json_schema(self) -> dict[str, Any]:
+        # Numeric strings are accepted too, so the schema admits both forms.
+        return {
+            "description": self.description,
+            "oneOf": [
+                {"type": "number", "minimum": self.minimum, "maximum": self.maximum},
+                {"type": "string", "pattern": r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"},
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    name: str
+    categories: tuple[str, ...]
+    aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    description: str = ""
+    kind: str = field(default="category", init=False)
+
+    def lookup(self) -> dict[str, str]:
+        """Every accepted spelling, case-folded, mapped to its canonical category."""
+        table = {category.casefold(): category for category in self.categories}
+        for category, spellings in self.aliases.items():
+            table.update({spelling.casefold(): category for spelling in spellings})
+        return table
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "categories": list(self.categories),
+            "aliases": {category: list(spellings) for category, spellings in self.aliases.items()},
+            "description": self.description,
+        }
+
+    def json_schema(self) -> dict[str, Any]:
+        spellings = sorted({*self.categories, *(s for a in self.aliases.values() for s in a)})
+        return {
+            "description": f"{self.description} Case-insensitive; aliases accepted.".strip(),
+            "type": "string",
+            "examples": spellings,
+        }
+
+
+Feature = NumericFeature | CategoricalFeature
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    features: tuple[Feature, ...]
+    target: str
+    target_description: str = ""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(feature.name for feature in self.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": [feature.to_dict() for feature in self.features],
+            "target": {"name": self.target, "description": self.target_description},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSchema:
+        return cls(
+            features=tuple(_feature_from_dict(item) for item in data["features"]),
+            target=data["target"]["name"],
+            target_description=data["target"].get("description", ""),
+        )
+
+    def json_schema(self) -> dict[str, Any]:
+        """A JSON Schema for one instance."""
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {feature.name: feature.json_schema() for feature in self.features},
+            "required": list(self.feature_names),
+            "additionalProperties": False,
+        }
+
+
+def _feature_from_dict(data: Mapping[str, Any]) -> Feature:
+    if data["type"] == "number":
+        return NumericFeature(
+            name=data["name"],
+            minimum=float(data["minimum"]),
+            maximum=float(data["maximum"]),
+            description=data.get("description", ""),
+        )
+    if data["type"] == "category":
+        return CategoricalFeature(
+            name=data["name"],
+            categories=tuple(data["categories"]),
+            aliases={key: tuple(value) for key, value in data.get("aliases", {}).items()},
+            description=data.get("description", ""),
+        )
+    raise ValueError(f"unknown feature type {data['type']!r} for {data['name']!r}")
+
+
+CUSTOMER_NEEDS = ModelSchema(
+    features=(
+        NumericFeature("age", 18, 100, "Customer age in years."),
+        CategoricalFeature(
+            "gender",
+            categories=("female", "male", "other"),
+            aliases={
+                "female": ("f", "woman", "w"),
+                "male": ("m", "man"),
+                "other": ("o", "x", "non-binary", "nonbinary", "diverse"),
+            },
+            description="Customer gender.",
+        ),
+        NumericFeature("income", 0, 10_000_000, "Yearly income."),
+    ),
+    target="purchase_amount",
+    target_description="Predicted yearly purchase amount, in the income's currency.",
+)
+
+MARKET_TREND = ModelSchema(
+    features=(
+        NumericFeature("sales", 0, 1e9, "This quarter's sales (real consumption, bn)."),
+        NumericFeature("population", 0, 1e7, "Population, thousands."),
+        NumericFeature("gdp", 0, 1e9, "This quarter's real GDP, bn."),
+    ),
+    target="future_sales",
+    target_description="Predicted sales next quarter.",
+)
+
+SCHEMAS: Mapping[str, ModelSchema] = {
+    "customer_needs": CUSTOMER_NEEDS,
+    "market_trend": MARKET_TREND,
+}

@@ -1,0 +1,77 @@
+"""Every environment variable the functions read, parsed once into a value object.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| MODEL_STORE | local folder or gs://bucket/prefix holding the models | the repository's models/ |
+| CORS_ALLOWED_ORIGINS | comma-separated origins allowed to call from browsers; `*` for any | none |
+| MAX_BODY_BYTES | largest request body accepted | 10 MiB |
+| MAX_INSTANCES | most rows accepted in one request | 100000 |
+| MODEL_REFRESH_SECONDS | how often current.json is checked for a new version | 60 |
+| STORAGE_TIMEOUT_SECONDS | total time allowed for one model store read, retries included | 5 |
+| GOOGLE_CLOUD_PROJECT | project id, used to link log lines to traces | unset |
+| STORAGE_EMULATOR_HOST | a Cloud Storage emulator to use instead of the real service | unset |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
+
+DEFAULT_MODEL_STORE = str(Path(__file__).resolve().parent.parent / "models")
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; raised when settings are read."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_store: str = DEFAULT_MODEL_STORE
+    cors_allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_instances: int = 100_000
+    model_refresh_seconds: float = 60.0
+    storage_timeout_seconds: float = 5.0
+    project: str | None = None
+    storage_emulator_host: str | None = None
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `environ` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    return Settings(
+        model_store=env.get("MODEL_STORE") or DEFAULT_MODEL_STORE,
+        cors_allowed_origins=_origins(env.get("CORS_ALLOWED_ORIGINS", "")),
+        max_body_bytes=_positive(env, "MAX_BODY_BYTES", Settings.max_body_bytes, int),
+        max_instances=_positive(env, "MAX_INSTANCES", Settings.max_instances, int),
+        model_refresh_seconds=_positive(
+            env, "MODEL_REFRESH_SECONDS", Settings.model_refresh_seconds, float
+        ),
+        storage_timeout_seconds=_positive(
+            env, "STORAGE_TIMEOUT_SECONDS", Settings.storage_timeout_seconds, float
+        ),
+        project=env.get("GOOGLE_CLOUD_PROJECT") or None,
+        storage_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
+    )
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+
+
+def _positive(env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a positive number, got {raw!r}") from exc
+    if value <= 0:
+        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+    return value
