@@ -94,7 +94,11 @@ def _client(emulator_host: str | None) -> storage.Client:
     if emulator_host:
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project="local", credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
+        return storage.Client(
+            project="local",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": emulator_host},
+        )
     return storage.Client()
 
 

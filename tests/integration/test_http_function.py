@@ -1,0 +1,279 @@
+"""Both HTTP functions driven over real HTTP: every format and every error status."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+import pytest
+import requests
+
+from shared.model_store import load_current
+from tests.integration.conftest import BUNDLED, TARGETS, StartFunction
+from tests.integration.support import FunctionServer
+
+CUSTOMERS = [
+    {"age": 35, "gender": "F", "income": "52000"},
+    {"age": "61", "gender": "male", "income": 90000.5},
+    {"age": 18, "gender": "Other", "income": 0},
+]
+MARKETS = [
+    {"sales": 9000, "population": 300000, "gdp": 13000},
+    {"sales": "4000.5", "population": 200000, "gdp": 6000},
+]
+CANONICAL = {"F": "female", "male": "male", "Other": "other"}
+
+
+def expected(name: str, rows: list[dict[str, object]]) -> list[float]:
+    """The bundled model's own in-process predictions for `rows`."""
+    model = load_current(BUNDLED, name)
+    frame = pd.DataFrame(rows)
+    for column in model.schema.feature_names:
+        if column == "gender":
+            frame[column] = frame[column].map(CANONICAL)
+        else:
+            frame[column] = frame[column].astype(float)
+    return [float(v) for v in model.pipeline.predict(frame[list(model.schema.feature_names)])]
+
+
+@pytest.fixture
+def customer(running: dict[str, FunctionServer]) -> FunctionServer:
+    return running["customer_needs"]
+
+
+@pytest.fixture
+def market(running: dict[str, FunctionServer]) -> FunctionServer:
+    return running["market_trend"]
+
+
+def test_json_instances_get_predictions_aligned_with_model_version(customer, market):
+    for server, name, rows in (
+        (customer, "customer_needs", CUSTOMERS),
+        (market, "market_trend", MARKETS),
+    ):
+        response = requests.post(server.url, json={"instances": rows, "parameters": {}}, timeout=30)
+
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["predictions"] == pytest.approx(expected(name, rows), rel=1e-12)
+        assert body["model"] == {"name": name, "version": "1"}
+        assert response.headers["X-Model-Name"] == name
+        assert response.headers["X-Model-Version"] == "1"
+
+
+def test_bare_object_is_one_instance(customer):
+    response = requests.post(customer.url, json=CUSTOMERS[0], timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == pytest.approx(
+        expected("customer_needs", CUSTOMERS[:1])
+    )
+
+
+def test_function_also_answers_under_its_own_name(customer):
+    response = requests.post(
+        f"{customer.url}/predict_customer_needs", json=CUSTOMERS[0], timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+
+
+def test_csv_in_any_column_order_comes_back_with_prediction_and_extras_untouched(customer):
+    body = 'customer_id,income,note,gender,age\r\nA-1,52000,"hello, ""world""\nline two",F,35\r\n'
+    body += "B-2,90000.5,=1+1,male,61\r\n"
+
+    response = requests.post(
+        customer.url, data=body.encode(), headers={"Content-Type": "text/csv"}, timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0]) == [
+        "customer_id",
+        "income",
+        "note",
+        "gender",
+        "age",
+        "purchase_amount",
+    ]
+    assert [row["customer_id"] for row in rows] == ["A-1", "B-2"]
+    assert rows[0]["note"] == 'hello, "world"\nline two'
+    assert rows[1]["note"] == "=1+1"
+    assert rows[1]["income"] == "90000.5"
+    predicted = [float(row["purchase_amount"]) for row in rows]
+    assert predicted == pytest.approx(expected("customer_needs", CUSTOMERS[:2]), rel=1e-12)
+
+
+def test_get_returns_the_model_card(market):
+    response = requests.get(market.url, timeout=30)
+
+    assert response.status_code == 200, response.text
+    card = response.json()
+    assert card["name"] == "market_trend"
+    assert card["version"] == "1"
+    assert [f["name"] for f in card["features"]] == ["sales", "population", "gdp"]
+    assert card["target"]["name"] == "future_sales"
+    assert set(card["metrics"]["holdout"]) == {"r2", "mae", "rmse"}
+    assert card["instance_schema"]["required"] == ["sales", "population", "gdp"]
+    example = requests.post(market.url, json=card["example_request"], timeout=30)
+    assert example.status_code == 200, example.text
+
+
+def test_card_lists_category_aliases(customer):
+    card = requests.get(customer.url, timeout=30).json()
+
+    gender = next(f for f in card["features"] if f["name"] == "gender")
+    assert gender["categories"] == ["female", "male", "other"]
+    assert "m" in gender["aliases"]["male"]
+
+
+def test_invalid_rows_get_422_naming_every_row_and_field(customer):
+    rows = [
+        CUSTOMERS[0],
+        {"age": "NaN", "gender": "M", "income": 1},
+        {"age": True, "gender": "robot", "income": -5, "email": "a@b.c"},
+        {"gender": "f", "income": {"a": 1}},
+    ]
+
+    response = requests.post(customer.url, json={"instances": rows}, timeout=30)
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    faults = {(d["row"], d["field"]): d["reason"] for d in error["details"]}
+    assert faults == {
+        (1, "age"): "must be a finite number",
+        (2, "email"): "unknown field",
+        (2, "age"): "must be a number",
+        (2, "gender"): "must be one of female, male, other",
+        (2, "income"): "must be between 0 and 1e+07",
+        (3, "age"): "missing",
+        (3, "income"): "must be a number",
+    }
+
+
+def test_invalid_csv_rows_get_422_too(customer):
+    body = b"age,gender,income\n35,f,100\n300,f,100\n"
+
+    response = requests.post(
+        customer.url, data=body, headers={"Content-Type": "text/csv"}, timeout=30
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"] == [
+        {"row": 1, "field": "age", "reason": "must be between 18 and 100"}
+    ]
+
+
+def test_options_not_yet_available_answer_422(customer):
+    response = requests.post(
+        customer.url,
+        json={"instances": CUSTOMERS, "parameters": {"interval": 0.9, "explain": True}},
+        timeout=30,
+    )
+
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert {d["field"] for d in details} == {"parameters.interval", "parameters.explain"}
+    assert all(d["reason"] == "not available for this model" for d in details)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b'{"instances": [', "application/json", 400, "bad_request"),
+        (b'{"age": NaN, "gender": "f", "income": 1}', "application/json", 400, "bad_request"),
+        (b"[1, 2]", "application/json", 400, "bad_request"),
+        (b"age,gender\n1,2,3\n", "text/csv", 400, "bad_request"),
+        (b'age,gender,income\n"35"x,f,1\n', "text/csv", 400, "bad_request"),
+        (b"\xff\xfeage", "text/csv", 400, "bad_request"),
+        (b"age=35", "text/plain", 415, "unsupported_media_type"),
+        (b"<a/>", "application/xml", 415, "unsupported_media_type"),
+    ],
+)
+def test_malformed_bodies_and_wrong_types(customer, body, content_type, status, code):
+    response = requests.post(
+        customer.url, data=body, headers={"Content-Type": content_type}, timeout=30
+    )
+
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+
+
+def test_unknown_path_is_404_and_wrong_method_405_with_allow(customer):
+    for path in ("/nope", "/favicon.ico", "/predict_market_trend"):
+        response = requests.get(customer.url + path, timeout=30)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+    for method in ("PUT", "DELETE", "PATCH"):
+        response = requests.request(method, customer.url, json={}, timeout=30)
+        assert response.status_code == 405
+        assert response.headers["Allow"] == "GET, HEAD, POST, OPTIONS"
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_limits_answer_413_before_parsing(published: str, start_function: StartFunction):
+    server = start_function(
+        TARGETS["customer_needs"], MODEL_STORE=published, MAX_BODY_BYTES="2000", MAX_INSTANCES="3"
+    )
+    four = {"instances": CUSTOMERS + CUSTOMERS[:1]}
+    four_csv = b"age,gender,income\n" + b"30,f,1\n" * 4
+    oversized = b'{"instances": [' + b" " * 5000 + b"]}"
+
+    def chunked():
+        yield oversized[:1000]
+        yield oversized[1000:]
+
+    responses = [
+        requests.post(server.url, json=four, timeout=30),
+        requests.post(server.url, data=four_csv, headers={"Content-Type": "text/csv"}, timeout=30),
+        requests.post(
+            server.url, data=oversized, headers={"Content-Type": "application/json"}, timeout=30
+        ),
+        requests.post(
+            server.url, data=chunked(), headers={"Content-Type": "application/json"}, timeout=30
+        ),
+    ]
+
+    assert [r.status_code for r in responses] == [413, 413, 413, 413]
+    assert all(r.json()["error"]["code"] == "payload_too_large" for r in responses)
+    within = requests.post(server.url, json={"instances": CUSTOMERS}, timeout=30)
+    assert within.status_code == 200
+
+
+def test_missing_model_is_503_with_retry_after(bucket: str, start_function: StartFunction):
+    server = start_function(TARGETS["market_trend"], MODEL_STORE=f"gs://{bucket}/empty")
+
+    response = requests.post(server.url, json=MARKETS[0], timeout=30)
+
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.json()["error"]["code"] == "model_unavailable"
+    assert "market_trend/current.json" in response.json()["error"]["message"]
+
+
+def test_errors_never_echo_secrets_or_traces(customer):
+    secret = "Bearer s3cr3t-token-value"
+    headers = {
+        "Authorization": secret,
+        "Content-Type": "application/json",
+        "X-Api-Key": "k3y-v4lue",
+    }
+
+    responses = [
+        requests.post(customer.url, data=b"{oops", headers=headers, timeout=30),
+        requests.post(customer.url + "/x", data=b"{}", headers=headers, timeout=30),
+        requests.put(customer.url, data=b"{}", headers=headers, timeout=30),
+    ]
+
+    for response in responses:
+        assert "s3cr3t" not in response.text
+        assert "k3y-v4lue" not in response.text
+        assert "Traceback" not in response.text
+        assert "s3cr3t" not in str(response.headers)
+    log = "\n".join(customer.log_lines())
+    assert "s3cr3t" not in log
+    assert "k3y-v4lue" not in log

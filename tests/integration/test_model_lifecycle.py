@@ -1,0 +1,184 @@
+"""The model store under a running function: swaps, outages, tampering and first-request bursts."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import pickle
+import threading
+import time
+
+import joblib
+import orjson
+import pandas as pd
+import pytest
+import requests
+
+from models import data
+from models.training import train
+from shared.model_store import publish
+from shared.schema import CUSTOMER_NEEDS
+from tests.integration.conftest import StartFunction, gcs_backend, publish_all
+from tests.integration.support import FakeGcs
+
+ROW = {"age": 40, "gender": "female", "income": 60000}
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.2):
+    """Poll until `condition()` returns something truthy; return it (or fail)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def model_loaded_lines(server) -> list[dict]:
+    lines = [orjson.loads(line) for line in server.log_lines() if line.startswith("{")]
+    return [line for line in lines if line["message"] == "model loaded"]
+
+
+def test_new_version_is_served_without_restart(
+    gcs: FakeGcs, bucket: str, published: str, start_function: StartFunction
+):
+    server = start_function(
+        "predict_customer_needs", MODEL_STORE=published, MODEL_REFRESH_SECONDS="0.5"
+    )
+    before = requests.post(server.url, json=ROW, timeout=30)
+    frame = data.customers(400, seed=99)
+    frame["purchase_amount"] *= 3
+    v2 = train("customer_needs", CUSTOMER_NEEDS, frame, version="2")
+
+    publish(gcs_backend(gcs, bucket), "customer_needs", "2", v2.artifact, v2.metadata)
+
+    after = wait_for(
+        lambda: (
+            (r := requests.post(server.url, json=ROW, timeout=30)).headers.get("X-Model-Version")
+            == "2"
+            and r
+        )
+    )
+    assert before.headers["X-Model-Version"] == "1"
+    expected = predict_in_process(v2.artifact, ROW)
+    assert after.json()["predictions"] == pytest.approx([expected], rel=1e-12)
+    assert after.json()["model"]["version"] == "2"
+
+
+def predict_in_process(artifact: bytes, row: dict) -> float:
+    model = joblib.load(io.BytesIO(artifact))
+    return float(model.predict(pd.DataFrame([row]))[0])
+
+
+def test_storage_down_before_first_load_is_503_fast_then_recovers(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction
+):
+    server = start_function(
+        "predict_market_trend", MODEL_STORE=f"gs://{bucket}/models", STORAGE_TIMEOUT_SECONDS="2"
+    )
+    gcs.stop()
+    row = {"sales": 9000, "population": 300000, "gdp": 13000}
+
+    down = requests.post(server.url, json=row, timeout=15)  # the bound: no minute-long retries
+
+    assert down.status_code == 503
+    assert down.headers["Retry-After"].isdigit()
+    assert down.json()["error"]["code"] == "model_unavailable"
+    gcs.start()
+    gcs.create_bucket(bucket)
+    publish_all(gcs, bucket)
+    recovered = wait_for(
+        lambda: (r := requests.post(server.url, json=row, timeout=15)).status_code == 200 and r
+    )
+    assert recovered.headers["X-Model-Version"] == "1"
+
+
+def test_loaded_model_keeps_serving_while_storage_is_down(
+    gcs: FakeGcs, published: str, start_function: StartFunction
+):
+    server = start_function(
+        "predict_customer_needs", MODEL_STORE=published, MODEL_REFRESH_SECONDS="0.2"
+    )
+    assert requests.post(server.url, json=ROW, timeout=30).status_code == 200
+    gcs.stop()
+
+    try:
+        statuses = []
+        for _ in range(5):
+            time.sleep(0.3)
+            statuses.append(requests.post(server.url, json=ROW, timeout=30).status_code)
+    finally:
+        gcs.start()
+
+    assert statuses == [200] * 5
+    warnings = [line for line in server.log_lines() if "model refresh failed" in line]
+    assert warnings
+
+
+class _RunsCode:
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("tampering", ["corrupted", "code"])
+def test_tampered_artifact_is_refused_before_unpickling(
+    gcs: FakeGcs,
+    bucket: str,
+    published: str,
+    start_function: StartFunction,
+    tmp_path: pathlib.Path,
+    tampering: str,
+):
+    marker = tmp_path / "pwned"
+    payload = b"\x00garbage" * 100 if tampering == "corrupted" else pickle.dumps(_RunsCode(marker))
+    gcs.put(bucket, "models/customer_needs/1/model.joblib", payload)
+    server = start_function("predict_customer_needs", MODEL_STORE=published)
+
+    response = requests.post(server.url, json=ROW, timeout=30)
+
+    assert response.status_code == 503
+    assert "sha256" in response.json()["error"]["message"]
+    assert not marker.exists()
+
+
+def test_artifact_from_another_scikit_learn_is_refused(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction
+):
+    trained = train("customer_needs", CUSTOMER_NEEDS, data.customers(300), version="old")
+    metadata = {
+        **trained.metadata,
+        "versions": {**trained.metadata["versions"], "scikit-learn": "0.24.2"},
+    }
+    publish(gcs_backend(gcs, bucket), "customer_needs", "old", trained.artifact, metadata)
+    server = start_function("predict_customer_needs", MODEL_STORE=f"gs://{bucket}/models")
+
+    response = requests.get(server.url, timeout=30)
+
+    assert response.status_code == 503
+    assert "scikit-learn 0.24.2" in response.json()["error"]["message"]
+
+
+def test_fifty_concurrent_first_requests_load_the_model_once(
+    published: str, start_function: StartFunction
+):
+    server = start_function("predict_customer_needs", MODEL_STORE=published)
+    start = threading.Barrier(50)
+    statuses: list[int] = []
+
+    def call() -> None:
+        session = requests.Session()
+        start.wait()
+        statuses.append(session.post(server.url, json=ROW, timeout=60).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 50
+    assert len(model_loaded_lines(server)) == 1
