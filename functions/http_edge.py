@@ -146,7 +146,9 @@ def _predict(
         return _csv(codecs.encode_csv(table), model_name, model.version)
     return _json(
         {
-            "predictions": json_predictions(result, model.schema.target, options),
+            "predictions": json_predictions(
+                result, model.schema.target, model.schema.feature_names, options
+            ),
             "model": {"name": model_name, "version": model.version},
         },
         model_name,

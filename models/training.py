@@ -1,11 +1,21 @@
-"""Fit a model on a DataFrame, measure it on held-out rows, and describe it in metadata."""
+"""Train a model honestly: clean with the serving validator, pick by cross-validation, report.
+
+Rows are split once into fit / calibration / held-out (chronologically for the market series,
+at random for customers). Candidates are compared by cross-validation on the fit rows; the
+winner is refit on them, calibrated for conformal intervals on the calibration rows, and
+measured on held-out rows it never saw, next to the seed's LinearRegression and a naive
+baseline.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import platform
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,79 +23,317 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LinearRegression
+from sklearn.base import RegressorMixin, clone
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import KFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
+from shared.intervals import calibration_residuals, half_width
 from shared.preprocessing import validate
-from shared.schema import CategoricalFeature, ModelSchema
+from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, ModelSchema
+
+SEED = 20261128
+CV_FOLDS = 5
+CV_MAX_ROWS = 50_000
+BACKGROUND_ROWS = 50
+CALIBRATION_KEEP = 2_000
+COVERAGE_LEVELS = (0.8, 0.9, 0.95)
+OUTLIER_IQRS = 10.0
+SEED_MODEL = "linear_regression"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is trained: its schema, its candidates and its naive baseline."""
+
+    name: str
+    schema: ModelSchema
+    time_ordered: bool
+    candidates: Callable[[], dict[str, Pipeline]]
+    naive: Callable[[pd.Series, pd.DataFrame], np.ndarray]
+    naive_name: str
 
 
 @dataclass(frozen=True)
 class Trained:
     artifact: bytes
     metadata: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)
 
 
-def build_pipeline(schema: ModelSchema) -> Pipeline:
-    encoders = [
-        (
-            feature.name,
-            OneHotEncoder(categories=[list(feature.categories)], handle_unknown="ignore"),
-            [feature.name],
-        )
-        for feature in schema.features
-        if isinstance(feature, CategoricalFeature)
+def _columns(schema: ModelSchema, *, scale: bool) -> ColumnTransformer:
+    categorical = [f for f in schema.features if isinstance(f, CategoricalFeature)]
+    numeric = [f.name for f in schema.features if not isinstance(f, CategoricalFeature)]
+    steps: list[tuple[str, Any, list[str]]] = [
+        (f.name, OneHotEncoder(categories=[list(f.categories)], handle_unknown="ignore"), [f.name])
+        for f in categorical
     ]
-    columns = ColumnTransformer(encoders, remainder="passthrough", verbose_feature_names_out=False)
-    return Pipeline([("features", columns), ("model", LinearRegression())])
+    steps.append(("numeric", StandardScaler() if scale else "passthrough", numeric))
+    return ColumnTransformer(steps, verbose_feature_names_out=False)
+
+
+def _seed_model(schema: ModelSchema) -> Pipeline:
+    return Pipeline([("features", _columns(schema, scale=False)), ("model", LinearRegression())])
+
+
+def _boosting(schema: ModelSchema) -> Pipeline:
+    model = HistGradientBoostingRegressor(random_state=SEED)
+    return Pipeline([("features", _columns(schema, scale=False)), ("model", model)])
+
+
+def customer_candidates() -> dict[str, Pipeline]:
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13))
+    return {
+        SEED_MODEL: _seed_model(CUSTOMER_NEEDS),
+        "ridge": Pipeline([("features", _columns(CUSTOMER_NEEDS, scale=True)), ("model", ridge)]),
+        "gradient_boosting": _boosting(CUSTOMER_NEEDS),
+    }
+
+
+def market_candidates() -> dict[str, Pipeline]:
+    # Growth is multiplicative: a ridge on log features, predicting log sales, extrapolates.
+    log_ridge = TransformedTargetRegressor(
+        regressor=Pipeline(
+            [
+                ("log", FunctionTransformer(np.log, feature_names_out="one-to-one")),
+                ("scale", StandardScaler()),
+                ("ridge", RidgeCV(alphas=np.logspace(-4, 2, 13))),
+            ]
+        ),
+        func=np.log,
+        inverse_func=np.exp,
+    )
+    return {
+        SEED_MODEL: _seed_model(MARKET_TREND),
+        "log_ridge": Pipeline(
+            [("features", _columns(MARKET_TREND, scale=False)), ("model", log_ridge)]
+        ),
+        "gradient_boosting": _boosting(MARKET_TREND),
+    }
+
+
+RECIPES: Mapping[str, Recipe] = {
+    "customer_needs": Recipe(
+        name="customer_needs",
+        schema=CUSTOMER_NEEDS,
+        time_ordered=False,
+        candidates=customer_candidates,
+        naive=lambda fit_target, rows: np.full(len(rows), float(fit_target.mean())),
+        naive_name="mean",
+    ),
+    "market_trend": Recipe(
+        name="market_trend",
+        schema=MARKET_TREND,
+        time_ordered=True,
+        candidates=market_candidates,
+        naive=lambda fit_target, rows: rows["sales"].to_numpy(dtype=float),
+        naive_name="last_value",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    features: pd.DataFrame
+    target: pd.Series
+    dropped: dict[str, int]
+
+
+def clean(data: pd.DataFrame, schema: ModelSchema) -> Cleaned:
+    """The rows serving would accept, with a usable target; every dropped row counted."""
+    checked = validate(data, schema, allow_extra=True)
+    dropped: dict[str, int] = {}
+    rejected = checked.rejected_rows or (frozenset(range(len(data))) if checked.problems else ())
+    for problem in checked.problems:
+        key = f"{problem.field}: {problem.reason}"
+        dropped[key] = dropped.get(key, 0) + 1
+    if schema.target not in data.columns:
+        raise ValueError(f"training data has no {schema.target!r} column")
+    target = pd.to_numeric(data[schema.target], errors="coerce").astype(float)
+    kept = target.index.difference(pd.Index(sorted(rejected)))
+    finite = np.isfinite(target.loc[kept].to_numpy())
+    dropped_target = int((~finite).sum())
+    if dropped_target:
+        dropped[f"{schema.target}: missing or not a number"] = dropped_target
+    kept = kept[finite]
+    median = target.loc[kept].median()
+    iqr = target.loc[kept].quantile(0.75) - target.loc[kept].quantile(0.25)
+    inlier = (target.loc[kept] - median).abs() <= OUTLIER_IQRS * max(float(iqr), 1e-12)
+    if int((~inlier).sum()):
+        dropped[f"{schema.target}: outlier (over {OUTLIER_IQRS:g} IQR from the median)"] = int(
+            (~inlier).sum()
+        )
+    kept = kept[inlier.to_numpy()]
+    return Cleaned(checked.features.loc[kept], target.loc[kept], dropped)
+
+
+def split(rows: int, time_ordered: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions for fit (65%), calibration (15%) and held-out (20%) rows."""
+    order = np.arange(rows) if time_ordered else np.random.default_rng(SEED).permutation(rows)
+    fit_end, calibration_end = int(rows * 0.65), int(rows * 0.80)
+    return order[:fit_end], order[fit_end:calibration_end], order[calibration_end:]
 
 
 def train(
-    name: str, schema: ModelSchema, data: pd.DataFrame, version: str, *, holdout: float = 0.2
+    recipe: Recipe,
+    data: pd.DataFrame,
+    version: str,
+    created: datetime,
+    progress: Progress = lambda message: None,
 ) -> Trained:
-    """Clean `data` with the serving validator, fit, and score on the last `holdout` share."""
-    checked = validate(data, schema, allow_extra=True)
-    target = pd.to_numeric(data.loc[checked.features.index, schema.target], errors="coerce")
-    usable = np.isfinite(target.to_numpy(dtype=float))
-    features, target = checked.features[usable], target[usable]
-    split = int(len(features) * (1 - holdout))
-    pipeline = build_pipeline(schema)
-    pipeline.fit(features.iloc[:split], target.iloc[:split])
-    predicted = pipeline.predict(features.iloc[split:])
-    artifact = _dump(pipeline)
-    metadata = {
-        "name": name,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "estimator": type(pipeline[-1]).__name__,
-        "schema": schema.to_dict(),
-        "sha256": hashlib.sha256(artifact).hexdigest(),
-        "metrics": {"holdout": _metrics(target.iloc[split:].to_numpy(), predicted)},
-        "training": {
-            "rows_read": len(data),
-            "rows_dropped": len(data) - len(features),
-            "rows_fit": split,
-            "rows_holdout": len(features) - split,
-            "fingerprint": _fingerprint(data),
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "scikit-learn": sklearn.__version__,
-            "pandas": pd.__version__,
-            "numpy": np.__version__,
-            "joblib": joblib.__version__,
-        },
-        "example_instance": _example(features),
+    """Everything on one core: predictable on a shared machine, and as fast there."""
+    with threadpool_limits(1):
+        return _train(recipe, data, version, created, progress)
+
+
+def _train(
+    recipe: Recipe, data: pd.DataFrame, version: str, created: datetime, progress: Progress
+) -> Trained:
+    started = time.perf_counter()
+    cleaned = clean(data, recipe.schema)
+    rows = len(cleaned.features)
+    if rows < 40:
+        raise ValueError(f"only {rows} usable rows after cleaning; at least 40 are needed")
+    progress(f"{recipe.name}: {len(data)} rows read, {rows} usable")
+    fit, calibration, held_out = split(rows, recipe.time_ordered)
+    features, target = (
+        cleaned.features.reset_index(drop=True),
+        cleaned.target.reset_index(drop=True),
+    )
+    x_fit, y_fit = features.iloc[fit], target.iloc[fit]
+    cv_scores = cross_validate(recipe, x_fit, y_fit, progress)
+    winner_name = min(cv_scores, key=lambda name: cv_scores[name]["rmse"])
+    progress(f"{recipe.name}: {winner_name} wins cross-validation; refitting")
+    fitted = {
+        name: clone(model).fit(x_fit, y_fit)
+        for name, model in recipe.candidates().items()
+        if name in (winner_name, SEED_MODEL)
     }
-    return Trained(artifact=artifact, metadata=metadata)
+    winner = fitted[winner_name]
+    residuals = calibration_residuals(
+        target.iloc[calibration].to_numpy(),
+        winner.predict(features.iloc[calibration]),
+        CALIBRATION_KEEP,
+        SEED,
+    )
+    x_test, y_test = features.iloc[held_out], target.iloc[held_out].to_numpy()
+    predicted = winner.predict(x_test)
+    held_out_metrics = {
+        "chosen": _metrics(y_test, predicted),
+        SEED_MODEL: _metrics(y_test, fitted[SEED_MODEL].predict(x_test)),
+        recipe.naive_name: _metrics(y_test, recipe.naive(y_fit, x_test)),
+    }
+    coverage = {
+        f"{level:g}": round(
+            float(np.mean(np.abs(y_test - predicted) <= half_width(residuals, level))), 4
+        )
+        for level in COVERAGE_LEVELS
+    }
+    background = x_fit.sample(min(BACKGROUND_ROWS, len(x_fit)), random_state=SEED)
+    artifact = _dump(winner)
+    seconds = round(time.perf_counter() - started, 3)
+    progress(f"{recipe.name}: trained in {seconds} s")
+    metadata = {
+        "name": recipe.name,
+        "version": version,
+        "created": created.isoformat(timespec="seconds"),
+        "estimator": winner_name,
+        "schema": recipe.schema.to_dict(),
+        "sha256": hashlib.sha256(artifact).hexdigest(),
+        "metrics": {
+            "held_out": held_out_metrics,
+            "cross_validation": cv_scores,
+            "interval_coverage": coverage,
+        },
+        "training": {
+            "fingerprint": fingerprint(data),
+            "rows_read": len(data),
+            "rows_dropped": len(data) - rows,
+            "dropped_reasons": cleaned.dropped,
+            "rows_fit": len(fit),
+            "rows_calibration": len(calibration),
+            "rows_held_out": len(held_out),
+            "split": "chronological" if recipe.time_ordered else "random",
+            "ranges": _ranges(x_fit, recipe.schema),
+        },
+        "intervals": {"method": "split-conformal", "abs_residuals": residuals},
+        "explanations": {
+            "method": "exact Shapley values against a background sample",
+            "background": _records(background),
+        },
+        "versions": library_versions(),
+        "example_instance": _records(features.iloc[:1])[0],
+    }
+    return Trained(artifact, metadata, {"seconds": seconds})
 
 
-def _dump(pipeline: Pipeline) -> bytes:
+def cross_validate(
+    recipe: Recipe, features: pd.DataFrame, target: pd.Series, progress: Progress
+) -> dict[str, dict[str, float]]:
+    if len(features) > CV_MAX_ROWS:  # selection needs a fair comparison, not every row
+        keep = np.sort(
+            np.random.default_rng(SEED).choice(len(features), CV_MAX_ROWS, replace=False)
+        )
+        features, target = features.iloc[keep], target.iloc[keep]
+    folds = (
+        TimeSeriesSplit(CV_FOLDS)
+        if recipe.time_ordered
+        else KFold(CV_FOLDS, shuffle=True, random_state=SEED)
+    )
+    scores: dict[str, dict[str, float]] = {}
+    for name, model in recipe.candidates().items():
+        errors = []
+        for fold, (train_rows, test_rows) in enumerate(folds.split(features), start=1):
+            fitted: RegressorMixin = clone(model).fit(
+                features.iloc[train_rows], target.iloc[train_rows]
+            )
+            predicted = fitted.predict(features.iloc[test_rows])
+            errors.append(float(np.sqrt(mean_squared_error(target.iloc[test_rows], predicted))))
+            progress(f"{recipe.name}: {name} fold {fold}/{CV_FOLDS} rmse {errors[-1]:.3f}")
+        scores[name] = {
+            "rmse": round(float(np.mean(errors)), 6),
+            "rmse_std": round(float(np.std(errors)), 6),
+        }
+    return scores
+
+
+def version_name(created: datetime) -> str:
+    return created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def creation_time(environ: Mapping[str, str] | None = None) -> datetime:
+    """Now, or SOURCE_DATE_EPOCH when set, so a rebuild can reproduce the same metadata."""
+    epoch = (os.environ if environ is None else environ).get("SOURCE_DATE_EPOCH")
+    if epoch:
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def fingerprint(data: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(data.astype(str), index=False).to_numpy()
+    return "sha256:" + hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def _dump(model: Pipeline) -> bytes:
     buffer = io.BytesIO()
-    joblib.dump(pipeline, buffer)
+    joblib.dump(model, buffer)
     return buffer.getvalue()
 
 
@@ -97,14 +345,22 @@ def _metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def _fingerprint(data: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(data, index=False).to_numpy()
-    return "sha256:" + hashlib.sha256(hashed.tobytes()).hexdigest()
+def _ranges(features: pd.DataFrame, schema: ModelSchema) -> dict[str, Any]:
+    ranges: dict[str, Any] = {}
+    for feature in schema.features:
+        column = features[feature.name]
+        if isinstance(feature, CategoricalFeature):
+            ranges[feature.name] = {str(k): int(v) for k, v in column.value_counts().items()}
+        else:
+            ranges[feature.name] = {"min": float(column.min()), "max": float(column.max())}
+    return ranges
 
 
-def _example(features: pd.DataFrame) -> dict[str, Any]:
-    row = features.iloc[0]
-    return {
-        str(name): (float(value) if isinstance(value, int | float | np.number) else str(value))
-        for name, value in row.items()
-    }
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            str(name): float(value) if isinstance(value, int | float | np.number) else str(value)
+            for name, value in row.items()
+        }
+        for _, row in frame.iterrows()
+    ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import InvalidInput, Problem
+from shared.explanations import shapley
+from shared.intervals import LevelTooHigh, half_width
 from shared.model_store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
@@ -65,18 +68,55 @@ def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
 
 
 def predict(model: LoadedModel, features: pd.DataFrame, options: Options) -> pd.DataFrame:
-    """One row per input row: the target column, plus interval and contribution columns."""
+    """One row per input row: the target, then `<target>_lower`/`_upper` for an interval, then
+    `base_value` and `contribution_<feature>` for explanations."""
     _check_available(model, options)
-    names = list(model.schema.feature_names)
-    values = np.asarray(model.pipeline.predict(features[names]), dtype=float)
-    return pd.DataFrame({model.schema.target: values}, index=features.index)
+    _single_threaded_kernels()
+    target, names = model.schema.target, list(model.schema.feature_names)
+    rows = features[names]
+    values = np.asarray(model.pipeline.predict(rows), dtype=float)
+    result = pd.DataFrame({target: values}, index=features.index)
+    if options.interval is not None:
+        width = interval_half_width(model, options.interval)
+        result[f"{target}_lower"] = values - width
+        result[f"{target}_upper"] = values + width
+    if options.explain:
+        background = pd.DataFrame(model.metadata["explanations"]["background"])[names]
+        base, contributions = shapley(model.pipeline.predict, rows, background, names)
+        result["base_value"] = base
+        for position, name in enumerate(names):
+            result[f"contribution_{name}"] = contributions[:, position]
+    return result
 
 
-def json_predictions(result: pd.DataFrame, target: str, options: Options) -> list[Any]:
+def interval_half_width(model: LoadedModel, level: float) -> float:
+    try:
+        return half_width(model.metadata["intervals"]["abs_residuals"], level)
+    except LevelTooHigh as exc:
+        raise InvalidInput(
+            "interval level too high", (Problem(None, "parameters.interval", str(exc)),)
+        ) from exc
+
+
+def json_predictions(
+    result: pd.DataFrame, target: str, features: Sequence[str], options: Options
+) -> list[Any]:
     """Bare numbers without extras (KServe V1 / Vertex clients read them as is), else objects."""
+    values = result[target].tolist()
     if not options.extras:
-        return result[target].tolist()
-    return [dict(row) for row in result.to_dict(orient="records")]
+        return values
+    predictions: list[dict[str, Any]] = [{target: value} for value in values]
+    if options.interval is not None:
+        lower, upper = result[f"{target}_lower"].tolist(), result[f"{target}_upper"].tolist()
+        for prediction, low, high in zip(predictions, lower, upper, strict=True):
+            prediction["interval"] = {"level": options.interval, "lower": low, "upper": high}
+    if options.explain:
+        columns = {name: result[f"contribution_{name}"].tolist() for name in features}
+        base = result["base_value"].tolist()
+        for row, prediction in enumerate(predictions):
+            prediction["base_value"] = base[row]
+            prediction["contributions"] = {name: columns[name][row] for name in features}
+    return predictions
 
 
 def _check_available(model: LoadedModel, options: Options) -> None:
@@ -87,6 +127,24 @@ def _check_available(model: LoadedModel, options: Options) -> None:
         problems.append(Problem(None, "parameters.explain", NOT_AVAILABLE))
     if problems:
         raise InvalidInput("requested output is not available for this model", tuple(problems))
+
+
+_kernels_limited = False
+_kernels_lock = threading.Lock()
+
+
+def _single_threaded_kernels() -> None:
+    """One OpenMP thread per prediction: requests already run on parallel threads, and nested
+    thread pools on a small instance are many times slower, never faster."""
+    global _kernels_limited
+    if _kernels_limited:
+        return
+    with _kernels_lock:
+        if not _kernels_limited:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1, user_api="openmp")
+            _kernels_limited = True
 
 
 def _is_level(value: object) -> bool:

@@ -150,12 +150,12 @@ CUSTOMER_NEEDS = ModelSchema(
 
 MARKET_TREND = ModelSchema(
     features=(
-        NumericFeature("sales", 0, 1e9, "This quarter's sales (real consumption, bn)."),
-        NumericFeature("population", 0, 1e7, "Population, thousands."),
-        NumericFeature("gdp", 0, 1e9, "This quarter's real GDP, bn."),
+        NumericFeature("sales", 0, 1e6, "This quarter's sales (real consumption, bn, SAAR)."),
+        NumericFeature("population", 0, 1e5, "Population, millions."),
+        NumericFeature("gdp", 0, 1e7, "This quarter's real GDP, bn, SAAR."),
     ),
     target="future_sales",
-    target_description="Predicted sales next quarter.",
+    target_description="Predicted sales next quarter, in the units of sales.",
 )
 
 SCHEMAS: Mapping[str, ModelSchema] = {

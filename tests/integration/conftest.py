@@ -14,6 +14,7 @@ from tests.integration.support import REPO, FakeGcs, FunctionServer
 
 BUNDLED = LocalFolder(REPO / "models")
 MODELS = ("customer_needs", "market_trend")
+BUNDLED_VERSION = orjson.loads(BUNDLED.read("customer_needs/current.json"))["version"]
 TARGETS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
 
 

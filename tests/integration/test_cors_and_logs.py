@@ -6,6 +6,7 @@ import json
 
 import requests
 
+from tests.integration.conftest import BUNDLED_VERSION
 from tests.integration.support import FunctionServer
 
 ALLOWED = "http://app.test"
@@ -82,7 +83,7 @@ def test_one_structured_line_per_request_without_feature_values(published: str, 
     first = requests_logged[0]
     assert first["severity"] == "INFO"
     assert first["rows"] == 2
-    assert first["model_version"] == "1"
+    assert first["model_version"] == BUNDLED_VERSION
     assert first["httpRequest"]["latency"].endswith("s")
     assert first["logging.googleapis.com/trace"] == (
         "projects/demo-project/traces/0af7651916cd43dd8448eb211c80319c"

@@ -5,12 +5,20 @@ from __future__ import annotations
 import csv
 import io
 
+import orjson
 import pandas as pd
 import pytest
 import requests
 
-from shared.model_store import load_current
-from tests.integration.conftest import BUNDLED, TARGETS, StartFunction
+from shared.intervals import half_width
+from shared.model_store import load_current, publish
+from tests.integration.conftest import (
+    BUNDLED,
+    BUNDLED_VERSION,
+    TARGETS,
+    StartFunction,
+    gcs_backend,
+)
 from tests.integration.support import FunctionServer
 
 CUSTOMERS = [
@@ -19,8 +27,8 @@ CUSTOMERS = [
     {"age": 18, "gender": "Other", "income": 0},
 ]
 MARKETS = [
-    {"sales": 9000, "population": 300000, "gdp": 13000},
-    {"sales": "4000.5", "population": 200000, "gdp": 6000},
+    {"sales": 9000, "population": 300.5, "gdp": 13000},
+    {"sales": "4000.5", "population": "200", "gdp": 6000},
 ]
 CANONICAL = {"F": "female", "male": "male", "Other": "other"}
 
@@ -57,9 +65,9 @@ def test_json_instances_get_predictions_aligned_with_model_version(customer, mar
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["predictions"] == pytest.approx(expected(name, rows), rel=1e-12)
-        assert body["model"] == {"name": name, "version": "1"}
+        assert body["model"] == {"name": name, "version": BUNDLED_VERSION}
         assert response.headers["X-Model-Name"] == name
-        assert response.headers["X-Model-Version"] == "1"
+        assert response.headers["X-Model-Version"] == BUNDLED_VERSION
 
 
 def test_bare_object_is_one_instance(customer):
@@ -112,10 +120,10 @@ def test_get_returns_the_model_card(market):
     assert response.status_code == 200, response.text
     card = response.json()
     assert card["name"] == "market_trend"
-    assert card["version"] == "1"
+    assert card["version"] == BUNDLED_VERSION
     assert [f["name"] for f in card["features"]] == ["sales", "population", "gdp"]
     assert card["target"]["name"] == "future_sales"
-    assert set(card["metrics"]["holdout"]) == {"r2", "mae", "rmse"}
+    assert set(card["metrics"]["held_out"]["chosen"]) == {"r2", "mae", "rmse"}
     assert card["instance_schema"]["required"] == ["sales", "population", "gdp"]
     example = requests.post(market.url, json=card["example_request"], timeout=30)
     assert example.status_code == 200, example.text
@@ -167,9 +175,85 @@ def test_invalid_csv_rows_get_422_too(customer):
     ]
 
 
-def test_options_not_yet_available_answer_422(customer):
+def test_interval_and_contributions_for_both_models(customer, market):
+    for server, name, rows in (
+        (customer, "customer_needs", CUSTOMERS),
+        (market, "market_trend", MARKETS),
+    ):
+        model = load_current(BUNDLED, name)
+        width = half_width(model.metadata["intervals"]["abs_residuals"], 0.9)
+
+        response = requests.post(
+            server.url,
+            json={"instances": rows, "parameters": {"interval": 0.9, "explain": True}},
+            timeout=30,
+        )
+
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        target = model.schema.target
+        assert [p[target] for p in predictions] == pytest.approx(expected(name, rows), rel=1e-12)
+        for prediction in predictions:
+            assert prediction["interval"]["level"] == 0.9
+            assert prediction["interval"]["lower"] == pytest.approx(prediction[target] - width)
+            assert prediction["interval"]["upper"] == pytest.approx(prediction[target] + width)
+            assert set(prediction["contributions"]) == set(model.schema.feature_names)
+            total = prediction["base_value"] + sum(prediction["contributions"].values())
+            assert total == pytest.approx(prediction[target], rel=1e-9)
+
+
+def test_csv_options_come_from_the_query_string(customer):
+    body = b"id,age,gender,income\n7,35,F,52000\n"
+
     response = requests.post(
-        customer.url,
+        customer.url + "?interval=0.8&explain=true",
+        data=body,
+        headers={"Content-Type": "text/csv"},
+        timeout=30,
+    )
+
+    assert response.status_code == 200, response.text
+    row = next(csv.DictReader(io.StringIO(response.text)))
+    assert list(row)[:5] == ["id", "age", "gender", "income", "purchase_amount"]
+    assert float(row["purchase_amount_lower"]) < float(row["purchase_amount"])
+    assert float(row["purchase_amount_upper"]) > float(row["purchase_amount"])
+    contributions = sum(float(row[f"contribution_{f}"]) for f in ("age", "gender", "income"))
+    assert float(row["base_value"]) + contributions == pytest.approx(
+        float(row["purchase_amount"]), rel=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [
+        ({"interval": 0.99999}, "parameters.interval"),
+        ({"interval": 1.5}, "parameters.interval"),
+        ({"interval": True}, "parameters.interval"),
+        ({"explain": "yes"}, "parameters.explain"),
+        ({"colour": "red"}, "parameters.colour"),
+    ],
+)
+def test_bad_options_are_422(customer, parameters, field):
+    response = requests.post(
+        customer.url, json={"instances": CUSTOMERS, "parameters": parameters}, timeout=30
+    )
+
+    assert response.status_code == 422
+    assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+
+
+def test_options_need_what_the_model_was_published_with(
+    gcs, bucket: str, start_function: StartFunction
+):
+    pointer = orjson.loads(BUNDLED.read("customer_needs/current.json"))
+    metadata = orjson.loads(BUNDLED.read(f"customer_needs/{pointer['version']}/metadata.json"))
+    artifact = BUNDLED.read(f"customer_needs/{pointer['version']}/model.joblib")
+    bare = {k: v for k, v in metadata.items() if k not in {"intervals", "explanations"}}
+    publish(gcs_backend(gcs, bucket), "customer_needs", pointer["version"], artifact, bare)
+    server = start_function(TARGETS["customer_needs"], MODEL_STORE=f"gs://{bucket}/models")
+
+    response = requests.post(
+        server.url,
         json={"instances": CUSTOMERS, "parameters": {"interval": 0.9, "explain": True}},
         timeout=30,
     )
