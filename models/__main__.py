@@ -26,7 +26,7 @@ import pandas as pd
 from models import data
 from models.publishing import publish_version, rollback
 from models.report import summary
-from models.training import RECIPES, Trained, creation_time, train, version_name
+from models.training import RECIPES, Trained, creation_time, train
 from shared import settings
 from shared.errors import MarketcastError
 from shared.model_store import Backend, LocalFolder, open_backend, publish
@@ -47,7 +47,7 @@ def train_into(
     store: Backend, name: str, frame: pd.DataFrame, created_epoch: int | None
 ) -> Trained:
     created = creation_time({"SOURCE_DATE_EPOCH": str(created_epoch)} if created_epoch else None)
-    trained = train(RECIPES[name], frame, version_name(created), created, progress=_progress)
+    trained = train(RECIPES[name], frame, None, created, progress=_progress)
     publish(store, name, trained.metadata["version"], trained.artifact, trained.metadata)
     return trained
 

@@ -29,9 +29,9 @@ SPELLINGS = {
 
 def customer_truth(age: np.ndarray, gender: np.ndarray, income: np.ndarray) -> np.ndarray:
     """The expected purchase amount, without noise."""
-    offset = np.select([gender == "female", gender == "male"], [120.0, 0.0], 60.0)
+    offset: np.ndarray = np.select([gender == "female", gender == "male"], [120.0, 0.0], 60.0)
     truth: np.ndarray = 400 + 900 * (1 - np.exp(-income / 60_000)) - 0.6 * (age - 45) ** 2
-    return truth + offset
+    return np.asarray(truth + offset, dtype=float)
 
 
 def customers(rows: int, seed: int = 7, *, dirty: bool = True) -> pd.DataFrame:

@@ -27,7 +27,8 @@ def summary(metadata: dict[str, Any]) -> str:
     for name, scores in metrics["cross_validation"].items():
         lines.append(f"{name:<30}{scores['rmse']:>10.3f}{scores['rmse_std']:>14.3f}")
     coverage = ", ".join(
-        f"{float(k):.0%}: {v:.1%}" for k, v in metrics["interval_coverage"].items()
+        f"{float(k):.0%}: " + (f"{v:.1%}" if v is not None else "too few calibration rows")
+        for k, v in metrics["interval_coverage"].items()
     )
     lines.append(f"interval coverage on held-out rows: {coverage}")
     return "\n".join(lines)

@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from shared.intervals import calibration_residuals, half_width
+from shared.intervals import LevelTooHigh, calibration_residuals, half_width
 from shared.preprocessing import validate
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, ModelSchema
 
@@ -184,17 +184,18 @@ def split(rows: int, time_ordered: bool) -> tuple[np.ndarray, np.ndarray, np.nda
 def train(
     recipe: Recipe,
     data: pd.DataFrame,
-    version: str,
+    version: str | None,
     created: datetime,
     progress: Progress = lambda message: None,
 ) -> Trained:
-    """Everything on one core: predictable on a shared machine, and as fast there."""
+    """`version` None names it from the creation time and the artifact's hash."""
+    # Everything on one core: predictable on a shared machine, and as fast there.
     with threadpool_limits(1):
         return _train(recipe, data, version, created, progress)
 
 
 def _train(
-    recipe: Recipe, data: pd.DataFrame, version: str, created: datetime, progress: Progress
+    recipe: Recipe, data: pd.DataFrame, version: str | None, created: datetime, progress: Progress
 ) -> Trained:
     started = time.perf_counter()
     cleaned = clean(data, recipe.schema)
@@ -231,10 +232,7 @@ def _train(
         recipe.naive_name: _metrics(y_test, recipe.naive(y_fit, x_test)),
     }
     coverage = {
-        f"{level:g}": round(
-            float(np.mean(np.abs(y_test - predicted) <= half_width(residuals, level))), 4
-        )
-        for level in COVERAGE_LEVELS
+        f"{level:g}": _coverage(y_test, predicted, residuals, level) for level in COVERAGE_LEVELS
     }
     background = x_fit.sample(min(BACKGROUND_ROWS, len(x_fit)), random_state=SEED)
     artifact = _dump(winner)
@@ -242,7 +240,7 @@ def _train(
     progress(f"{recipe.name}: trained in {seconds} s")
     metadata = {
         "name": recipe.name,
-        "version": version,
+        "version": version or version_name(created, hashlib.sha256(artifact).hexdigest()),
         "created": created.isoformat(timespec="seconds"),
         "estimator": winner_name,
         "schema": recipe.schema.to_dict(),
@@ -304,8 +302,20 @@ def cross_validate(
     return scores
 
 
-def version_name(created: datetime) -> str:
-    return created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+def _coverage(
+    actual: np.ndarray, predicted: np.ndarray, residuals: list[float], level: float
+) -> float | None:
+    """Share of held-out rows inside the interval; None where calibration is too small."""
+    try:
+        width = half_width(residuals, level)
+    except LevelTooHigh:
+        return None
+    return round(float(np.mean(np.abs(actual - predicted) <= width)), 4)
+
+
+def version_name(created: datetime, sha256: str) -> str:
+    """Sortable by time, and distinct for distinct artifacts made in the same second."""
+    return f"{created.astimezone(UTC):%Y%m%dT%H%M%SZ}-{sha256[:8]}"
 
 
 def creation_time(environ: Mapping[str, str] | None = None) -> datetime:

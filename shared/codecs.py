@@ -73,12 +73,12 @@ def decode_csv(body: bytes, max_instances: int) -> Decoded:
     except UnicodeDecodeError as exc:
         raise BadRequest(f"CSV body is not UTF-8 (byte {exc.start})") from exc
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[list[str]] = []
     try:
         header = next(reader, None)
         if not header or not any(name.strip() for name in header):
             raise BadRequest("CSV body is empty; expected a header row")
         _check_header(header)
-        records: list[list[str]] = []
         for record in reader:
             if not record:
                 continue

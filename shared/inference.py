@@ -74,7 +74,7 @@ def predict(model: LoadedModel, features: pd.DataFrame, options: Options) -> pd.
     _single_threaded_kernels()
     target, names = model.schema.target, list(model.schema.feature_names)
     rows = features[names]
-    values = np.asarray(model.pipeline.predict(rows), dtype=float)
+    values = np.asarray(model.pipeline.predict(rows), dtype=float) if len(rows) else np.empty(0)
     result = pd.DataFrame({target: values}, index=features.index)
     if options.interval is not None:
         width = interval_half_width(model, options.interval)

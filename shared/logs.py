@@ -5,6 +5,7 @@ Callers pass counts, versions, timings and codes; never raw feature values.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 
 _write_lock = threading.Lock()
+_HEX = re.compile(r"[0-9a-fA-F]{1,64}")
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 def log(severity: str, message: str, **fields: Any) -> None:
@@ -29,10 +32,10 @@ def trace_fields(header: str | None, project: str | None) -> dict[str, Any]:
         return {}
     trace, _, rest = header.partition("/")
     span = rest.split(";", 1)[0]
-    if not trace.isalnum() or len(trace) > 64:
+    if not _HEX.fullmatch(trace):
         return {}
     fields: dict[str, Any] = {"logging.googleapis.com/trace": f"projects/{project}/traces/{trace}"}
-    if span.isdigit():
+    if _DIGITS.fullmatch(span):
         fields["logging.googleapis.com/spanId"] = span
     fields["logging.googleapis.com/trace_sampled"] = rest.endswith("o=1")
     return fields

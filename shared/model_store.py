@@ -132,9 +132,18 @@ def load_current(backend: Backend, name: str) -> LoadedModel:
         version=version,
         sha256=actual_sha,
         metadata=metadata,
-        schema=ModelSchema.from_dict(metadata["schema"]),
+        schema=_schema(name, version, metadata),
         pipeline=_unpickle(name, version, artifact),
     )
+
+
+def _schema(name: str, version: str, metadata: Mapping[str, Any]) -> ModelSchema:
+    try:
+        return ModelSchema.from_dict(metadata["schema"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ArtifactRejected(
+            f"model {name} version {version}: metadata.json has no usable feature schema"
+        ) from exc
 
 
 def read_pointer(backend: Backend, name: str) -> dict[str, str]:
@@ -149,7 +158,8 @@ def read_pointer(backend: Backend, name: str) -> dict[str, str]:
 def _check_library_versions(name: str, version: str, metadata: Mapping[str, Any]) -> None:
     import sklearn
 
-    saved_with = metadata.get("versions", {}).get("scikit-learn")
+    versions = metadata.get("versions")
+    saved_with = versions.get("scikit-learn") if isinstance(versions, dict) else None
     if saved_with != sklearn.__version__:
         raise ArtifactRejected(
             f"model {name} version {version} was saved with scikit-learn {saved_with}; "

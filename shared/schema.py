@@ -35,7 +35,10 @@ class NumericFeature:
             "description": self.description,
             "oneOf": [
                 {"type": "number", "minimum": self.minimum, "maximum": self.maximum},
-                {"type": "string", "pattern": r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"},
+                {
+                    "type": "string",
+                    "pattern": r"^[ \t]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t]*$",
+                },
             ],
         }
 

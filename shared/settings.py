@@ -10,10 +10,14 @@
 | STORAGE_TIMEOUT_SECONDS | total time allowed for one model store read, retries included | 5 |
 | GOOGLE_CLOUD_PROJECT | project id, used to link log lines to traces | unset |
 | STORAGE_EMULATOR_HOST | a Cloud Storage emulator to use instead of the real service | unset |
+| MAX_EVENT_AGE_SECONDS | upload events older than this are dropped, not scored | 86400 |
+| UPLOAD_CHUNK_ROWS | rows of an upload scored (and held in memory) at a time | 50000 |
+| UPLOAD_INTERVAL_LEVEL | prediction interval level (0 to 1) added to scored uploads | unset |
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +43,9 @@ class Settings:
     storage_timeout_seconds: float = 5.0
     project: str | None = None
     storage_emulator_host: str | None = None
+    max_event_age_seconds: float = 86_400.0
+    upload_chunk_rows: int = 50_000
+    upload_interval_level: float | None = None
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +64,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         project=env.get("GOOGLE_CLOUD_PROJECT") or None,
         storage_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
+        max_event_age_seconds=_positive(
+            env, "MAX_EVENT_AGE_SECONDS", Settings.max_event_age_seconds, float
+        ),
+        upload_chunk_rows=_positive(env, "UPLOAD_CHUNK_ROWS", Settings.upload_chunk_rows, int),
+        upload_interval_level=_level(env, "UPLOAD_INTERVAL_LEVEL"),
     )
 
 
@@ -72,6 +84,20 @@ def _positive(env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T
         value = kind(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a positive number, got {raw!r}") from exc
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
+def _level(env: Mapping[str, str], name: str) -> float | None:
+    """A probability strictly between 0 and 1, or None when unset."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from exc
+    if not 0 < value < 1:  # also refuses NaN
+        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}")
     return value

@@ -1,0 +1,356 @@
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.codecs import decode_csv, decode_json, encode_csv, encode_json, instances_frame
+from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
+from shared.preprocessing import ABSENT
+
+LIMIT = 100
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    return frame.to_dict(orient="records")
+
+
+# decode_json
+
+
+def test_json_envelope_gives_one_row_per_instance_and_the_parameters() -> None:
+    body = b"""{"instances": [{"age": 35, "gender": "f", "income": 52000},
+                              {"age": "40", "gender": "m", "income": 1.5}],
+               "parameters": {"interval": 0.9}}"""
+
+    decoded = decode_json(body, LIMIT)
+
+    assert records(decoded.rows) == [
+        {"age": 35, "gender": "f", "income": 52000},
+        {"age": "40", "gender": "m", "income": 1.5},
+    ]
+    assert decoded.rows.index.tolist() == [0, 1]
+    assert dict(decoded.parameters) == {"interval": 0.9}
+
+
+def test_json_values_are_kept_raw_for_the_validator() -> None:
+    body = b'{"instances": [{"age": true, "gender": null, "income": {"a": [1]}}]}'
+
+    row = records(decode_json(body, LIMIT).rows)[0]
+
+    assert row["age"] is True
+    assert row["gender"] is None
+    assert row["income"] == {"a": [1]}
+
+
+def test_a_bare_object_is_one_instance_without_parameters() -> None:
+    decoded = decode_json(b'{"age": 35, "gender": "f", "income": 52000}', LIMIT)
+
+    assert records(decoded.rows) == [{"age": 35, "gender": "f", "income": 52000}]
+    assert dict(decoded.parameters) == {}
+
+
+@pytest.mark.parametrize("parameters", [b"", b', "parameters": null', b', "parameters": {}'])
+def test_parameters_default_to_none_asked_for(parameters: bytes) -> None:
+    body = b'{"instances": [{"age": 35}]' + parameters + b"}"
+
+    assert dict(decode_json(body, LIMIT).parameters) == {}
+
+
+def test_keys_missing_from_an_instance_are_absent_not_null() -> None:
+    body = b'{"instances": [{"age": 35, "gender": null}, {"income": 5}]}'
+
+    rows = decode_json(body, LIMIT).rows
+
+    assert list(rows.columns) == ["age", "gender", "income"]
+    assert rows.loc[0, "gender"] is None
+    assert rows.loc[0, "income"] is ABSENT
+    assert rows.loc[1, "age"] is ABSENT
+    assert rows.loc[1, "gender"] is ABSENT
+
+
+def test_an_empty_instances_list_gives_an_empty_frame() -> None:
+    rows = decode_json(b'{"instances": []}', LIMIT).rows
+
+    assert rows.empty
+    assert len(rows) == 0
+
+
+def test_empty_instances_are_rows_without_columns() -> None:
+    rows = decode_json(b'{"instances": [{}, {}]}', LIMIT).rows
+
+    assert len(rows) == 2
+    assert list(rows.columns) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"{", b'{"instances": [}', b"{'age': 1}", b'{"age": 1,}', b"\xff\xfe", b"nul"],
+)
+def test_malformed_json_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        decode_json(body, LIMIT)
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_standard_number_literals_are_a_bad_request(literal: bytes) -> None:
+    body = b'{"instances": [{"age": ' + literal + b"}]}"
+
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        decode_json(body, LIMIT)
+
+
+@pytest.mark.parametrize("body", [b"[]", b'[{"age": 1}]', b"42", b'"text"', b"null"])
+def test_a_body_that_is_not_an_object_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest, match="must be a JSON object"):
+        decode_json(body, LIMIT)
+
+
+@pytest.mark.parametrize("instances", [b"{}", b'"rows"', b"null", b"3"])
+def test_instances_must_be_a_list(instances: bytes) -> None:
+    with pytest.raises(BadRequest, match='"instances" must be a list'):
+        decode_json(b'{"instances": ' + instances + b"}", LIMIT)
+
+
+@pytest.mark.parametrize("parameters", [b"[]", b'"interval"', b"0.9", b"true"])
+def test_parameters_must_be_an_object(parameters: bytes) -> None:
+    body = b'{"instances": [], "parameters": ' + parameters + b"}"
+
+    with pytest.raises(BadRequest, match='"parameters" must be an object'):
+        decode_json(body, LIMIT)
+
+
+def test_instances_that_are_not_objects_are_listed_by_row() -> None:
+    body = b'{"instances": [{"age": 35}, [35, "f", 1], 35, {"age": 1}, null, "x"]}'
+
+    with pytest.raises(InvalidInput) as caught:
+        decode_json(body, LIMIT)
+
+    assert caught.value.problems == (
+        Problem(1, None, "must be a JSON object"),
+        Problem(2, None, "must be a JSON object"),
+        Problem(4, None, "must be a JSON object"),
+        Problem(5, None, "must be a JSON object"),
+    )
+
+
+def test_more_instances_than_allowed_is_payload_too_large() -> None:
+    body = orjson.dumps({"instances": [{"age": 35}] * 4})
+
+    with pytest.raises(PayloadTooLarge, match="at most 3 instances"):
+        decode_json(body, max_instances=3)
+
+
+def test_exactly_the_allowed_number_of_instances_is_accepted() -> None:
+    body = orjson.dumps({"instances": [{"age": 35}] * 3})
+
+    assert len(decode_json(body, max_instances=3).rows) == 3
+
+
+def test_unexpected_top_level_keys_are_a_bad_request() -> None:
+    body = b'{"instances": [], "parameters": {}, "inputs": [], "model": "x"}'
+
+    with pytest.raises(BadRequest, match="unexpected top-level keys: inputs, model"):
+        decode_json(body, LIMIT)
+
+
+def test_instances_frame_raises_before_building_anything_for_non_objects() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        instances_frame([{"a": 1}, "b"])
+
+    assert caught.value.problems == (Problem(1, None, "must be a JSON object"),)
+
+
+# decode_csv
+
+HEADER = b"age,gender,income\r\n"
+
+
+def test_csv_rows_are_read_as_text() -> None:
+    decoded = decode_csv(HEADER + b"35,f,52000\r\n40,m,1.5\r\n", LIMIT)
+
+    assert records(decoded.rows) == [
+        {"age": "35", "gender": "f", "income": "52000"},
+        {"age": "40", "gender": "m", "income": "1.5"},
+    ]
+    assert decoded.rows.index.tolist() == [0, 1]
+    assert dict(decoded.parameters) == {}
+
+
+def test_csv_with_a_byte_order_mark() -> None:
+    rows = decode_csv(b"\xef\xbb\xbf" + HEADER + b"35,f,52000\r\n", LIMIT).rows
+
+    assert list(rows.columns) == ["age", "gender", "income"]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_csv_line_endings(newline: bytes) -> None:
+    body = newline.join([b"age,gender,income", b"35,f,52000", b"40,m,1"]) + newline
+
+    rows = decode_csv(body, LIMIT).rows
+
+    assert records(rows) == [
+        {"age": "35", "gender": "f", "income": "52000"},
+        {"age": "40", "gender": "m", "income": "1"},
+    ]
+
+
+def test_csv_without_a_final_newline() -> None:
+    rows = decode_csv(HEADER + b"35,f,52000", LIMIT).rows
+
+    assert records(rows) == [{"age": "35", "gender": "f", "income": "52000"}]
+
+
+def test_quoted_csv_fields_keep_newlines_commas_and_quotes() -> None:
+    body = b'note,age\r\n"line one\r\nline two, with a comma",35\r\n"say ""hi""",36\r\n'
+
+    rows = decode_csv(body, LIMIT).rows
+
+    assert records(rows) == [
+        {"note": "line one\r\nline two, with a comma", "age": "35"},
+        {"note": 'say "hi"', "age": "36"},
+    ]
+
+
+def test_blank_csv_lines_are_skipped() -> None:
+    body = HEADER + b"\r\n35,f,52000\r\n\r\n\r\n40,m,1\r\n\r\n"
+
+    rows = decode_csv(body, LIMIT).rows
+
+    assert rows["age"].tolist() == ["35", "40"]
+    assert rows.index.tolist() == [0, 1]
+
+
+def test_csv_columns_in_any_order_and_extra_columns_kept_as_sent() -> None:
+    body = b"customer_id,income,gender,age,note\r\n007,52000,F, 35 ,\r\n"
+
+    rows = decode_csv(body, LIMIT).rows
+
+    assert list(rows.columns) == ["customer_id", "income", "gender", "age", "note"]
+    assert records(rows) == [
+        {"customer_id": "007", "income": "52000", "gender": "F", "age": " 35 ", "note": ""}
+    ]
+
+
+def test_empty_csv_cells_are_empty_strings() -> None:
+    rows = decode_csv(HEADER + b",,\r\n", LIMIT).rows
+
+    assert records(rows) == [{"age": "", "gender": "", "income": ""}]
+
+
+def test_a_header_without_rows_gives_an_empty_frame() -> None:
+    rows = decode_csv(HEADER, LIMIT).rows
+
+    assert list(rows.columns) == ["age", "gender", "income"]
+    assert len(rows) == 0
+
+
+def test_repeated_header_names_are_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="repeats the column 'age'"):
+        decode_csv(b"age,gender,age\r\n1,f,2\r\n", LIMIT)
+
+
+@pytest.mark.parametrize("header", [b"age,,income", b"age, ,income", b"age,gender,"])
+def test_empty_header_names_are_a_bad_request(header: bytes) -> None:
+    with pytest.raises(BadRequest, match="empty column name"):
+        decode_csv(header + b"\r\n1,f,2\r\n", LIMIT)
+
+
+@pytest.mark.parametrize("row", [b"35,f", b"35,f,52000,extra", b"35"])
+def test_ragged_rows_are_a_bad_request(row: bytes) -> None:
+    body = HEADER + b"36,m,1\r\n" + row + b"\r\n"
+
+    with pytest.raises(BadRequest, match="CSV row 1 has"):
+        decode_csv(body, LIMIT)
+
+
+def test_csv_that_is_not_utf8_is_a_bad_request() -> None:
+    body = "age,gender,income\r\n35,männlich,1\r\n".encode("latin-1")
+
+    with pytest.raises(BadRequest, match=r"not UTF-8 \(byte 23\)"):
+        decode_csv(body, LIMIT)
+
+
+@pytest.mark.parametrize("body", [b"", b"\xef\xbb\xbf", b"\r\n", b"\r\n\r\n35,f,1\r\n", b",,\r\n"])
+def test_an_empty_csv_body_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest, match="CSV body is empty"):
+        decode_csv(body, LIMIT)
+
+
+def test_a_broken_quote_in_a_data_row_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match=r"cannot be parsed.*data row 1"):
+        decode_csv(HEADER + b'35,f,1\r\n"36"x,m,1\r\n', LIMIT)
+
+
+def test_a_broken_quote_in_the_header_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="cannot be parsed"):
+        decode_csv(b'"age"x,gender,income\r\n35,f,1\r\n', LIMIT)
+
+
+def test_more_csv_rows_than_allowed_is_payload_too_large() -> None:
+    body = HEADER + b"35,f,1\r\n" * 4
+
+    with pytest.raises(PayloadTooLarge, match="at most 3 instances"):
+        decode_csv(body, max_instances=3)
+
+
+def test_blank_lines_do_not_count_against_the_row_limit() -> None:
+    body = HEADER + b"35,f,1\r\n\r\n\r\n" * 3
+
+    assert len(decode_csv(body, max_instances=3).rows) == 3
+
+
+# encode
+
+
+def test_encode_csv_writes_a_header_and_crlf_rows_without_the_index() -> None:
+    frame = pd.DataFrame({"age": ["35"], "purchase_amount": [812.5]}, index=[7])
+
+    assert encode_csv(frame) == b"age,purchase_amount\r\n35,812.5\r\n"
+
+
+def test_encode_csv_round_trips_through_decode_csv() -> None:
+    frame = pd.DataFrame(
+        {
+            "note": ["line one\nline two", 'say "hi", then go', "", " padded "],
+            "gender": ["f", "m", "x", "ü"],
+        }
+    )
+
+    decoded = decode_csv(encode_csv(frame), LIMIT).rows
+
+    pd.testing.assert_frame_equal(decoded, frame.astype(object))
+
+
+CELL = st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)
+NAME = CELL.filter(lambda name: name.strip() != "")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(NAME, min_size=1, max_size=4, unique=True).flatmap(
+        lambda names: st.tuples(
+            st.just(names),
+            st.lists(st.lists(CELL, min_size=len(names), max_size=len(names)), max_size=5),
+        )
+    )
+)
+def test_property_encode_csv_round_trips_any_text(
+    table: tuple[list[str], list[list[str]]],
+) -> None:
+    names, cells = table
+    frame = pd.DataFrame(cells, columns=names, dtype=object)
+
+    decoded = decode_csv(encode_csv(frame), LIMIT).rows
+
+    assert list(decoded.columns) == names
+    assert decoded.to_numpy().tolist() == cells
+
+
+def test_encode_json_serialises_numpy_values() -> None:
+    document = {"predictions": np.array([1.5, 2.0]), "count": np.int64(2)}
+
+    assert orjson.loads(encode_json(document)) == {"predictions": [1.5, 2.0], "count": 2}

@@ -1,0 +1,389 @@
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.training import Trained
+from shared.errors import InvalidInput, Problem
+from shared.inference import (
+    NOT_AVAILABLE,
+    Options,
+    json_predictions,
+    options_from_query,
+    parse_options,
+    predict,
+)
+from shared.model_store import LoadedModel, LocalFolder, load_current, publish
+from shared.preprocessing import validate
+
+LEVEL = "must be a number between 0 and 1"
+
+
+@pytest.fixture(scope="module")
+def customer_needs(
+    tmp_path_factory: pytest.TempPathFactory, customer_needs_v1: Trained
+) -> LoadedModel:
+    backend = LocalFolder(Path(tmp_path_factory.mktemp("store")))
+    publish(backend, "customer_needs", "v1", customer_needs_v1.artifact, customer_needs_v1.metadata)
+    return load_current(backend, "customer_needs")
+
+
+@pytest.fixture(scope="module")
+def market_trend(tmp_path_factory: pytest.TempPathFactory, market_trend_v1: Trained) -> LoadedModel:
+    backend = LocalFolder(Path(tmp_path_factory.mktemp("store")))
+    publish(backend, "market_trend", "v1", market_trend_v1.artifact, market_trend_v1.metadata)
+    return load_current(backend, "market_trend")
+
+
+def problems_of(parameters: dict[str, object]) -> tuple[Problem, ...]:
+    with pytest.raises(InvalidInput) as caught:
+        parse_options(parameters)
+    return caught.value.problems
+
+
+# parse_options
+
+
+def test_no_parameters_asks_for_bare_predictions() -> None:
+    options = parse_options({})
+
+    assert options == Options(interval=None, explain=False)
+    assert not options.extras
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9, 0.999, 0.01])
+def test_an_interval_level_inside_zero_and_one_is_accepted(level: float) -> None:
+    options = parse_options({"interval": level})
+
+    assert options.interval == level
+    assert options.extras
+
+
+def test_explain_true_is_accepted() -> None:
+    options = parse_options({"explain": True})
+
+    assert options == Options(interval=None, explain=True)
+    assert options.extras
+
+
+def test_null_interval_and_false_explain_mean_not_asked() -> None:
+    assert parse_options({"interval": None, "explain": False}) == Options()
+
+
+@pytest.mark.parametrize(
+    "level", [0, 1, 0.0, 1.0, -0.5, 1.5, 90, True, False, "0.9", [0.9], {}, float("nan")]
+)
+def test_a_bad_interval_level_is_invalid_input(level: object) -> None:
+    assert problems_of({"interval": level}) == (Problem(None, "parameters.interval", LEVEL),)
+
+
+@pytest.mark.parametrize("explain", ["true", 1, 0, None, "yes", [True]])
+def test_explain_must_be_a_boolean(explain: object) -> None:
+    assert problems_of({"explain": explain}) == (
+        Problem(None, "parameters.explain", "must be true or false"),
+    )
+
+
+def test_unknown_parameters_are_invalid_input() -> None:
+    assert problems_of({"confidence": 0.9, "interval": 0.9}) == (
+        Problem(None, "parameters.confidence", "unknown parameter"),
+    )
+
+
+def test_every_fault_in_the_parameters_is_reported_at_once() -> None:
+    problems = problems_of({"top_k": 3, "interval": 1, "explain": "yes"})
+
+    assert problems == (
+        Problem(None, "parameters.top_k", "unknown parameter"),
+        Problem(None, "parameters.interval", LEVEL),
+        Problem(None, "parameters.explain", "must be true or false"),
+    )
+
+
+# options_from_query
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        (" True ", True),
+        ("1", True),
+        ("false", False),
+        ("0", False),
+        ("yes", "yes"),
+        ("", ""),
+    ],
+)
+def test_explain_from_the_query_string(value: str, expected: object) -> None:
+    assert options_from_query({"explain": value}) == {"explain": expected}
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0.9", 0.9), (" 0.5 ", 0.5), ("1", 1.0)])
+def test_interval_from_the_query_string_is_a_number(value: str, expected: float) -> None:
+    assert options_from_query({"interval": value}) == {"interval": expected}
+
+
+def test_a_query_interval_that_is_not_a_number_is_left_for_parse_options() -> None:
+    parameters = options_from_query({"interval": "ninety"})
+
+    assert parameters == {"interval": "ninety"}
+    assert problems_of(parameters) == (Problem(None, "parameters.interval", LEVEL),)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "1"])
+def test_query_interval_levels_outside_zero_and_one_are_rejected(value: str) -> None:
+    assert problems_of(options_from_query({"interval": value})) == (
+        Problem(None, "parameters.interval", LEVEL),
+    )
+
+
+def test_other_query_parameters_pass_through_to_be_rejected() -> None:
+    parameters = options_from_query({"format": "csv", "explain": "false"})
+
+    assert parameters == {"format": "csv", "explain": False}
+    assert problems_of(parameters) == (Problem(None, "parameters.format", "unknown parameter"),)
+
+
+def test_query_options_parse_into_options() -> None:
+    options = parse_options(options_from_query({"interval": "0.8", "explain": "true"}))
+
+    assert options == Options(interval=0.8, explain=True)
+
+
+# predict
+
+
+def customers_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [" 35 ", 200, "61", 18],
+            "gender": ["F", "m", "x", "Male"],
+            "income": ["52000", 1, 1e6, "0"],
+        },
+        dtype=object,
+    )
+
+
+def test_predictions_equal_the_pipelines_own(customer_needs: LoadedModel) -> None:
+    features = validate(customers_frame(), customer_needs.schema).features
+
+    result = predict(customer_needs, features, Options())
+
+    expected = customer_needs.pipeline.predict(features[list(customer_needs.schema.feature_names)])
+    assert list(result.columns) == ["purchase_amount"]
+    assert result.index.tolist() == [0, 2, 3]
+    np.testing.assert_array_equal(result["purchase_amount"].to_numpy(), expected)
+    assert result["purchase_amount"].dtype == np.float64
+
+
+def test_predictions_do_not_depend_on_column_order(customer_needs: LoadedModel) -> None:
+    features = validate(customers_frame(), customer_needs.schema).features
+
+    shuffled = predict(customer_needs, features[["income", "age", "gender"]], Options())
+
+    pd.testing.assert_frame_equal(shuffled, predict(customer_needs, features, Options()))
+
+
+def test_market_trend_predictions_equal_the_pipelines_own(market_trend: LoadedModel) -> None:
+    raw = pd.DataFrame(
+        {"sales": ["1700.5", 1800], "population": [177, "178.5"], "gdp": [2700, 2750.25]},
+        dtype=object,
+    )
+    features = validate(raw, market_trend.schema).features
+
+    result = predict(market_trend, features, Options())
+
+    assert result.index.tolist() == [0, 1]
+    np.testing.assert_array_equal(
+        result["future_sales"].to_numpy(), market_trend.pipeline.predict(features)
+    )
+
+
+def test_predicting_no_rows_gives_no_predictions(customer_needs: LoadedModel) -> None:
+    # `{"instances": []}` and a header-only CSV both validate to zero rows.
+    features = validate(customers_frame().iloc[:0], customer_needs.schema).features
+
+    result = predict(customer_needs, features, Options())
+
+    assert result.empty
+    assert list(result.columns) == ["purchase_amount"]
+
+
+def without(model: LoadedModel, *keys: str) -> LoadedModel:
+    metadata = {key: value for key, value in model.metadata.items() if key not in keys}
+    return dataclasses.replace(model, metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("options", "fields"),
+    [
+        (Options(interval=0.9), ["parameters.interval"]),
+        (Options(explain=True), ["parameters.explain"]),
+        (Options(interval=0.9, explain=True), ["parameters.interval", "parameters.explain"]),
+    ],
+)
+def test_extras_are_not_available_when_the_metadata_lacks_them(
+    customer_needs: LoadedModel, options: Options, fields: list[str]
+) -> None:
+    model = without(customer_needs, "intervals", "explanations")
+    features = validate(customers_frame(), model.schema).features
+
+    with pytest.raises(InvalidInput, match="not available for this model") as caught:
+        predict(model, features, options)
+
+    assert caught.value.problems == tuple(Problem(None, field, NOT_AVAILABLE) for field in fields)
+
+
+def test_extras_are_checked_per_kind_of_metadata(customer_needs: LoadedModel) -> None:
+    model = without(customer_needs, "explanations")
+    features = validate(customers_frame(), model.schema).features
+
+    with pytest.raises(InvalidInput) as caught:
+        predict(model, features, Options(interval=0.9, explain=True))
+
+    assert caught.value.problems == (Problem(None, "parameters.explain", NOT_AVAILABLE),)
+
+
+def test_bare_predictions_need_no_extras_in_the_metadata(customer_needs: LoadedModel) -> None:
+    model = without(customer_needs, "intervals", "explanations")
+    features = validate(customers_frame(), model.schema).features
+
+    result = predict(model, features, Options())
+
+    np.testing.assert_array_equal(
+        result["purchase_amount"].to_numpy(), model.pipeline.predict(features)
+    )
+
+
+def conformal_half_width(residuals: list[float], level: float) -> float:
+    """The ceil((n + 1) * level)-th smallest absolute calibration residual."""
+    ordered = sorted(residuals)
+    return ordered[math.ceil((len(ordered) + 1) * level) - 1]
+
+
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.9])
+def test_an_interval_is_centred_on_the_prediction_with_the_conformal_width(
+    customer_needs: LoadedModel, level: float
+) -> None:
+    features = validate(customers_frame(), customer_needs.schema).features
+    residuals = customer_needs.metadata["intervals"]["abs_residuals"]
+
+    result = predict(customer_needs, features, Options(interval=level))
+
+    width = conformal_half_width(residuals, level)
+    predicted = customer_needs.pipeline.predict(features)
+    assert list(result.columns) == [
+        "purchase_amount",
+        "purchase_amount_lower",
+        "purchase_amount_upper",
+    ]
+    np.testing.assert_array_equal(result["purchase_amount"].to_numpy(), predicted)
+    np.testing.assert_allclose(result["purchase_amount_lower"].to_numpy(), predicted - width)
+    np.testing.assert_allclose(result["purchase_amount_upper"].to_numpy(), predicted + width)
+
+
+def test_a_higher_level_never_gives_a_narrower_interval(customer_needs: LoadedModel) -> None:
+    features = validate(customers_frame(), customer_needs.schema).features
+
+    widths = [
+        float(np.ptp(predict(customer_needs, features, Options(interval=level)).iloc[0, 1:]))
+        for level in (0.5, 0.8, 0.9, 0.95)
+    ]
+
+    assert widths == sorted(widths)
+    assert widths[0] > 0
+
+
+def test_a_level_the_calibration_rows_cannot_promise_is_invalid_input(
+    customer_needs: LoadedModel,
+) -> None:
+    residuals = customer_needs.metadata["intervals"]["abs_residuals"]
+    too_high = (len(residuals) + 0.5) / (len(residuals) + 1)
+    features = validate(customers_frame(), customer_needs.schema).features
+
+    with pytest.raises(InvalidInput, match="interval level too high") as caught:
+        predict(customer_needs, features, Options(interval=too_high))
+
+    [problem] = caught.value.problems
+    assert problem.field == "parameters.interval"
+    assert f"{len(residuals)} calibration rows" in problem.reason
+
+
+def test_explanations_add_up_to_the_prediction(customer_needs: LoadedModel) -> None:
+    features = validate(customers_frame(), customer_needs.schema).features
+    names = list(customer_needs.schema.feature_names)
+    background = pd.DataFrame(customer_needs.metadata["explanations"]["background"])[names]
+
+    result = predict(customer_needs, features, Options(explain=True))
+
+    contributions = result[[f"contribution_{name}" for name in names]].to_numpy()
+    base = float(np.mean(customer_needs.pipeline.predict(background)))
+    np.testing.assert_allclose(result["base_value"].to_numpy(), base)
+    np.testing.assert_allclose(
+        result["base_value"].to_numpy() + contributions.sum(axis=1),
+        customer_needs.pipeline.predict(features),
+    )
+
+
+def test_a_feature_equal_to_every_background_value_contributes_nothing(
+    market_trend: LoadedModel,
+) -> None:
+    names = list(market_trend.schema.feature_names)
+    background = pd.DataFrame(market_trend.metadata["explanations"]["background"])[names]
+    row = background.iloc[[0]].copy()
+    row["population"] = 250.0
+    market = dataclasses.replace(
+        market_trend,
+        metadata={
+            **market_trend.metadata,
+            "explanations": {"background": background.assign(population=250.0).to_dict("records")},
+        },
+    )
+
+    result = predict(market, row.reset_index(drop=True), Options(explain=True))
+
+    assert result["contribution_population"].tolist() == pytest.approx([0.0], abs=1e-9)
+
+
+# json_predictions
+
+
+def test_json_predictions_are_bare_numbers_without_extras(customer_needs: LoadedModel) -> None:
+    features = validate(customers_frame(), customer_needs.schema).features
+    result = predict(customer_needs, features, Options())
+
+    predictions = json_predictions(
+        result, "purchase_amount", customer_needs.schema.feature_names, Options()
+    )
+
+    assert predictions == result["purchase_amount"].tolist()
+    assert all(type(value) is float for value in predictions)
+
+
+def test_json_predictions_are_objects_per_row_with_extras(customer_needs: LoadedModel) -> None:
+    names = customer_needs.schema.feature_names
+    features = validate(customers_frame(), customer_needs.schema).features
+    options = Options(interval=0.8, explain=True)
+    result = predict(customer_needs, features, options)
+
+    predictions = json_predictions(result, "purchase_amount", names, options)
+
+    assert len(predictions) == len(result)
+    for prediction, (_, row) in zip(predictions, result.iterrows(), strict=True):
+        assert prediction == {
+            "purchase_amount": row["purchase_amount"],
+            "interval": {
+                "level": 0.8,
+                "lower": row["purchase_amount_lower"],
+                "upper": row["purchase_amount_upper"],
+            },
+            "base_value": row["base_value"],
+            "contributions": {name: row[f"contribution_{name}"] for name in names},
+        }
