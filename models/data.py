@@ -50,7 +50,12 @@ def customers(rows: int, seed: int = 7, *, dirty: bool = True) -> pd.DataFrame:
 def _dirty(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     rows = len(frame)
     frame = frame.astype({"age": object, "gender": object, "income": object})
-    frame["gender"] = [rng.choice(SPELLINGS[g]) for g in frame["gender"]]
+    pick = rng.random(rows)
+    gender = frame["gender"].to_numpy(dtype=object)
+    for category, spellings in SPELLINGS.items():
+        chosen = np.asarray(spellings, dtype=object)[(pick * len(spellings)).astype(int)]
+        gender = np.where(gender == category, chosen, gender)
+    frame["gender"] = gender
     for column in ("age", "gender", "income"):
         frame.loc[rng.random(rows) < 0.01, column] = None
     frame.loc[rng.random(rows) < 0.001, "age"] = 150
