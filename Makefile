@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint models clean
+.PHONY: serve test lint models clean system-tools
 
 serve: $(VENV)/.runtime
 	scripts/serve.sh
 
-test: $(VENV)/.dev lint
+test: $(VENV)/.dev system-tools lint
 	$(BIN)/pytest
+
+# Tools the tests run that come from the system's package manager (Debian).
+system-tools:
+	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

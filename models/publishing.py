@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from shared.errors import ModelNotFound, PublishConflict
-from shared.model_store import Backend, ObjectMissing, publish, read_pointer, set_current
+from shared.model_store import Backend, live_pointer, read_pointer, set_current, upload_version
 
 
 def publish_version(
@@ -15,39 +12,24 @@ def publish_version(
 ) -> tuple[str | None, str]:
     """Publish `version` (default: the source's current one); returns (previous, new) version.
 
-    Re-running it is safe: a version already live is left alone, and one uploaded by an
-    interrupted run is made live.
+    current.json moves only from the version read at the start: if another publisher moved it
+    meanwhile, this one fails with PublishConflict and nothing it did is live. Re-running is
+    safe: a version already live is left alone, and one uploaded by an interrupted run is
+    reused.
     """
     chosen = version or read_pointer(source, name)["version"]
     metadata = orjson.loads(source.read(f"{name}/{chosen}/metadata.json"))
     artifact = source.read(f"{name}/{chosen}/model.joblib")
-    previous = current_version(destination, name)
+    pointer, generation = live_pointer(destination, name)
+    previous = pointer["version"] if pointer else None
     if previous == chosen:
         return previous, chosen
-    try:
-        publish(destination, name, chosen, artifact, metadata)
-    except PublishConflict:
-        if _uploaded_sha(destination, name, chosen) != metadata.get("sha256"):
-            raise
-        set_current(destination, name, chosen)
+    upload_version(destination, name, chosen, artifact, metadata)
+    set_current(destination, name, chosen, generation)
     return previous, chosen
 
 
 def rollback(store: Backend, name: str, version: str) -> tuple[str | None, str]:
-    previous = current_version(store, name)
-    set_current(store, name, version)
-    return previous, version
-
-
-def current_version(store: Backend, name: str) -> str | None:
-    try:
-        return read_pointer(store, name)["version"]
-    except ModelNotFound:
-        return None
-
-
-def _uploaded_sha(store: Backend, name: str, version: str) -> Any:
-    try:
-        return orjson.loads(store.read(f"{name}/{version}/metadata.json")).get("sha256")
-    except ObjectMissing:
-        return None
+    pointer, generation = live_pointer(store, name)
+    set_current(store, name, version, generation)
+    return (pointer["version"] if pointer else None), version

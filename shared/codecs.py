@@ -28,11 +28,22 @@ class Decoded:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
-def decode_json(body: bytes, max_instances: int) -> Decoded:
+def parse_json(body: bytes) -> object:
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {_json_error(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """`{"instances": [...], "parameters": {...}}`, or one bare instance."""
+
+    instances: list[object]
+    parameters: Mapping[str, Any]
+
+
+def envelope(document: object, max_instances: int) -> Envelope:
     if not isinstance(document, dict):
         raise BadRequest('body must be a JSON object: {"instances": [...]} or one instance')
     if "instances" in document:
@@ -49,21 +60,46 @@ def decode_json(body: bytes, max_instances: int) -> Decoded:
     if not isinstance(parameters, dict):
         raise BadRequest('"parameters" must be an object')
     _check_count(len(instances), max_instances)
-    return Decoded(rows=instances_frame(instances), parameters=parameters)
+    return Envelope(instances, parameters)
 
 
-def instances_frame(instances: Sequence[object]) -> pd.DataFrame:
-    """One row per instance, one column per key seen anywhere; `ABSENT` where a key is missing."""
-    not_objects = [row for row, item in enumerate(instances) if not isinstance(item, dict)]
-    if not_objects:
-        raise InvalidInput(
-            "every instance must be a JSON object",
-            tuple(Problem(row, None, "must be a JSON object") for row in not_objects),
-        )
+def decode_json(body: bytes, max_instances: int, features: Sequence[str] | None = None) -> Decoded:
+    parsed = envelope(parse_json(body), max_instances)
+    return Decoded(rows=instances_frame(parsed.instances, features), parameters=parsed.parameters)
+
+
+def instances_frame(
+    instances: Sequence[object], features: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One row per instance, one column per key seen anywhere; `ABSENT` where a key is missing.
+
+    With `features`, an instance may also be a list of values in that order (KServe V1 style).
+    """
+    if features is not None:
+        instances = [_as_object(item, features) for item in instances]
+    wrong = [
+        Problem(row, None, _shape_reason(item, features))
+        for row, item in enumerate(instances)
+        if not isinstance(item, dict)
+    ]
+    if wrong:
+        raise InvalidInput("every instance must be a JSON object", tuple(wrong))
     objects = cast(Sequence[dict[str, object]], instances)
     keys = list(dict.fromkeys(key for item in objects for key in item))
     columns = {key: [item.get(key, ABSENT) for item in objects] for key in keys}
     return pd.DataFrame(columns, index=pd.RangeIndex(len(instances)), dtype=object)
+
+
+def _as_object(item: object, features: Sequence[str]) -> object:
+    if isinstance(item, list) and len(item) == len(features):
+        return dict(zip(features, item, strict=True))
+    return item
+
+
+def _shape_reason(item: object, features: Sequence[str] | None) -> str:
+    if features is None:
+        return "must be a JSON object"
+    return f"must be a JSON object or a list of {len(features)} values ({', '.join(features)})"
 
 
 def decode_csv(body: bytes, max_instances: int) -> Decoded:

@@ -35,6 +35,20 @@ class Problem:
         return {"row": self.row, "field": self.field, "reason": self.reason}
 
 
+def one_line(message: str, problems: tuple[Problem, ...], limit: int = 10) -> str:
+    """The message and its problems in one line, for protocols whose errors are one string."""
+    details = "; ".join(
+        f"row {p.row}, {p.field}: {p.reason}"
+        if p.row is not None and p.field
+        else f"{p.field}: {p.reason}"
+        if p.field
+        else f"row {p.row}: {p.reason}"
+        for p in problems[:limit]
+    )
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return f"{message}: {details}{more}" if details else message
+
+
 class MarketcastError(Exception):
     """An unexpected failure (500). The message is safe to show; details stay in the logs."""
 

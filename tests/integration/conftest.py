@@ -14,7 +14,13 @@ from tests.integration.support import REPO, FakeGcs, FunctionServer
 
 BUNDLED = LocalFolder(REPO / "models")
 MODELS = ("customer_needs", "market_trend")
-BUNDLED_VERSION = orjson.loads(BUNDLED.read("customer_needs/current.json"))["version"]
+
+
+def bundled_version(name: str) -> str:
+    return str(orjson.loads(BUNDLED.read(f"{name}/current.json"))["version"])
+
+
+BUNDLED_VERSION = bundled_version("customer_needs")
 TARGETS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
 
 

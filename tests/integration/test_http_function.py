@@ -14,9 +14,9 @@ from shared.intervals import half_width
 from shared.model_store import load_current, publish
 from tests.integration.conftest import (
     BUNDLED,
-    BUNDLED_VERSION,
     TARGETS,
     StartFunction,
+    bundled_version,
     gcs_backend,
 )
 from tests.integration.support import FunctionServer
@@ -65,9 +65,9 @@ def test_json_instances_get_predictions_aligned_with_model_version(customer, mar
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["predictions"] == pytest.approx(expected(name, rows), rel=1e-12)
-        assert body["model"] == {"name": name, "version": BUNDLED_VERSION}
+        assert body["model"] == {"name": name, "version": bundled_version(name)}
         assert response.headers["X-Model-Name"] == name
-        assert response.headers["X-Model-Version"] == BUNDLED_VERSION
+        assert response.headers["X-Model-Version"] == bundled_version(name)
 
 
 def test_bare_object_is_one_instance(customer):
@@ -120,7 +120,7 @@ def test_get_returns_the_model_card(market):
     assert response.status_code == 200, response.text
     card = response.json()
     assert card["name"] == "market_trend"
-    assert card["version"] == BUNDLED_VERSION
+    assert card["version"] == bundled_version("market_trend")
     assert [f["name"] for f in card["features"]] == ["sales", "population", "gdp"]
     assert card["target"]["name"] == "future_sales"
     assert set(card["metrics"]["held_out"]["chosen"]) == {"r2", "mae", "rmse"}

@@ -1,0 +1,559 @@
+#!/usr/bin/env bash
+# Deploy marketcast to a Google Cloud project as Cloud Functions (2nd gen): APIs, buckets, one
+# service account per role with least privilege, the bundled models, and every function.
+# Safe to run again: it creates what is missing and updates the rest in place.
+# `./deploy.sh --help` lists every setting; `--dry-run` prints the commands and runs none.
+set -Eeuo pipefail
+
+if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); then
+  echo "deploy.sh: needs bash 4.4 or newer (this is $BASH_VERSION)" >&2
+  exit 1
+fi
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HTTP_FUNCTIONS=(predict_customer_needs predict_market_trend)
+UPLOAD_FUNCTION=score_upload
+# What score_upload may do in the data bucket, "ROLE PREFIX", each on objects under PREFIX only:
+# read uploads; write, read back and delete its own staging objects; then copy them to results/,
+# which it may read (to see finished work) and create in, but never overwrite or delete.
+UPLOAD_DATA_GRANTS=(
+  "roles/storage.objectViewer incoming/"
+  "roles/storage.objectUser staging/"
+  "roles/storage.objectViewer results/"
+  "roles/storage.objectCreator results/"
+)
+MODELS=(customer_needs market_trend)
+APIS=(
+  cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
+  artifactregistry.googleapis.com eventarc.googleapis.com pubsub.googleapis.com
+  storage.googleapis.com iam.googleapis.com logging.googleapis.com
+)
+
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh --project PROJECT_ID [options]
+
+Deploys marketcast to Cloud Functions (2nd gen) in one Google Cloud project: enables the APIs,
+creates the model and data buckets and one service account per role, publishes the bundled
+models, deploys every function and prints how to call them. Running it again updates in place.
+
+Every option can also be set with the environment variable shown; a flag wins over it.
+
+  flag                           variable                default
+  --project ID                   PROJECT_ID              (required)
+  --region REGION                REGION                  us-central1
+  --model-bucket NAME            MODEL_BUCKET            PROJECT_ID-marketcast-models
+  --data-bucket NAME             DATA_BUCKET             PROJECT_ID-marketcast-data
+  --runtime RUNTIME              RUNTIME                 python311
+  --python COMMAND               PYTHON                  .venv/bin/python, else python3
+                                 (runs `python -m models publish`)
+  --republish-models             REPUBLISH_MODELS=true
+                                 publish the bundled models even over a live one (by
+                                 default only models not yet published are published)
+
+HTTP functions (predict_customer_needs, predict_market_trend):
+  --public                       ALLOW_UNAUTHENTICATED=true
+                                 anyone may call them; without it only callers with
+                                 roles/run.invoker can (private)
+  --invoker MEMBER               INVOKERS (comma-separated)
+                                 grant roles/run.invoker on both, e.g. user:ana@example.com,
+                                 group:analysts@example.com; repeatable
+  --ingress SETTING              INGRESS                 all
+                                 all, internal-only or internal-and-gclb
+  --cors-origins ORIGINS         CORS_ALLOWED_ORIGINS    none (comma-separated; * for any)
+  --memory SIZE                  FUNCTION_MEMORY         1Gi
+  --cpu CPUS                     FUNCTION_CPU            1 (concurrency above 1 needs 1 or more)
+  --concurrency N                FUNCTION_CONCURRENCY    8 requests per instance
+  --min-instances N              MIN_FUNCTION_INSTANCES  0
+  --max-instances N              MAX_FUNCTION_INSTANCES  20
+  --timeout DURATION             FUNCTION_TIMEOUT        60s
+  --max-body-bytes N             MAX_BODY_BYTES          10485760
+  --max-rows N                   MAX_INSTANCES           100000 (rows in one request)
+  --model-refresh-seconds N      MODEL_REFRESH_SECONDS   60 (score_upload too)
+  --storage-timeout-seconds N    STORAGE_TIMEOUT_SECONDS 5 (score_upload too)
+
+Upload scoring function (score_upload; private, internal-only ingress):
+  --upload-memory SIZE           UPLOAD_MEMORY           2Gi
+  --upload-max-instances N       UPLOAD_MAX_INSTANCES    10
+  --upload-timeout DURATION      UPLOAD_TIMEOUT          540s
+  --max-event-age-seconds N      MAX_EVENT_AGE_SECONDS   86400 (older events are dropped)
+
+BigQuery (only used in the printed SQL):
+  --bq-dataset NAME              BQ_DATASET              marketcast
+  --bq-connection NAME           BQ_CONNECTION           marketcast
+  --bq-location LOCATION         BQ_LOCATION             the region
+  --bq-max-batching-rows N       BQ_MAX_BATCHING_ROWS    500
+
+Other:
+  --build-service-account EMAIL  BUILD_SERVICE_ACCOUNT   Cloud Build's default
+  --dry-run                      DRY_RUN=true            print every command, run none
+  -h, --help                     show this help
+
+IAM changes right after an account is created can fail until they propagate: they are tried
+IAM_ATTEMPTS times (5), waiting IAM_RETRY_SECONDS (10) longer each time.
+EOF
+}
+
+# Flags that take a value, and the variable each one sets.
+declare -A FLAG_VARIABLES=(
+  [--project]=PROJECT_ID [--region]=REGION [--model-bucket]=MODEL_BUCKET
+  [--data-bucket]=DATA_BUCKET [--runtime]=RUNTIME [--python]=PYTHON [--ingress]=INGRESS
+  [--cors-origins]=CORS_ALLOWED_ORIGINS [--memory]=FUNCTION_MEMORY [--cpu]=FUNCTION_CPU
+  [--concurrency]=FUNCTION_CONCURRENCY [--min-instances]=MIN_FUNCTION_INSTANCES
+  [--max-instances]=MAX_FUNCTION_INSTANCES [--timeout]=FUNCTION_TIMEOUT
+  [--max-body-bytes]=MAX_BODY_BYTES [--max-rows]=MAX_INSTANCES
+  [--model-refresh-seconds]=MODEL_REFRESH_SECONDS
+  [--storage-timeout-seconds]=STORAGE_TIMEOUT_SECONDS [--upload-memory]=UPLOAD_MEMORY
+  [--upload-max-instances]=UPLOAD_MAX_INSTANCES [--upload-timeout]=UPLOAD_TIMEOUT
+  [--max-event-age-seconds]=MAX_EVENT_AGE_SECONDS [--bq-dataset]=BQ_DATASET
+  [--bq-connection]=BQ_CONNECTION [--bq-location]=BQ_LOCATION
+  [--bq-max-batching-rows]=BQ_MAX_BATCHING_ROWS
+  [--build-service-account]=BUILD_SERVICE_ACCOUNT
+)
+
+usage_error() {
+  echo "deploy.sh: $*" >&2
+  echo "Run ./deploy.sh --help for every option." >&2
+  exit 2
+}
+
+parse_flags() {
+  while (($# > 0)); do
+    local flag=$1 value='' has_value=false
+    if [[ $flag == --*=* ]]; then
+      value=${flag#*=} flag=${flag%%=*} has_value=true
+    fi
+    case $flag in
+      -h | --help) usage; exit 0 ;;
+      --dry-run) DRY_RUN=true ;;
+      --public) ALLOW_UNAUTHENTICATED=true ;;
+      --republish-models) REPUBLISH_MODELS=true ;;
+      *)
+        [[ -v "FLAG_VARIABLES[$flag]" || $flag == --invoker ]] || usage_error "unknown option: $flag"
+        if [[ $has_value == false ]]; then
+          (($# >= 2)) || usage_error "$flag needs a value"
+          value=$2
+          shift
+        fi
+        if [[ $flag == --invoker ]]; then
+          INVOKERS=${INVOKERS:+$INVOKERS,}$value
+        else
+          printf -v "${FLAG_VARIABLES[$flag]}" '%s' "$value"
+        fi
+        ;;
+    esac
+    shift
+  done
+}
+
+apply_defaults() {
+  : "${PROJECT_ID:=}" "${REGION:=us-central1}" "${RUNTIME:=python311}"
+  : "${MODEL_BUCKET:=$PROJECT_ID-marketcast-models}" "${DATA_BUCKET:=$PROJECT_ID-marketcast-data}"
+  if [[ -z ${PYTHON:-} ]]; then
+    PYTHON=python3
+    [[ ! -x $ROOT/.venv/bin/python ]] || PYTHON=.venv/bin/python
+  fi
+  : "${REPUBLISH_MODELS:=false}" "${ALLOW_UNAUTHENTICATED:=false}" "${INVOKERS:=}"
+  : "${INGRESS:=all}" "${CORS_ALLOWED_ORIGINS:=}"
+  : "${FUNCTION_MEMORY:=1Gi}" "${FUNCTION_CPU:=1}" "${FUNCTION_CONCURRENCY:=8}"
+  : "${MIN_FUNCTION_INSTANCES:=0}" "${MAX_FUNCTION_INSTANCES:=20}" "${FUNCTION_TIMEOUT:=60s}"
+  : "${MAX_BODY_BYTES:=10485760}" "${MAX_INSTANCES:=100000}"
+  : "${MODEL_REFRESH_SECONDS:=60}" "${STORAGE_TIMEOUT_SECONDS:=5}"
+  : "${UPLOAD_MEMORY:=2Gi}" "${UPLOAD_MAX_INSTANCES:=10}" "${UPLOAD_TIMEOUT:=540s}"
+  : "${MAX_EVENT_AGE_SECONDS:=86400}"
+  : "${BQ_DATASET:=marketcast}" "${BQ_CONNECTION:=marketcast}" "${BQ_LOCATION:=$REGION}"
+  : "${BQ_MAX_BATCHING_ROWS:=500}" "${BUILD_SERVICE_ACCOUNT:=}"
+  : "${DRY_RUN:=false}" "${IAM_ATTEMPTS:=5}" "${IAM_RETRY_SECONDS:=10}"
+}
+
+validate() {
+  [[ -n $PROJECT_ID ]] || usage_error "a project is required: --project PROJECT_ID (or PROJECT_ID=...)"
+  [[ $PROJECT_ID =~ ^[a-z][-a-z0-9]{4,28}[a-z0-9]$ ]] || usage_error "not a project id: $PROJECT_ID"
+  [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || usage_error "not a region: $REGION"
+  local bucket
+  for bucket in "$MODEL_BUCKET" "$DATA_BUCKET"; do
+    [[ $bucket =~ ^[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]$ ]] || usage_error "not a bucket name: $bucket"
+  done
+  # The prediction functions may read the whole model bucket, so uploads must live elsewhere.
+  [[ $MODEL_BUCKET != "$DATA_BUCKET" ]] || usage_error "the model and data buckets must differ"
+  [[ $RUNTIME =~ ^python3[0-9]+$ ]] || usage_error "not a Python runtime: $RUNTIME (e.g. python311)"
+  [[ $INGRESS =~ ^(all|internal-only|internal-and-gclb)$ ]] ||
+    usage_error "--ingress must be all, internal-only or internal-and-gclb, not $INGRESS"
+  local name
+  for name in DRY_RUN ALLOW_UNAUTHENTICATED REPUBLISH_MODELS; do
+    [[ ${!name} =~ ^(true|false)$ ]] || usage_error "$name must be true or false, not ${!name}"
+  done
+  for name in FUNCTION_CONCURRENCY MAX_FUNCTION_INSTANCES MAX_BODY_BYTES MAX_INSTANCES \
+    UPLOAD_MAX_INSTANCES MAX_EVENT_AGE_SECONDS BQ_MAX_BATCHING_ROWS IAM_ATTEMPTS; do
+    [[ ${!name} =~ ^[1-9][0-9]*$ ]] || usage_error "$name must be a positive integer, not ${!name}"
+  done
+  for name in MIN_FUNCTION_INSTANCES IAM_RETRY_SECONDS; do
+    [[ ${!name} =~ ^[0-9]+$ ]] || usage_error "$name must be a whole number, not ${!name}"
+  done
+  for name in MODEL_REFRESH_SECONDS STORAGE_TIMEOUT_SECONDS; do
+    [[ ${!name} =~ ^[0-9]*\.?[0-9]+$ && ! ${!name} =~ ^[0.]+$ ]] ||
+      usage_error "$name must be a positive number, not ${!name}"
+  done
+  # `|` separates the variables in --set-env-vars (commas may appear in CORS origins).
+  [[ $CORS_ALLOWED_ORIGINS != *'|'* ]] || usage_error "CORS origins cannot contain |"
+  local member
+  IFS=, read -ra INVOKER_MEMBERS <<<"${INVOKERS// /}"
+  for member in "${INVOKER_MEMBERS[@]}"; do
+    [[ $member =~ ^(user|group|serviceAccount|domain|principal|principalSet): ]] ||
+      usage_error "--invoker takes user:, group:, serviceAccount: or domain: members, not $member" \
+        "(use --public to let anyone call the functions)"
+  done
+}
+
+# ---- running commands --------------------------------------------------------------------
+
+CURRENT_COMMAND=''
+
+on_error() {
+  local status=$1 command=$2
+  # Inside run/capture the failing command is "$@"; name the real one.
+  [[ $command != '"$@"' ]] || command=$CURRENT_COMMAND
+  {
+    echo
+    echo "deploy.sh: FAILED with exit status $status:"
+    echo "  $command"
+    echo "Nothing after it ran. Fix the cause and run deploy.sh again: every step is safe to repeat."
+  } >&2
+  exit "$status"
+}
+trap 'on_error "$?" "$BASH_COMMAND"' ERR
+
+# The command as one line that can be pasted into a shell.
+quoted() {
+  local arg safe='^[A-Za-z0-9_./:=@,+%-]+$' quote=\'\\\'\' words=()
+  for arg in "$@"; do
+    if [[ $arg =~ $safe ]]; then words+=("$arg"); else words+=("'${arg//\'/$quote}'"); fi
+  done
+  printf '%s' "${words[*]}"
+}
+
+announce() {
+  CURRENT_COMMAND=$(quoted "$@")
+  printf '+ %s\n' "$CURRENT_COMMAND"
+}
+
+# Print a command, then run it (not in a dry run). Its status is the function's status.
+run() {
+  announce "$@"
+  if [[ $DRY_RUN == true ]]; then return 0; fi
+  "$@"
+}
+
+# capture NAME PLACEHOLDER COMMAND...: NAME gets the command's output (PLACEHOLDER in a dry run).
+capture() {
+  local name=$1 placeholder=$2
+  shift 2
+  announce "$@"
+  if [[ $DRY_RUN == true ]]; then
+    printf -v "$name" '%s' "$placeholder"
+    return 0
+  fi
+  "$@" >"$CAPTURED"
+  printf -v "$name" '%s' "$(<"$CAPTURED")"
+}
+
+# A describe command: true when the resource is there. A dry run assumes it is missing.
+exists() {
+  announce "$@"
+  if [[ $DRY_RUN == true ]]; then
+    echo "  (dry run: assuming it does not exist)"
+    return 1
+  fi
+  "$@" >/dev/null 2>&1
+}
+
+# IAM bindings on accounts created moments ago can fail until IAM catches up: try again.
+grant() {
+  local attempt
+  for ((attempt = 1; attempt < IAM_ATTEMPTS; attempt++)); do
+    if run "$@"; then return 0; fi
+    echo "  IAM may not have caught up yet; trying again in $((IAM_RETRY_SECONDS * attempt))s" >&2
+    sleep "$((IAM_RETRY_SECONDS * attempt))"
+  done
+  run "$@"
+}
+
+step() {
+  printf '\n==> %s\n' "$*"
+}
+
+# ---- the steps -----------------------------------------------------------------------------
+
+account_email() {
+  printf '%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT_ID"
+}
+
+enable_apis() {
+  step "Enabling the APIs"
+  run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
+}
+
+ensure_bucket() {
+  local url="gs://$1"
+  if exists gcloud storage buckets describe "$url" --project="$PROJECT_ID" --format='value(name)'; then
+    echo "  $url exists; enforcing uniform bucket-level access and public access prevention"
+    run gcloud storage buckets update "$url" --project="$PROJECT_ID" \
+      --uniform-bucket-level-access --public-access-prevention
+  else
+    run gcloud storage buckets create "$url" --project="$PROJECT_ID" --location="$REGION" \
+      --uniform-bucket-level-access --public-access-prevention
+  fi
+}
+
+ensure_service_account() {
+  local name=$1 display_name=$2 description=$3
+  if exists gcloud iam service-accounts describe "$(account_email "$name")" --project="$PROJECT_ID" \
+    --format='value(email)'; then
+    echo "  $(account_email "$name") exists"
+  else
+    run gcloud iam service-accounts create "$name" --project="$PROJECT_ID" \
+      --display-name="$display_name" --description="$description"
+  fi
+}
+
+# grant_on_bucket BUCKET MEMBER ROLE [PREFIX]: with a PREFIX, only objects under it.
+grant_on_bucket() {
+  local bucket=$1 member=$2 role=$3 prefix=${4:-} condition=None
+  if [[ -n $prefix ]]; then
+    condition="expression=resource.name.startsWith(\"projects/_/buckets/$bucket/objects/$prefix\")"
+    condition+=",title=${prefix%/}-only,description=Objects under $prefix only"
+  fi
+  grant gcloud storage buckets add-iam-policy-binding "gs://$bucket" --project="$PROJECT_ID" \
+    --member="$member" --role="$role" --condition="$condition" --format=none
+}
+
+grant_on_project() {
+  grant gcloud projects add-iam-policy-binding "$PROJECT_ID" \
+    --member="$1" --role="$2" --condition=None --format=none
+}
+
+grant_invoker() {
+  grant gcloud functions add-invoker-policy-binding "$1" --project="$PROJECT_ID" \
+    --region="$REGION" --member="$2" --format=none
+}
+
+create_buckets_and_accounts() {
+  step "Buckets: models in gs://$MODEL_BUCKET, uploads and results in gs://$DATA_BUCKET"
+  ensure_bucket "$MODEL_BUCKET"
+  ensure_bucket "$DATA_BUCKET"
+
+  step "Service accounts, one per role"
+  ensure_service_account marketcast-predict "marketcast predictions" \
+    "Runs the HTTP prediction functions: reads the model bucket"
+  ensure_service_account marketcast-score "marketcast upload scoring" \
+    "Runs score_upload: reads models and incoming/, writes staging/ and results/"
+  ensure_service_account marketcast-trigger "marketcast upload trigger" \
+    "Identity of the upload trigger: invokes score_upload"
+}
+
+grant_least_privilege() {
+  step "Least-privilege IAM bindings"
+  local predict score trigger storage_agent
+  predict="serviceAccount:$(account_email marketcast-predict)"
+  score="serviceAccount:$(account_email marketcast-score)"
+  trigger="serviceAccount:$(account_email marketcast-trigger)"
+  grant_on_bucket "$MODEL_BUCKET" "$predict" roles/storage.objectViewer
+  grant_on_bucket "$MODEL_BUCKET" "$score" roles/storage.objectViewer
+  local entry role prefix
+  for entry in "${UPLOAD_DATA_GRANTS[@]}"; do
+    read -r role prefix <<<"$entry"
+    grant_on_bucket "$DATA_BUCKET" "$score" "$role" "$prefix"
+  done
+  grant_on_project "$trigger" roles/eventarc.eventReceiver
+  # Cloud Storage triggers publish through Pub/Sub as the project's Cloud Storage service agent.
+  capture storage_agent "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com" \
+    gcloud storage service-agent --project="$PROJECT_ID"
+  grant_on_project "serviceAccount:$storage_agent" roles/pubsub.publisher
+}
+
+publish_models() {
+  step "Publishing the bundled models to $MODEL_STORE"
+  local model
+  for model in "${MODELS[@]}"; do
+    if [[ $REPUBLISH_MODELS == false ]] && exists gcloud storage objects describe \
+      "$MODEL_STORE/$model/current.json" --project="$PROJECT_ID" --format='value(name)'; then
+      echo "  $model is already published; leaving it (--republish-models publishes it again)"
+    else
+      if [[ $DRY_RUN == false ]] && ! command -v "$PYTHON" >/dev/null; then
+        echo "deploy.sh: $PYTHON not found: make a virtualenv (make serve) or pass --python" >&2
+        exit 1
+      fi
+      run "$PYTHON" -m models publish "$model" --to "$MODEL_STORE"
+    fi
+  done
+}
+
+# One --set-env-vars value; ^|^ makes | the separator so values may hold commas.
+env_vars() {
+  local IFS='|'
+  printf '^|^%s' "$*"
+}
+
+deploy_http_function() {
+  local name=$1 access=--no-allow-unauthenticated variables
+  if [[ $ALLOW_UNAUTHENTICATED == true ]]; then access=--allow-unauthenticated; fi
+  variables=(
+    "MODEL_STORE=$MODEL_STORE" "MAX_BODY_BYTES=$MAX_BODY_BYTES" "MAX_INSTANCES=$MAX_INSTANCES"
+    "MODEL_REFRESH_SECONDS=$MODEL_REFRESH_SECONDS"
+    "STORAGE_TIMEOUT_SECONDS=$STORAGE_TIMEOUT_SECONDS" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID"
+  )
+  if [[ -n $CORS_ALLOWED_ORIGINS ]]; then
+    variables+=("CORS_ALLOWED_ORIGINS=$CORS_ALLOWED_ORIGINS")
+  fi
+  run gcloud functions deploy "$name" --gen2 --project="$PROJECT_ID" --region="$REGION" \
+    --runtime="$RUNTIME" --source=. --entry-point="$name" --trigger-http "$access" \
+    --service-account="$(account_email marketcast-predict)" --ingress-settings="$INGRESS" \
+    --memory="$FUNCTION_MEMORY" --cpu="$FUNCTION_CPU" --concurrency="$FUNCTION_CONCURRENCY" \
+    --min-instances="$MIN_FUNCTION_INSTANCES" --max-instances="$MAX_FUNCTION_INSTANCES" \
+    --timeout="$FUNCTION_TIMEOUT" --set-env-vars="$(env_vars "${variables[@]}")" \
+    "${BUILD_FLAGS[@]}"
+}
+
+deploy_upload_function() {
+  local location
+  # The trigger must live where the bucket does (a region, or a multi-region such as us).
+  capture location "${REGION^^}" gcloud storage buckets describe "gs://$DATA_BUCKET" \
+    --project="$PROJECT_ID" --format='value(location)'
+  run gcloud functions deploy "$UPLOAD_FUNCTION" --gen2 --project="$PROJECT_ID" \
+    --region="$REGION" --runtime="$RUNTIME" --source=. --entry-point="$UPLOAD_FUNCTION" \
+    --trigger-event-filters=type=google.cloud.storage.object.v1.finalized \
+    --trigger-event-filters=bucket="$DATA_BUCKET" --trigger-location="${location,,}" \
+    --trigger-service-account="$(account_email marketcast-trigger)" --retry \
+    --no-allow-unauthenticated --service-account="$(account_email marketcast-score)" \
+    --ingress-settings=internal-only --memory="$UPLOAD_MEMORY" --cpu="$FUNCTION_CPU" \
+    --concurrency=1 --max-instances="$UPLOAD_MAX_INSTANCES" --timeout="$UPLOAD_TIMEOUT" \
+    --set-env-vars="$(env_vars "MODEL_STORE=$MODEL_STORE" \
+      "MAX_EVENT_AGE_SECONDS=$MAX_EVENT_AGE_SECONDS" "MODEL_REFRESH_SECONDS=$MODEL_REFRESH_SECONDS" \
+      "STORAGE_TIMEOUT_SECONDS=$STORAGE_TIMEOUT_SECONDS" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID")" \
+    "${BUILD_FLAGS[@]}"
+  # Only the trigger's identity may invoke it, and it may invoke nothing else.
+  grant_invoker "$UPLOAD_FUNCTION" "serviceAccount:$(account_email marketcast-trigger)"
+}
+
+deploy_functions() {
+  BUILD_FLAGS=()
+  if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then
+    BUILD_FLAGS=("--build-service-account=projects/$PROJECT_ID/serviceAccounts/$BUILD_SERVICE_ACCOUNT")
+  fi
+  local name member
+  for name in "${HTTP_FUNCTIONS[@]}"; do
+    step "Deploying $name"
+    deploy_http_function "$name"
+    for member in "${INVOKER_MEMBERS[@]}"; do
+      grant_invoker "$name" "$member"
+    done
+  done
+  step "Deploying $UPLOAD_FUNCTION (on uploads to gs://$DATA_BUCKET)"
+  deploy_upload_function
+}
+
+declare -A URLS=()
+
+read_urls() {
+  step "Function URLs"
+  local name
+  for name in "${HTTP_FUNCTIONS[@]}" "$UPLOAD_FUNCTION"; do
+    capture "URLS[$name]" "https://URL-OF-$name" gcloud functions describe "$name" \
+      --project="$PROJECT_ID" --region="$REGION" --format='value(serviceConfig.uri)'
+  done
+}
+
+print_summary() {
+  local customers=${URLS[predict_customer_needs]} market=${URLS[predict_market_trend]}
+  local dataset="$PROJECT_ID.$BQ_DATASET" connection="$PROJECT_ID.$BQ_LOCATION.$BQ_CONNECTION"
+  local access="private: callers need roles/run.invoker"
+  if [[ $ALLOW_UNAUTHENTICATED == true ]]; then access="public: anyone may call"; fi
+  if [[ $DRY_RUN == true ]]; then
+    printf '\nDry run: nothing was deployed. A real run ends like this:\n'
+  fi
+  cat <<EOF
+
+Deployed to $PROJECT_ID ($REGION).
+
+  predict_customer_needs  $customers
+  predict_market_trend    $market
+  score_upload            ${URLS[$UPLOAD_FUNCTION]}  (internal; called by its trigger only)
+
+The HTTP functions are $access.
+Call one with your identity token:
+
+EOF
+  # A quoted here-document: the token command is for the reader's shell, not this one.
+  local curl_example
+  curl_example=$(
+    cat <<'EOF'
+  curl -s FUNCTION_URL \
+    -H "Authorization: Bearer $(gcloud auth print-identity-token)" \
+    -H 'Content-Type: application/json' \
+    -d '{"instances": [{"age": 35, "gender": "F", "income": 52000}]}'
+EOF
+  )
+  printf '%s\n' "${curl_example/FUNCTION_URL/$customers}"
+  cat <<EOF
+
+Let someone else call them:
+  gcloud functions add-invoker-policy-binding predict_customer_needs --project=$PROJECT_ID --region=$REGION --member=user:EMAIL
+  (or run deploy.sh again with --invoker user:EMAIL)
+
+Score a file: upload it under incoming/<model>/ and the results appear under results/<model>/:
+  gcloud storage cp customers.csv gs://$DATA_BUCKET/incoming/customer_needs/
+  gcloud storage ls gs://$DATA_BUCKET/results/customer_needs/
+
+BigQuery remote functions. Create the connection once (BigQuery has no SQL statement for it):
+  gcloud services enable bigqueryconnection.googleapis.com --project=$PROJECT_ID
+  bq mk --connection --connection_type=CLOUD_RESOURCE --location=$BQ_LOCATION --project_id=$PROJECT_ID $BQ_CONNECTION
+  bq show --connection $connection    # its serviceAccountId calls the functions:
+  gcloud functions add-invoker-policy-binding predict_customer_needs --project=$PROJECT_ID --region=$REGION --member=serviceAccount:SERVICE_ACCOUNT_ID
+  gcloud functions add-invoker-policy-binding predict_market_trend --project=$PROJECT_ID --region=$REGION --member=serviceAccount:SERVICE_ACCOUNT_ID
+
+Then register the functions (bq query --use_legacy_sql=false, or the BigQuery console):
+
+CREATE SCHEMA IF NOT EXISTS \`$dataset\` OPTIONS (location = '$BQ_LOCATION');
+
+CREATE OR REPLACE FUNCTION \`$dataset.purchase_amount\`(age FLOAT64, gender STRING, income FLOAT64)
+RETURNS FLOAT64
+REMOTE WITH CONNECTION \`$connection\`
+OPTIONS (endpoint = '$customers', max_batching_rows = $BQ_MAX_BATCHING_ROWS);
+
+CREATE OR REPLACE FUNCTION \`$dataset.future_sales\`(sales FLOAT64, population FLOAT64, gdp FLOAT64)
+RETURNS FLOAT64
+REMOTE WITH CONNECTION \`$connection\`
+OPTIONS (endpoint = '$market', max_batching_rows = $BQ_MAX_BATCHING_ROWS);
+
+SELECT \`$dataset.purchase_amount\`(35, 'F', 52000) AS purchase_amount;
+EOF
+}
+
+main() {
+  parse_flags "$@"
+  apply_defaults
+  validate
+  MODEL_STORE="gs://$MODEL_BUCKET/models"
+  cd "$ROOT"
+  if [[ $DRY_RUN == true ]]; then
+    echo "Dry run: printing every command; none is run."
+  elif ! command -v gcloud >/dev/null; then
+    echo "deploy.sh: gcloud not found; install the Google Cloud CLI first" >&2
+    exit 1
+  fi
+  CAPTURED=$(mktemp)
+  trap 'rm -f "$CAPTURED"' EXIT
+  # Never stop at a prompt: a script answers with its flags.
+  export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+  echo "Deploying marketcast to project $PROJECT_ID, region $REGION."
+
+  enable_apis
+  create_buckets_and_accounts
+  grant_least_privilege
+  publish_models
+  deploy_functions
+  read_urls
+  print_summary
+}
+
+main "$@"

@@ -1,0 +1,133 @@
+"""Flask-facing helpers the HTTP routes share: the process runtime, bodies and responses."""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+
+from shared import codecs
+from shared import settings as settings_module
+from shared.errors import (
+    MarketcastError,
+    MethodNotAllowed,
+    ModelUnavailable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    one_line,
+)
+from shared.model_store import ModelStore, open_backend
+from shared.settings import Settings
+
+READ_CHUNK_BYTES = 64 * 1024
+
+
+class Style(enum.Enum):
+    """Which error body a caller understands."""
+
+    NATIVE = "native"  # {"error": {"code", "message", "details"}}
+    KSERVE = "kserve"  # {"error": "message"} (KServe V1 and the Open Inference Protocol)
+    BIGQUERY = "bigquery"  # {"errorMessage": "message"}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: ModelStore
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def runtime() -> Runtime:
+    """Settings and model store, made once per process on first use (not at import)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            settings = settings_module.from_env()
+            backend = open_backend(
+                settings.model_store,
+                settings.storage_timeout_seconds,
+                settings.storage_emulator_host,
+            )
+            _runtime = Runtime(settings, ModelStore(backend, settings.model_refresh_seconds))
+        return _runtime
+
+
+def media_type(request: flask.Request, *, default: str | None = None) -> str:
+    """application/json or text/csv; a missing Content-Type means `default` where given."""
+    kind = (request.mimetype or "").lower()
+    if kind in ("application/json", "text/csv"):
+        return kind
+    if not kind and default:
+        return default
+    if not kind:
+        raise UnsupportedMediaType("set Content-Type: application/json or text/csv")
+    raise UnsupportedMediaType(
+        f"Content-Type {kind[:100]} is not supported; use application/json or text/csv"
+    )
+
+
+def read_body(request: flask.Request, limit: int) -> bytes:
+    """At most `limit` bytes, refused before reading when Content-Length says more."""
+    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks, total = [], 0
+    while chunk := request.stream.read(min(READ_CHUNK_BYTES, limit + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+    return b"".join(chunks)
+
+
+def json_response(
+    document: Any, model_name: str | None = None, version: str | None = None, status: int = 200
+) -> flask.Response:
+    response = flask.Response(codecs.encode_json(document), status, mimetype="application/json")
+    if model_name and version:
+        model_headers(response, model_name, version)
+    return response
+
+
+def csv_response(body: bytes, model_name: str, version: str) -> flask.Response:
+    response = flask.Response(body, content_type="text/csv; charset=utf-8")
+    model_headers(response, model_name, version)
+    return response
+
+
+def model_headers(response: flask.Response, model_name: str, version: str) -> None:
+    response.headers["X-Model-Name"] = model_name
+    response.headers["X-Model-Version"] = version
+
+
+def error_response(error: MarketcastError, style: Style = Style.NATIVE) -> flask.Response:
+    """The one place an error becomes a response, in the body shape the caller speaks."""
+    body = codecs.encode_json(error_document(error, style))
+    # A streamed body tells the framework not to read an unread request body into memory.
+    payload: Any = iter([body]) if isinstance(error, PayloadTooLarge) else body
+    response = flask.Response(payload, status=error.status, mimetype="application/json")
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = ", ".join(error.allow)
+    if isinstance(error, ModelUnavailable):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def error_document(error: MarketcastError, style: Style) -> dict[str, Any]:
+    if style is Style.BIGQUERY:
+        return {"errorMessage": one_line(error.message, error.problems)}
+    if style is Style.KSERVE:
+        return {"error": one_line(error.message, error.problems)}
+    return {
+        "error": {
+            "code": error.code,
+            "message": error.message,
+            "details": [problem.to_dict() for problem in error.problems],
+        }
+    }

@@ -1,0 +1,196 @@
+"""The Open Inference Protocol (KServe V2), JSON form: tensors <-> DataFrames.
+
+One input tensor per feature, shape [n] or [n, 1], in any order; outputs are the target and,
+when asked for, the interval bounds and contributions, each as an FP64 tensor of shape [n].
+Binary tensor data is refused with a clear message: only the JSON form is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
+from shared.schema import CategoricalFeature, ModelSchema
+
+DATATYPES = {
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+}
+BINARY_REFUSED = "binary tensor data is not supported; send JSON tensors (binary_data=False)"
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    rows: pd.DataFrame
+    parameters: Mapping[str, Any]
+    outputs: tuple[str, ...] | None
+    request_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> InferRequest:
+    if not isinstance(document, dict):
+        raise BadRequest("an inference request must be a JSON object")
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest('"inputs" must be a non-empty list of tensors')
+    parameters = _parameters(document.get("parameters"), "parameters")
+    if parameters.pop("binary_data_output", False):
+        raise BadRequest(BINARY_REFUSED)
+    columns = dict(_tensor(item, position) for position, item in enumerate(inputs))
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise BadRequest("every input tensor must hold the same number of rows")
+    rows = lengths.pop()
+    if rows > max_instances:
+        raise PayloadTooLarge(f"at most {max_instances} instances are accepted per request")
+    _check_names(columns, schema)
+    frame = pd.DataFrame(
+        {name: np.asarray(values, dtype=object) for name, values in columns.items()},
+        index=pd.RangeIndex(rows),
+        dtype=object,
+    )
+    request_id = document.get("id")
+    return InferRequest(
+        rows=frame,
+        parameters=parameters,
+        outputs=_requested_outputs(document.get("outputs")),
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
+
+
+def encode_infer(
+    result: pd.DataFrame,
+    model_name: str,
+    version: str,
+    outputs: Sequence[str] | None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    names = list(result.columns)
+    if outputs is not None:
+        unknown = [name for name in outputs if name not in names]
+        if unknown:
+            raise InvalidInput(
+                "unknown output requested",
+                tuple(Problem(None, f"outputs.{name}", "no such output") for name in unknown),
+            )
+        names = list(outputs)
+    body: dict[str, Any] = {
+        "model_name": model_name,
+        "model_version": version,
+        "outputs": [
+            {
+                "name": name,
+                "shape": [len(result)],
+                "datatype": "FP64",
+                "data": result[name].to_numpy(dtype=float),
+            }
+            for name in names
+        ],
+    }
+    if request_id is not None:
+        body["id"] = request_id
+    return body
+
+
+def model_metadata(schema: ModelSchema, model_name: str, version: str) -> dict[str, Any]:
+    target = schema.target
+    outputs = [target, f"{target}_lower", f"{target}_upper", "base_value"]
+    outputs += [f"contribution_{name}" for name in schema.feature_names]
+    return {
+        "name": model_name,
+        "versions": [version],
+        "platform": "sklearn",
+        "inputs": [
+            {
+                "name": feature.name,
+                "datatype": "BYTES" if isinstance(feature, CategoricalFeature) else "FP64",
+                "shape": [-1],
+            }
+            for feature in schema.features
+        ],
+        "outputs": [{"name": name, "datatype": "FP64", "shape": [-1]} for name in outputs],
+    }
+
+
+def _tensor(item: object, position: int) -> tuple[str, list[Any]]:
+    where = f"inputs[{position}]"
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise BadRequest(f"{where} must be an object with a name")
+    name = item["name"]
+    if _parameters(item.get("parameters"), f"{where}.parameters").get("binary_data_size"):
+        raise BadRequest(BINARY_REFUSED)
+    if item.get("datatype") not in DATATYPES:
+        raise BadRequest(f"input {name!r}: unknown datatype {str(item.get('datatype'))[:20]!r}")
+    shape = item.get("shape")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        or (len(shape) == 2 and shape[1] != 1)
+    ):
+        raise BadRequest(f"input {name!r}: shape must be [n] or [n, 1]")
+    if "data" not in item:
+        raise BadRequest(f"input {name!r} has no data (binary data is not supported)")
+    values = _flatten(item["data"])
+    if len(values) != shape[0]:
+        raise BadRequest(f"input {name!r}: shape says {shape[0]} rows, data has {len(values)}")
+    return name, values
+
+
+def _flatten(data: object) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    flat: list[Any] = []
+    for item in data:
+        flat.extend(_flatten(item) if isinstance(item, list) else [item])
+    return flat
+
+
+def _check_names(columns: Mapping[str, Any], schema: ModelSchema) -> None:
+    known = set(schema.feature_names)
+    problems = [Problem(None, name, "unknown input") for name in columns if name not in known]
+    problems += [
+        Problem(None, name, "missing input") for name in schema.feature_names if name not in columns
+    ]
+    if problems:
+        raise InvalidInput("inputs do not match the model", tuple(problems))
+
+
+def _parameters(raw: object, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadRequest(f'"{where}" must be an object')
+    return dict(raw)
+
+
+def _requested_outputs(raw: object) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequest('"outputs" must be a list')
+    names = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequest("each requested output must be an object with a name")
+        if _parameters(item.get("parameters"), "outputs.parameters").get("binary_data"):
+            raise BadRequest(BINARY_REFUSED)
+        names.append(item["name"])
+    return tuple(names)
