@@ -111,12 +111,20 @@ def error_response(error: MarketcastError, style: Style = Style.NATIVE) -> flask
     body = codecs.encode_json(error_document(error, style))
     # A streamed body tells the framework not to read an unread request body into memory.
     payload: Any = iter([body]) if isinstance(error, PayloadTooLarge) else body
-    response = flask.Response(payload, status=error.status, mimetype="application/json")
+    response = flask.Response(payload, status=status_for(error, style), mimetype="application/json")
     if isinstance(error, MethodNotAllowed):
         response.headers["Allow"] = ", ".join(error.allow)
     if isinstance(error, ModelUnavailable):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
+
+
+def status_for(error: MarketcastError, style: Style) -> int:
+    """BigQuery retries 408, 429, 500, 503 and 504 and fails the query on anything else; a
+    caller's mistake there is a plain 400, so the query fails at once with our message."""
+    if style is Style.BIGQUERY and 400 <= error.status < 500:
+        return 400
+    return error.status
 
 
 def error_document(error: MarketcastError, style: Style) -> dict[str, Any]:

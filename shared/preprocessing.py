@@ -47,44 +47,50 @@ class Validated:
 
 
 def validate(frame: pd.DataFrame, schema: ModelSchema, *, allow_extra: bool = False) -> Validated:
-    """Every row and field of `frame` checked against `schema`; all faults reported."""
-    rows = len(frame)
-    problems: list[Problem] = []
+    """Every row and field of `frame` checked against `schema`; all faults reported.
+
+    Rows are named by the frame's (integer) index, so a caller that set rows aside keeps
+    its own numbering in `problems` and in `features.index`.
+    """
+    labels = frame.index.to_numpy()
+    positional: list[tuple[int | None, str, str]] = []
     if not allow_extra:
-        problems += _unknown_fields(frame, schema)
+        positional += _unknown_fields(frame, schema)
     columns: dict[str, np.ndarray] = {}
     for feature in schema.features:
         if feature.name not in frame.columns:
-            if rows:
-                problems.append(Problem(None, feature.name, MISSING_COLUMN))
-            columns[feature.name] = np.full(rows, np.nan)
+            if len(frame):
+                positional.append((None, feature.name, MISSING_COLUMN))
+            columns[feature.name] = np.full(len(frame), np.nan)
             continue
         values, reasons = _check(feature, frame[feature.name])
         columns[feature.name] = values
-        problems += [
-            Problem(int(row), feature.name, str(reasons[row])) for row in np.flatnonzero(reasons)
+        positional += [
+            (int(row), feature.name, str(reasons[row])) for row in np.flatnonzero(reasons)
         ]
     order = {name: position for position, name in enumerate(schema.feature_names)}
-    problems.sort(key=lambda p: (-1 if p.row is None else p.row, order.get(p.field or "", -1)))
-    bad = np.zeros(rows, dtype=bool)
-    bad[[p.row for p in problems if p.row is not None]] = True
-    if any(p.row is None for p in problems):
+    positional.sort(key=lambda p: (-1 if p[0] is None else p[0], order.get(p[1], -1)))
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[[row for row, _, _ in positional if row is not None]] = True
+    if any(row is None for row, _, _ in positional):
         bad[:] = True
-    features = pd.DataFrame(columns, index=pd.RangeIndex(rows))
-    return Validated(features=features[~bad], problems=tuple(problems))
+    problems = tuple(
+        Problem(None if row is None else int(labels[row]), field, reason)
+        for row, field, reason in positional
+    )
+    features = pd.DataFrame(columns, index=frame.index)
+    return Validated(features=features[~bad], problems=problems)
 
 
-def _unknown_fields(frame: pd.DataFrame, schema: ModelSchema) -> list[Problem]:
+def _unknown_fields(frame: pd.DataFrame, schema: ModelSchema) -> list[tuple[int | None, str, str]]:
     known = set(schema.feature_names)
-    problems = []
+    found: list[tuple[int | None, str, str]] = []
     for column in frame.columns:
         if column in known:
             continue
         present = frame[column].map(lambda value: value is not ABSENT).to_numpy(dtype=bool)
-        problems += [
-            Problem(int(row), str(column), UNKNOWN_FIELD) for row in np.flatnonzero(present)
-        ]
-    return problems
+        found += [(int(row), str(column), UNKNOWN_FIELD) for row in np.flatnonzero(present)]
+    return found
 
 
 def _check(feature: Feature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -226,14 +226,14 @@ def test_valid_rows_keep_their_original_row_index() -> None:
     assert [problem.row for problem in result.problems] == [0, 2]
 
 
-def test_rows_are_numbered_by_position_whatever_the_frame_index() -> None:
+def test_rows_are_named_by_the_frame_index() -> None:
     frame = rows({**VALID, "age": 1}, VALID)
     frame.index = pd.Index([10, 20])
 
     result = validate(frame, CUSTOMER_NEEDS)
 
-    assert result.problems == (Problem(0, "age", AGE_RANGE),)
-    assert result.features.index.tolist() == [1]
+    assert result.problems == (Problem(10, "age", AGE_RANGE),)
+    assert result.features.index.tolist() == [20]
 
 
 def test_an_empty_frame_is_valid_and_empty() -> None:

@@ -1,0 +1,361 @@
+"""BigQuery remote-function batches, KServe V1 and the Open Inference Protocol over raw HTTP."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import requests
+
+from shared.model_store import load_current
+from tests.integration.conftest import BUNDLED, TARGETS, StartFunction, bundled_version
+from tests.integration.support import FakeGcs, FunctionServer
+
+CUSTOMER_CALLS = [[35, "F", 52000], ["61", "male", "90000.5"], [18.0, "Other", 0]]
+CANONICAL = {"F": "female", "male": "male", "Other": "other"}
+
+
+def in_process(name: str, rows: list[list[object]]) -> list[float]:
+    model = load_current(BUNDLED, name)
+    frame = pd.DataFrame(rows, columns=list(model.schema.feature_names))
+    for column in frame.columns:
+        frame[column] = (
+            frame[column].map(CANONICAL) if column == "gender" else frame[column].astype(float)
+        )
+    return [float(v) for v in model.pipeline.predict(frame)]
+
+
+def bigquery_request(calls: list[list[object]], context: dict[str, str] | None = None) -> dict:
+    return {
+        "requestId": "124ab1c",
+        "caller": "//bigquery.googleapis.com/projects/demo/jobs/job-1",
+        "sessionUser": "analyst@example.com",
+        "userDefinedContext": context or {},
+        "calls": calls,
+    }
+
+
+@pytest.fixture
+def customer(running: dict[str, FunctionServer]) -> FunctionServer:
+    return running["customer_needs"]
+
+
+@pytest.fixture
+def market(running: dict[str, FunctionServer]) -> FunctionServer:
+    return running["market_trend"]
+
+
+# --- BigQuery remote functions --------------------------------------------------------------
+
+
+def test_bigquery_batch_gets_replies_in_order(customer: FunctionServer):
+    response = requests.post(customer.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["replies"] == pytest.approx(in_process("customer_needs", CUSTOMER_CALLS))
+
+
+def test_bigquery_null_argument_gives_null_reply(customer: FunctionServer):
+    calls = [CUSTOMER_CALLS[0], [None, "f", 1000], CUSTOMER_CALLS[1]]
+
+    replies = requests.post(customer.url, json=bigquery_request(calls), timeout=30).json()[
+        "replies"
+    ]
+
+    assert replies[1] is None
+    assert [replies[0], replies[2]] == pytest.approx(
+        in_process("customer_needs", [CUSTOMER_CALLS[0], CUSTOMER_CALLS[1]])
+    )
+
+
+def test_bigquery_repeated_identical_requests_get_identical_replies(market: FunctionServer):
+    request = bigquery_request([[9000, 300, 13000], [4000.5, 200, 6000]])
+
+    first = requests.post(market.url, json=request, timeout=30)
+    second = requests.post(market.url, json=request, timeout=30)
+
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+
+
+@pytest.mark.parametrize("output", ["lower", "upper", "interval", "explain", "all"])
+def test_bigquery_context_chooses_the_output(customer: FunctionServer, output: str):
+    context = {"output": output, "interval_level": "0.8"}
+
+    response = requests.post(
+        customer.url, json=bigquery_request(CUSTOMER_CALLS, context), timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    replies = response.json()["replies"]
+    predictions = in_process("customer_needs", CUSTOMER_CALLS)
+    for reply, predicted in zip(replies, predictions, strict=True):
+        if output == "lower":
+            assert reply < predicted
+        elif output == "upper":
+            assert reply > predicted
+        else:
+            assert reply["purchase_amount"] == pytest.approx(predicted)
+            if output in ("interval", "all"):
+                assert reply["interval"]["level"] == 0.8
+                assert reply["interval"]["lower"] < predicted < reply["interval"]["upper"]
+            if output in ("explain", "all"):
+                total = reply["base_value"] + sum(reply["contributions"].values())
+                assert total == pytest.approx(predicted, rel=1e-9)
+
+
+def test_bigquery_bad_row_fails_fast_naming_row_and_field(customer: FunctionServer):
+    calls = [CUSTOMER_CALLS[0], [35, "robot", 1000], [300, "f", 1000]]
+
+    response = requests.post(customer.url, json=bigquery_request(calls), timeout=30)
+
+    assert response.status_code == 400  # not retried: the query fails with this message
+    message = response.json()["errorMessage"]
+    assert "row 1, gender: must be one of female, male, other" in message
+    assert "row 2, age: must be between 18 and 100" in message
+
+
+@pytest.mark.parametrize(
+    ("calls", "context", "expected"),
+    [
+        ([[35, "f"]], {}, "row 0: expected 3 arguments (age, gender, income)"),
+        ([[35, "f", 1]], {"output": "everything"}, "userDefinedContext.output"),
+        ([[35, "f", 1]], {"output": "lower", "interval_level": "2"}, "parameters.interval"),
+    ],
+)
+def test_bigquery_malformed_batches_fail_fast(customer, calls, context, expected):
+    response = requests.post(customer.url, json=bigquery_request(calls, context), timeout=30)
+
+    assert response.status_code == 400
+    assert expected in response.json()["errorMessage"]
+
+
+def test_bigquery_batch_over_the_limit_is_not_retried(
+    published: str, start_function: StartFunction
+):
+    server = start_function(TARGETS["customer_needs"], MODEL_STORE=published, MAX_INSTANCES="2")
+
+    response = requests.post(server.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30)
+
+    assert response.status_code == 400
+    assert "max_batching_rows" in response.json()["errorMessage"]
+
+
+def test_bigquery_storage_outage_is_retryable(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction
+):
+    server = start_function(TARGETS["customer_needs"], MODEL_STORE=f"gs://{bucket}/models")
+    gcs.stop()
+    try:
+        response = requests.post(server.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30)
+    finally:
+        gcs.start()
+
+    assert response.status_code == 503  # BigQuery retries 503
+    assert "errorMessage" in response.json()
+
+
+# --- KServe V1 --------------------------------------------------------------------------------
+
+
+def test_v1_status_and_predict_with_objects_and_lists(customer: FunctionServer):
+    status = requests.get(f"{customer.url}/v1/models/customer_needs", timeout=30)
+    objects = [dict(zip(("age", "gender", "income"), call, strict=True)) for call in CUSTOMER_CALLS]
+
+    by_object = requests.post(
+        f"{customer.url}/v1/models/customer_needs:predict", json={"instances": objects}, timeout=30
+    )
+    by_list = requests.post(
+        f"{customer.url}/v1/models/customer_needs:predict",
+        json={"instances": CUSTOMER_CALLS},
+        timeout=30,
+    )
+
+    assert status.json() == {"name": "customer_needs", "ready": True}
+    expected = in_process("customer_needs", CUSTOMER_CALLS)
+    assert by_object.json()["predictions"] == pytest.approx(expected)
+    assert by_list.json()["predictions"] == pytest.approx(expected)
+
+
+def test_v1_errors_use_the_protocol_shape(customer: FunctionServer):
+    bad = requests.post(
+        f"{customer.url}/v1/models/customer_needs:predict",
+        json={"instances": [[35, "f"], {"age": 35, "gender": "f", "income": -1}]},
+        timeout=30,
+    )
+    other_model = requests.get(f"{customer.url}/v1/models/market_trend", timeout=30)
+
+    assert bad.status_code == 422
+    assert "row 0: must be a JSON object or a list of 3 values" in bad.json()["error"]
+    assert other_model.status_code == 404
+    assert isinstance(other_model.json()["error"], str)
+
+
+# --- Open Inference Protocol (V2) -----------------------------------------------------------
+
+
+def test_v2_health_server_and_model_metadata(market: FunctionServer):
+    live = requests.get(f"{market.url}/v2/health/live", timeout=30)
+    ready = requests.get(f"{market.url}/v2/health/ready", timeout=30)
+    model_ready = requests.get(f"{market.url}/v2/models/market_trend/ready", timeout=30)
+    metadata = requests.get(f"{market.url}/v2/models/market_trend", timeout=30).json()
+    server = requests.get(f"{market.url}/v2", timeout=30).json()
+
+    assert (live.status_code, ready.status_code, model_ready.status_code) == (200, 200, 200)
+    assert server["name"] == "marketcast"
+    assert metadata["name"] == "market_trend"
+    assert metadata["versions"] == [bundled_version("market_trend")]
+    assert [(i["name"], i["datatype"]) for i in metadata["inputs"]] == [
+        ("sales", "FP64"),
+        ("population", "FP64"),
+        ("gdp", "FP64"),
+    ]
+    assert metadata["outputs"][0] == {"name": "future_sales", "datatype": "FP64", "shape": [-1]}
+
+
+def test_v2_infer_with_columnar_inputs_of_mixed_types(customer: FunctionServer):
+    body = {
+        "id": "req-7",
+        "inputs": [
+            {
+                "name": "gender",
+                "shape": [3, 1],
+                "datatype": "BYTES",
+                "data": [["F"], ["male"], ["Other"]],
+            },
+            {"name": "income", "shape": [3], "datatype": "FP64", "data": [52000, 90000.5, 0]},
+            {"name": "age", "shape": [3], "datatype": "INT64", "data": [35, 61, 18]},
+        ],
+        "parameters": {"interval": 0.9},
+        "outputs": [{"name": "purchase_amount"}, {"name": "purchase_amount_upper"}],
+    }
+
+    response = requests.post(
+        f"{customer.url}/v2/models/customer_needs/infer", json=body, timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["id"] == "req-7"
+    assert result["model_version"] == bundled_version("customer_needs")
+    outputs = {o["name"]: o for o in result["outputs"]}
+    assert set(outputs) == {"purchase_amount", "purchase_amount_upper"}
+    assert outputs["purchase_amount"]["shape"] == [3]
+    expected = in_process("customer_needs", CUSTOMER_CALLS)
+    assert outputs["purchase_amount"]["data"] == pytest.approx(expected)
+    assert all(
+        u > p for u, p in zip(outputs["purchase_amount_upper"]["data"], expected, strict=True)
+    )
+
+
+def test_v2_versioned_path_serves_only_the_live_version(market: FunctionServer):
+    live = bundled_version("market_trend")
+    body = {
+        "inputs": [
+            {"name": n, "shape": [1], "datatype": "FP64", "data": [v]}
+            for n, v in (("sales", 9000), ("population", 300), ("gdp", 13000))
+        ]
+    }
+
+    current = requests.post(
+        f"{market.url}/v2/models/market_trend/versions/{live}/infer", json=body, timeout=30
+    )
+    old = requests.post(
+        f"{market.url}/v2/models/market_trend/versions/0/infer", json=body, timeout=30
+    )
+
+    assert current.status_code == 200
+    assert old.status_code == 404
+    assert "live version" in old.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "status", "expected"),
+    [
+        (
+            [{"name": "age", "shape": [1], "datatype": "FP64", "data": [30]}],
+            422,
+            "gender: missing input",
+        ),
+        (
+            [
+                {"name": "age", "shape": [1], "datatype": "FP64", "data": ["old"]},
+                {"name": "gender", "shape": [1], "datatype": "BYTES", "data": ["f"]},
+                {"name": "income", "shape": [1], "datatype": "FP64", "data": [1]},
+            ],
+            422,
+            "row 0, age: must be a number",
+        ),
+        (
+            [{"name": "age", "shape": [2], "datatype": "FP64", "data": [30]}],
+            400,
+            "shape says 2 rows",
+        ),
+        (
+            [{"name": "age", "shape": [1], "datatype": "FLOAT", "data": [30]}],
+            400,
+            "unknown datatype",
+        ),
+        (
+            [
+                {
+                    "name": "age",
+                    "shape": [1],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 8},
+                }
+            ],
+            400,
+            "binary tensor data is not supported",
+        ),
+    ],
+)
+def test_v2_bad_requests_name_what_is_wrong(customer, inputs, status, expected):
+    response = requests.post(
+        f"{customer.url}/v2/models/customer_needs/infer", json={"inputs": inputs}, timeout=30
+    )
+
+    assert response.status_code == status
+    assert expected in response.json()["error"]
+
+
+def test_v2_binary_request_is_refused_clearly(customer: FunctionServer):
+    header = b'{"inputs":[{"name":"age","shape":[1],"datatype":"FP64","parameters":{"binary_data_size":8}}]}'
+
+    response = requests.post(
+        f"{customer.url}/v2/models/customer_needs/infer",
+        data=header + b"\x00" * 8,
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
+        timeout=30,
+    )
+
+    assert response.status_code == 400
+    assert "binary tensor data is not supported" in response.json()["error"]
+
+
+def test_v2_ready_is_false_while_storage_is_down(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction
+):
+    server = start_function(TARGETS["market_trend"], MODEL_STORE=f"gs://{bucket}/models")
+    gcs.stop()
+    try:
+        ready = requests.get(f"{server.url}/v2/health/ready", timeout=30)
+        infer = requests.post(
+            f"{server.url}/v2/models/market_trend/infer", json={"inputs": []}, timeout=30
+        )
+    finally:
+        gcs.start()
+
+    assert ready.status_code == 503
+    assert ready.json()["ready"] is False
+    assert infer.status_code in (400, 503)
+
+
+def test_every_protocol_path_also_answers_under_the_function_name(customer: FunctionServer):
+    response = requests.get(
+        f"{customer.url}/predict_customer_needs/v2/models/customer_needs/ready", timeout=30
+    )
+
+    assert response.status_code == 200
