@@ -21,7 +21,7 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 
 models: $(VENV)/.runtime
-	$(BIN)/python -m models bundle
+	$(BIN)/python -m models regenerate
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
