@@ -14,6 +14,7 @@ test: $(VENV)/.dev system-tools lint
 # Tools the tests run that come from the system's package manager (Debian).
 system-tools:
 	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -34,4 +35,4 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-kserve .pytest_cache .mypy_cache .ruff_cache

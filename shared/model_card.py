@@ -11,6 +11,7 @@ def model_card(model: LoadedModel, function_name: str) -> dict[str, Any]:
     metadata = model.metadata
     example = metadata.get("example_instance") or {}
     return {
+        "status": "alive",  # what KServe V1 clients read from GET / as liveness
         "name": model.name,
         "function": function_name,
         "version": model.version,

@@ -51,8 +51,8 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest('"inputs" must be a non-empty list of tensors')
     parameters = _parameters(document.get("parameters"), "parameters")
-    if parameters.pop("binary_data_output", False):
-        raise BadRequest(BINARY_REFUSED)
+    # Clients ask for binary outputs by default when no output is named; JSON answers them too.
+    parameters.pop("binary_data_output", None)
     columns = dict(_tensor(item, position) for position, item in enumerate(inputs))
     lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
