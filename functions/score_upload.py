@@ -129,9 +129,10 @@ def _runtime_once() -> _Runtime:
 
 def _score(upload: Upload, runtime: _Runtime, started: datetime) -> None:
     """Stage, publish, report: the report is the last thing written, or nothing is."""
-    clock = time.perf_counter()
+    laps = _Laps()
     model: LoadedModel | None = None
     tally: Tally | None = None
+    problem: FileProblem | None = None
     try:
         if not upload.known_model:
             raise FileProblem(
@@ -140,34 +141,47 @@ def _score(upload: Upload, runtime: _Runtime, started: datetime) -> None:
                 f"with one of: {', '.join(SCHEMAS)}",
             )
         model = runtime.models.get(upload.model)
+        laps.lap("model_seconds")
         log("INFO", "scoring upload", model_version=model.version, **_about(upload))
         staging = staging_names(upload, uuid.uuid4().hex)
         identity = output_identity(model, runtime.options)
         tally = _stage(upload, runtime, model, staging, identity)
-        scored_at = time.perf_counter()
+        laps.lap("scoring_seconds")
         try:
             _publish_outputs(runtime.objects, upload, staging, identity)
         finally:
             _remove(runtime.objects, upload.bucket, staging)
-        problem = None
+        laps.lap("publishing_seconds")
     except FileProblem as found:
-        scored_at, problem = time.perf_counter(), found
-    timings = {
-        "started": started.isoformat(),
-        "event_age_seconds": _age(upload, started),
-        "scoring_seconds": round(scored_at - clock, 3),
-        "publishing_seconds": round(time.perf_counter() - scored_at, 3),
-    }
+        problem = found
+        laps.lap("seconds_until_the_problem")
     document = report(
         upload,
         model_version=model.version if model else None,
         options=runtime.options,
         tally=tally,
         problem=problem,
-        timings=timings,
+        timings={
+            "started": started.isoformat(),
+            "event_age_seconds": _age(upload, started),
+            **laps.seconds,
+        },
     )
-    published = _create_report(runtime.objects, upload, encode_report(document))
-    _log_outcome(upload, document, published)
+    written = _create_report(runtime.objects, upload, encode_report(document))
+    _log_outcome(upload, document, written)
+
+
+class _Laps:
+    """Seconds spent in each phase, for the report (timings never decide anything)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _stage(
@@ -264,12 +278,12 @@ def _about(upload: Upload) -> dict[str, Any]:
     }
 
 
-def _log_outcome(upload: Upload, document: dict[str, Any], published: bool) -> None:
+def _log_outcome(upload: Upload, document: dict[str, Any], written: bool) -> None:
     problem = document["problem"]
     log(
         "WARNING" if problem else "INFO",
         "upload not scorable; reported" if problem else "upload scored",
-        report_written=published,
+        report_written=written,
         problem=problem["code"] if problem else None,
         rows=document["rows"],
         model_version=document["model"]["version"],

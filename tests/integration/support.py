@@ -122,3 +122,113 @@ class FunctionServer:
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text().splitlines()
+
+
+# Cloud Storage events and direct object access, for the upload-scoring tests.
+# (Imports are local so that this section only adds to the module.)
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+
+
+def storage_event(bucket: str, name: str, generation: int, *, event_id: str, time: str) -> object:
+    """A `google.cloud.storage.object.v1.finalized` event shaped as Cloud Storage sends it."""
+    from cloudevents.http import CloudEvent
+
+    attributes = {
+        "type": FINALIZED,
+        "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+        "subject": f"objects/{name}",
+        "id": event_id,
+        "time": time,
+        "datacontenttype": "application/json",
+    }
+    data = {
+        "kind": "storage#object",
+        "bucket": bucket,
+        "name": name,
+        "generation": str(generation),
+        "metageneration": "1",
+        "contentType": "text/csv",
+        "timeCreated": time,
+    }
+    return CloudEvent(attributes, data)
+
+
+def post_event(url: str, event: object, mode: str, timeout: float = 120) -> requests.Response:
+    """Deliver `event` over HTTP in CloudEvents `binary` or `structured` content mode."""
+    from cloudevents.conversion import to_binary, to_structured
+
+    encode = {"binary": to_binary, "structured": to_structured}[mode]
+    headers, body = encode(event)
+    return requests.post(url, headers=headers, data=body, timeout=timeout)
+
+
+def put_object(gcs: FakeGcs, bucket: str, key: str, data: bytes) -> int:
+    """Upload an object directly and return its generation."""
+    response = requests.post(
+        f"{gcs.url}/upload/storage/v1/b/{bucket}/o",
+        params={"uploadType": "media", "name": key},
+        data=data,
+        timeout=30,
+    )
+    response.raise_for_status()
+    return int(response.json()["generation"])
+
+
+def list_objects(gcs: FakeGcs, bucket: str, prefix: str = "") -> dict[str, int]:
+    """Every object under `prefix`, with its generation."""
+    found: dict[str, int] = {}
+    token = None
+    while True:
+        params = {"prefix": prefix, **({"pageToken": token} if token else {})}
+        response = requests.get(f"{gcs.url}/storage/v1/b/{bucket}/o", params=params, timeout=10)
+        response.raise_for_status()
+        page = response.json()
+        found.update({item["name"]: int(item["generation"]) for item in page.get("items", [])})
+        token = page.get("nextPageToken")
+        if not token:
+            return found
+
+
+class PersistentFakeGcs(FakeGcs):
+    """fake-gcs-server keeping objects on disk, so they survive a stop and start."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def start(self) -> None:
+        command = [str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1"]
+        command += ["-port", str(self.port), "-backend", "filesystem"]
+        command += ["-filesystem-root", str(self.root), "-external-url", self.url]
+        command += ["-log-level", "error"]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port, self.process)
+
+
+def server_pids(server: FunctionServer) -> list[int]:
+    """The server's process and its workers (functions-framework serves from a child)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
+def kill_hard(server: FunctionServer) -> None:
+    """SIGKILL the workers and the server, as a crash would: no cleanup code runs."""
+    import signal
+
+    for pid in reversed(server_pids(server)):
+        os.kill(pid, signal.SIGKILL)
+    assert server.process is not None
+    server.process.wait()
+    server.process = None
+
+
+def delete_object(gcs: FakeGcs, bucket: str, key: str) -> None:
+    response = requests.delete(
+        f"{gcs.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(key, safe='')}", timeout=10
+    )
+    response.raise_for_status()

@@ -1,0 +1,252 @@
+"""Objects in data buckets: streamed reads and writes, and create-if-absent publishing.
+
+The model store reads models; this module reads the files people upload and writes what is
+made from them. Every call is bounded by the storage timeout and retried only where a retry is
+safe. Failures surface as three exceptions:
+
+    ObjectStoreUnavailable   storage did not answer or failed: retry the whole event later
+    ObjectAbsent             no such object (or no longer that generation)
+    AlreadyExists            a create-if-absent found an object at the name (HTTP 412)
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry
+from google.auth import exceptions as auth_exceptions
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from shared.logs import log
+
+READ_CHUNK_BYTES = 8 * 1024 * 1024
+WRITE_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
+
+_UNAVAILABLE = (
+    api_exceptions.GoogleAPIError,
+    auth_exceptions.GoogleAuthError,
+    requests.exceptions.RequestException,
+    OSError,
+)
+
+T = TypeVar("T")
+
+
+class ObjectStoreUnavailable(Exception):
+    """Cloud Storage failed or did not answer in time; the work can be retried as a whole."""
+
+
+class ObjectAbsent(Exception):
+    """No object at that name, or not at that generation any more."""
+
+
+class AlreadyExists(Exception):
+    """A create-if-absent found an object at the name: someone else wrote it first (412)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    name: str
+    generation: int
+    size: int
+    metadata: Mapping[str, str]
+
+
+class ObjectStore:
+    """One Cloud Storage client per process, shared by every bucket and thread."""
+
+    def __init__(self, timeout_seconds: float, emulator_host: str | None = None) -> None:
+        self.timeout = timeout_seconds
+        self.emulator_host = emulator_host
+        self._client: storage.Client | None = None
+        self._lock = threading.Lock()
+
+    def info(self, bucket: str, name: str) -> ObjectInfo | None:
+        """The live generation's size and custom metadata, or None when there is no object."""
+        blob = self._call(
+            f"stat {name}",
+            lambda: self._bucket(bucket).get_blob(
+                name, timeout=self._request_timeout(), retry=self._retry()
+            ),
+        )
+        if blob is None:
+            return None
+        return ObjectInfo(
+            name, int(blob.generation), int(blob.size or 0), dict(blob.metadata or {})
+        )
+
+    @contextmanager
+    def reader(self, bucket: str, name: str, generation: int) -> Iterator[io.BufferedReader[Any]]:
+        """That generation's bytes exactly as stored (no transcoding), fetched in ranges."""
+        blob = self._bucket(bucket).blob(name, generation=generation)
+        ranges = blob.open(
+            "rb",
+            chunk_size=READ_CHUNK_BYTES,
+            retry=self._retry(),
+            raw_download=True,
+            timeout=self._request_timeout(),
+        )
+        stream = io.BufferedReader(_Translated(ranges, name), buffer_size=256 * 1024)
+        try:
+            yield stream
+        finally:
+            ranges.close()
+
+    def writer(
+        self, bucket: str, name: str, content_type: str, metadata: Mapping[str, str]
+    ) -> StreamedUpload:
+        """A streamed (resumable) upload: nothing exists at `name` until it is committed.
+
+        `metadata` becomes the object's custom metadata, and follows it when it is copied.
+        """
+        blob = self._bucket(bucket).blob(name)
+        blob.metadata = dict(metadata)
+        upload = blob.open(
+            "wb",
+            chunk_size=WRITE_CHUNK_BYTES,
+            ignore_flush=True,
+            retry=self._retry(),
+            content_type=content_type,
+            timeout=self._request_timeout(),
+        )
+        return StreamedUpload(upload, name)
+
+    def create_if_absent(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
+        """Write `data` at `name` only if nothing is there (if_generation_match=0)."""
+        blob = self._bucket(bucket).blob(name)
+        self._call(
+            f"write {name}",
+            lambda: blob.upload_from_string(
+                data,
+                content_type=content_type,
+                if_generation_match=0,
+                timeout=self._request_timeout(),
+                retry=self._retry(),
+            ),
+        )
+
+    def copy_if_absent(self, bucket: str, source: str, destination: str) -> None:
+        """Copy within the bucket, server side, only if nothing is at `destination`."""
+        handle = self._bucket(bucket)
+        target, origin = handle.blob(destination), handle.blob(source)
+
+        def rewrite() -> None:
+            token = None
+            while True:
+                token, _, _ = target.rewrite(
+                    origin,
+                    token=token,
+                    if_generation_match=0,
+                    timeout=self._request_timeout(),
+                    retry=self._retry(),
+                )
+                if token is None:
+                    return
+
+        self._call(f"copy {source} to {destination}", rewrite)
+
+    def delete(self, bucket: str, name: str) -> None:
+        blob = self._bucket(bucket).blob(name)
+        try:
+            self._call(
+                f"delete {name}",
+                lambda: blob.delete(timeout=self._request_timeout(), retry=self._retry()),
+            )
+        except ObjectAbsent:
+            return
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except api_exceptions.PreconditionFailed as exc:
+            raise AlreadyExists(what) from exc
+        except api_exceptions.NotFound as exc:
+            raise ObjectAbsent(what) from exc
+        except _UNAVAILABLE as exc:
+            raise ObjectStoreUnavailable(f"cannot {what}: {type(exc).__name__}") from exc
+
+    def _bucket(self, name: str) -> Any:
+        return self._client_handle().bucket(name)
+
+    def _client_handle(self) -> storage.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = _client(self.emulator_host)
+            return self._client
+
+    def _request_timeout(self) -> tuple[float, float]:
+        return (min(self.timeout, 3.0), self.timeout)
+
+    def _retry(self) -> Retry:
+        retry: Retry = DEFAULT_RETRY.with_timeout(self.timeout).with_delay(initial=0.1, maximum=1.0)
+        return retry
+
+
+class StreamedUpload:
+    """Bytes go up in chunks as they are written; `commit` finalizes, `discard` cancels."""
+
+    def __init__(self, upload: Any, name: str) -> None:
+        self._upload = upload
+        self.name = name
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._upload.write(data)
+        except _UNAVAILABLE as exc:
+            raise ObjectStoreUnavailable(f"cannot write {self.name}: {type(exc).__name__}") from exc
+
+    def commit(self) -> None:
+        try:
+            self._upload.close()
+        except _UNAVAILABLE as exc:
+            raise ObjectStoreUnavailable(
+                f"cannot finish {self.name}: {type(exc).__name__}"
+            ) from exc
+
+    def discard(self) -> None:
+        """Cancel the upload; best effort, since this runs while another error is on its way."""
+        try:
+            self._upload.terminate()
+        except _UNAVAILABLE as exc:
+            log("WARNING", "could not cancel a streamed upload", error=type(exc).__name__)
+
+
+class _Translated(io.RawIOBase):
+    """Ranged reads whose storage errors arrive as this module's exceptions."""
+
+    def __init__(self, ranges: Any, name: str) -> None:
+        self._ranges = ranges
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._ranges.read(len(buffer))
+        except api_exceptions.NotFound as exc:
+            raise ObjectAbsent(f"read {self._name}") from exc
+        except _UNAVAILABLE as exc:
+            raise ObjectStoreUnavailable(f"cannot read {self._name}: {type(exc).__name__}") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _client(emulator_host: str | None) -> storage.Client:
+    if emulator_host:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(
+            project="local",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": emulator_host},
+        )
+    return storage.Client()

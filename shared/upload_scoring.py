@@ -1,0 +1,534 @@
+"""Scoring uploaded CSV files: which upload an event names, and the work on its rows.
+
+Layout of the data bucket (everything outside `incoming/` is ignored, so the function never
+triggers itself):
+
+    incoming/<model>/<path>              an upload: <path> ends in .csv or .csv.gz (any case)
+                                         and may have folders; <model> picks the model
+    results/<model>/<path>/<generation>/
+        scored.csv      the input columns as uploaded, then the prediction (and
+                        <target>_lower, <target>_upper when an interval is configured)
+        rejected.csv    line_number, reasons, then the input columns as uploaded
+        report.json     event, input, model, row counts, reasons counted, timings; or the
+                        problem that kept the whole file from being scored. Written last:
+                        its presence means the outputs are complete.
+    staging/<model>/<path>/<generation>/<attempt>/  outputs being written; removed after
+                        publishing (a lifecycle rule can sweep what a crash leaves behind)
+
+A re-upload is a new generation of the same name and gets its own results folder.
+
+Files are UTF-8 (with or without BOM), CRLF or LF, gzip-compressed or not (recognised by their
+first bytes); columns are matched by header name, ignoring case and surrounding spaces.
+Line numbers are physical lines, header = line 1, counting newlines inside quoted fields.
+Every text cell written out is neutralised against spreadsheet formulas: a cell starting with
+= + - @ tab or carriage return gets a leading apostrophe, unless it is a plain number.
+
+Nothing here talks to storage: streams and sinks are handed in.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any, cast
+
+import orjson
+import pandas as pd
+
+from shared.errors import InvalidInput, Problem
+from shared.inference import Options, predict
+from shared.model_store import LoadedModel
+from shared.preprocessing import validate
+from shared.schema import SCHEMAS, ModelSchema
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+INCOMING, RESULTS, STAGING = "incoming/", "results/", "staging/"
+SUFFIXES = (".csv", ".csv.gz")
+MAX_NAME_BYTES = 1024  # Cloud Storage's limit on object names
+LINE_COLUMN, REASONS_COLUMN = "line_number", "reasons"
+WRONG_FIELD_COUNT = "wrong number of fields"
+
+# Codes of whole-file problems, as they appear in report.json.
+UNKNOWN_MODEL = "unknown_model"
+INPUT_GONE = "input_gone"
+EMPTY = "empty"
+NOT_UTF8 = "not_utf8"
+NOT_GZIP = "bad_gzip"
+NOT_CSV = "bad_csv"
+WRONG_DELIMITER = "wrong_delimiter"
+MISSING_COLUMNS = "missing_columns"
+REPEATED_COLUMN = "repeated_column"
+COLUMN_CLASH = "column_clash"
+OPTIONS_UNAVAILABLE = "options_unavailable"
+OUTPUT_CONFLICT = "output_conflict"
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_FORMULA_LINE_START = re.compile(r"^[=+\-@\t\r]", re.MULTILINE)
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_TRANSPOSE_ROWS = 256
+_OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+class FileProblem(Exception):
+    """The file cannot be scored as a whole; the report says why and the event is done."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event that names nothing to score; `reason` is safe to log."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One generation of one uploaded object, as a finalized event names it."""
+
+    event_id: str
+    event_time: datetime | None
+    bucket: str
+    name: str
+    generation: int
+    model: str
+    relative_name: str  # the name below incoming/<model>/
+
+    @property
+    def known_model(self) -> bool:
+        return self.model in SCHEMAS
+
+
+@dataclass(frozen=True)
+class OutputNames:
+    scored: str
+    rejected: str
+    report: str
+
+
+def parse_event(attributes: Mapping[str, Any], data: object) -> Upload | Ignored:
+    """The upload a Cloud Storage event names, or why there is nothing to score."""
+    if attributes.get("type") != FINALIZED:
+        return Ignored(f"event type is not {FINALIZED}")
+    if not isinstance(data, Mapping):
+        return Ignored("event data is not a Cloud Storage object")
+    bucket, name, generation = data.get("bucket"), data.get("name"), data.get("generation")
+    if not isinstance(bucket, str) or not bucket or not isinstance(name, str):
+        return Ignored("event data names no bucket and object")
+    if not str(generation).isdigit():
+        return Ignored("event data has no object generation")
+    if not name.startswith(INCOMING):
+        return Ignored(f"object is outside {INCOMING}")
+    model, _, relative = name.removeprefix(INCOMING).partition("/")
+    if not model or not relative or relative.endswith("/"):
+        return Ignored(f"object is not a file in an {INCOMING}<model>/ folder")
+    if not relative.lower().endswith(SUFFIXES):
+        return Ignored("object is not a .csv or .csv.gz file")
+    upload = Upload(
+        event_id=str(attributes.get("id", "")),
+        event_time=parse_time(attributes.get("time")),
+        bucket=bucket,
+        name=name,
+        generation=int(str(generation)),
+        model=model,
+        relative_name=relative,
+    )
+    if len(staging_names(upload, "0" * 32).rejected.encode()) > MAX_NAME_BYTES:
+        return Ignored("object name too long to name its outputs")
+    return upload
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp (a CloudEvent's `time`), or None when absent or unreadable."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_too_old(event_time: datetime | None, now: datetime, max_age_seconds: float) -> bool:
+    """An event without a readable time is never too old: it is scored."""
+    return event_time is not None and (now - event_time).total_seconds() > max_age_seconds
+
+
+def output_names(upload: Upload) -> OutputNames:
+    return _names(f"{RESULTS}{upload.model}/{upload.relative_name}/{upload.generation}/")
+
+
+def staging_names(upload: Upload, attempt: str) -> OutputNames:
+    """Where one attempt writes before publishing; unique per attempt, never read by people."""
+    folder = f"{STAGING}{upload.model}/{upload.relative_name}/{upload.generation}/{attempt}/"
+    return _names(folder)
+
+
+def _names(folder: str) -> OutputNames:
+    return OutputNames(
+        scored=f"{folder}scored.csv",
+        rejected=f"{folder}rejected.csv",
+        report=f"{folder}report.json",
+    )
+
+
+def output_identity(model: LoadedModel, options: Options) -> dict[str, str]:
+    """What decides an output's content besides the input: stamped on every output object.
+
+    Two attempts with the same identity make the same rows, reasons and predictions (up to the
+    last bits of a float on different hardware), so either's outputs may stand for both.
+    """
+    return {
+        "model": model.name,
+        "model-version": model.version,
+        "model-sha256": model.sha256,
+        "interval-level": "none" if options.interval is None else repr(options.interval),
+    }
+
+
+def neutralise(cell: str) -> str:
+    """A text cell that a spreadsheet would run as a formula, made inert; numbers kept."""
+    if cell and cell[0] in _FORMULA_STARTS and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def added_columns(target: str, options: Options) -> tuple[str, ...]:
+    """The columns scoring appends, in the order `inference.predict` returns them."""
+    if options.interval is None:
+        return (target,)
+    return (target, f"{target}_lower", f"{target}_upper")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each feature sits in the file's rows, and the output headers that follow."""
+
+    header: tuple[str, ...]
+    positions: Mapping[str, int]
+    added: tuple[str, ...]
+
+    @property
+    def scored_header(self) -> list[str]:
+        return [neutralise(name) for name in self.header] + list(self.added)
+
+    @property
+    def rejected_header(self) -> list[str]:
+        return [LINE_COLUMN, REASONS_COLUMN] + [neutralise(name) for name in self.header]
+
+
+def read_layout(header: Sequence[str], schema: ModelSchema, added: Sequence[str]) -> Layout:
+    """Find the model's columns by name, in any order; extra columns are kept as they are."""
+    wanted = {name.casefold(): name for name in schema.feature_names}
+    positions: dict[str, int] = {}
+    for position, raw in enumerate(header):
+        feature = wanted.get(raw.strip().casefold())
+        if feature is None:
+            continue
+        if feature in positions:
+            raise FileProblem(
+                REPEATED_COLUMN,
+                f"the header names the column {feature} twice (columns {positions[feature] + 1} "
+                f"and {position + 1}); keep one",
+            )
+        positions[feature] = position
+    missing = [name for name in schema.feature_names if name not in positions]
+    if missing:
+        raise _missing_columns(header, schema, missing)
+    present = {raw.strip().casefold() for raw in header}
+    clashes = [name for name in added if name.casefold() in present]
+    if clashes:
+        raise FileProblem(
+            COLUMN_CLASH,
+            f"the header already has a column named {clashes[0]}, which scoring adds; "
+            "rename or remove that column",
+        )
+    return Layout(header=tuple(header), positions=positions, added=tuple(added))
+
+
+def _missing_columns(
+    header: Sequence[str], schema: ModelSchema, missing: Sequence[str]
+) -> FileProblem:
+    expected = ", ".join(schema.feature_names)
+    wanted = {name.casefold() for name in schema.feature_names}
+    joined = ",".join(header)
+    for delimiter, plural in _OTHER_DELIMITERS.items():
+        cells = {cell.strip().casefold() for cell in joined.split(delimiter)}
+        if delimiter in joined and wanted <= cells:
+            return FileProblem(
+                WRONG_DELIMITER,
+                f"the header is separated by {plural}, not commas; save the file as "
+                f"comma-separated CSV with the columns {expected}",
+            )
+    found = ", ".join(_shown(name) for name in header[:10]) + (", ..." if len(header) > 10 else "")
+    return FileProblem(
+        MISSING_COLUMNS,
+        f"the header has no column {', '.join(missing)}; the first line must name the "
+        f"columns {expected} (in any order; other columns are kept). Found: {found}",
+    )
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= 40 else name[:40] + "...")
+
+
+@dataclass
+class Chunk:
+    """Up to UPLOAD_CHUNK_ROWS rows, kept by column so that no object per row outlives its line.
+
+    `lines` and `columns` hold the rows with as many fields as the header; `ragged` the others.
+    """
+
+    lines: list[int]
+    columns: list[list[str]]
+    ragged: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines) + len(self.ragged)
+
+
+@dataclass
+class Tally:
+    """Rows counted as they stream by: read = scored + rejected, always."""
+
+    read: int = 0
+    scored: int = 0
+    rejected: int = 0
+    reasons: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+
+    def add(self, chunk: ScoredChunk) -> None:
+        self.scored += chunk.scored_count
+        self.rejected += len(chunk.rejected)
+        self.read += chunk.scored_count + len(chunk.rejected)
+        self.reasons.update(chunk.reasons)
+
+    def reasons_counted(self) -> list[dict[str, Any]]:
+        ordered = sorted(self.reasons.items(), key=lambda item: (item[0][0] or "", item[0][1]))
+        return [{"field": key[0], "reason": key[1], "rows": count} for key, count in ordered]
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk's outputs: scored rows by column (to be read once), rejected rows in order."""
+
+    scored_columns: list[Iterable[Any]]
+    scored_count: int
+    rejected: list[list[Any]]
+    reasons: Counter[tuple[str | None, str]]
+
+    def scored_rows(self) -> Iterator[tuple[Any, ...]]:
+        return zip(*self.scored_columns, strict=True)
+
+
+def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Options) -> ScoredChunk:
+    """Validate and predict one chunk; every row lands in exactly one of the two outputs."""
+    frame = pd.DataFrame(
+        {name: chunk.columns[at] for name, at in layout.positions.items()},
+        index=pd.RangeIndex(len(chunk.lines)),
+        dtype=object,
+    )
+    validated = validate(frame, model.schema, allow_extra=True)
+    predictions = _predictions(model, validated.features, options, layout.added)
+    keep = [True] * len(chunk.lines)
+    problems: dict[int, list[Problem]] = {}
+    for problem in validated.problems:
+        if problem.row is not None:  # every column is present, so every problem has a row
+            problems.setdefault(problem.row, []).append(problem)
+            keep[problem.row] = False
+    neutral = [neutralise_column(column) for column in chunk.columns]
+    scored = [itertools.compress(column, keep) for column in neutral]
+    rejected, reasons = _rejected(chunk, neutral, problems)
+    return ScoredChunk(scored + predictions, len(validated.features), rejected, reasons)
+
+
+def _rejected(
+    chunk: Chunk, neutral: Sequence[Sequence[str]], problems: Mapping[int, Sequence[Problem]]
+) -> tuple[list[list[Any]], Counter[tuple[str | None, str]]]:
+    """`line_number, reasons, cells...` for each rejected row, in file order; reasons counted."""
+    rows: list[tuple[int, list[Any]]] = []
+    reasons: Counter[tuple[str | None, str]] = Counter()
+    for row, found in problems.items():
+        line = chunk.lines[row]
+        text = "; ".join(f"{problem.field}: {problem.reason}" for problem in found)
+        rows.append((line, [line, text, *(column[row] for column in neutral)]))
+        reasons.update((problem.field, problem.reason) for problem in found)
+    width = len(chunk.columns)
+    for line, cells in chunk.ragged:
+        text = f"has {len(cells)} fields; the header has {width}"
+        rows.append((line, [line, text, *map(neutralise, cells)]))
+        reasons[(None, WRONG_FIELD_COUNT)] += 1
+    rows.sort(key=lambda item: item[0])
+    return [row for _, row in rows], reasons
+
+
+def _predictions(
+    model: LoadedModel, features: pd.DataFrame, options: Options, added: Sequence[str]
+) -> list[Iterable[Any]]:
+    """One list of floats per added column, for the valid rows in order."""
+    if features.empty:
+        return [[] for _ in added]
+    try:
+        result = predict(model, features, options)
+    except InvalidInput as exc:
+        details = "; ".join(problem.reason for problem in exc.problems)
+        raise FileProblem(OPTIONS_UNAVAILABLE, f"{exc.message}: {details}") from exc
+    return [result[name].to_numpy(dtype=float).tolist() for name in added]
+
+
+def neutralise_column(cells: list[str]) -> list[str]:
+    """`neutralise` applied to a column; the column itself when no cell needs it (the norm)."""
+    if not _FORMULA_LINE_START.search("\n".join(cells)):
+        return cells
+    return [neutralise(cell) for cell in cells]
+
+
+def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes:
+    """CSV with CRLF line ends (RFC 4180); floats in their shortest round-trip form."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def text_stream(source: io.BufferedReader[Any]) -> IO[str]:
+    """UTF-8 text of a file, gunzipped when it starts like gzip; a BOM is dropped."""
+    binary: IO[bytes] = source
+    if source.peek(2)[:2] == b"\x1f\x8b":
+        binary = cast(IO[bytes], gzip.GzipFile(fileobj=source, mode="rb"))
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+
+
+def read_chunks(reader: Any, width: int, size: int) -> Iterator[Chunk]:
+    """The rows after the header, `size` at a time, each with the line it starts on.
+
+    `reader` is a csv.reader positioned after the header. Blank lines are not rows. Rows are
+    moved into columns in small batches, so they die young and never burden the garbage
+    collector's oldest generation.
+    """
+    previous = reader.line_num
+    while True:
+        chunk = Chunk(lines=[], columns=[[] for _ in range(width)])
+        add_line, batch = chunk.lines.append, []
+        consumed = 0
+        for cells in itertools.islice(reader, size):
+            consumed += 1
+            line, previous = previous + 1, reader.line_num
+            if len(cells) == width:
+                add_line(line)
+                batch.append(cells)
+                if len(batch) == _TRANSPOSE_ROWS:
+                    _extend_columns(chunk.columns, batch)
+                    batch = []
+            elif cells:
+                chunk.ragged.append((line, cells))
+        _extend_columns(chunk.columns, batch)
+        if not consumed:
+            return
+        if len(chunk):
+            yield chunk
+
+
+def _extend_columns(columns: list[list[str]], rows: list[list[str]]) -> None:
+    if rows:
+        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+            column.extend(values)
+
+
+def first_row(reader: Any) -> list[str]:
+    """The header: the first line that is not blank."""
+    for cells in reader:
+        if cells:
+            return list(cells)
+    raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
+
+
+def score_stream(
+    source: io.BufferedReader[Any],
+    model: LoadedModel,
+    options: Options,
+    chunk_rows: int,
+    write_scored: Callable[[bytes], None],
+    write_rejected: Callable[[bytes], None],
+) -> Tally:
+    """Stream a whole file through: at most `chunk_rows` rows are in memory at a time.
+
+    Raises FileProblem when the file cannot be scored as a whole; errors of the sinks and of
+    the source's storage pass through untouched.
+    """
+    reader = csv.reader(text_stream(source), strict=True)
+    try:
+        header = first_row(reader)
+        layout = read_layout(header, model.schema, added_columns(model.schema.target, options))
+        write_scored(encode_rows([layout.scored_header]))
+        write_rejected(encode_rows([layout.rejected_header]))
+        tally = Tally()
+        for chunk in read_chunks(reader, len(header), chunk_rows):
+            scored = score_chunk(chunk, layout, model, options)
+            write_scored(encode_rows(scored.scored_rows()))
+            write_rejected(encode_rows(scored.rejected))
+            tally.add(scored)
+        return tally
+    except UnicodeDecodeError as exc:
+        raise FileProblem(
+            NOT_UTF8,
+            f"the file is not UTF-8 text: invalid bytes near line {reader.line_num + 1}; "
+            "save it as CSV UTF-8",
+        ) from exc
+    except csv.Error as exc:
+        raise FileProblem(
+            NOT_CSV, f"the file is not valid CSV at line {reader.line_num}: {exc}"
+        ) from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise FileProblem(
+            NOT_GZIP, f"the file starts like gzip but cannot be decompressed: {exc}"
+        ) from exc
+
+
+def report(
+    upload: Upload,
+    *,
+    model_version: str | None,
+    options: Options,
+    tally: Tally | None,
+    problem: FileProblem | None,
+    timings: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What happened to one upload: outputs and counts, or the reason there are none."""
+    names = output_names(upload)
+    return {
+        "status": "failed" if problem else "scored",
+        "event": {
+            "id": upload.event_id,
+            "time": upload.event_time.isoformat() if upload.event_time else None,
+        },
+        "input": {
+            "bucket": upload.bucket,
+            "name": upload.name,
+            "generation": str(upload.generation),
+        },
+        "model": {"name": upload.model, "version": model_version},
+        "interval_level": options.interval,
+        "rows": None
+        if tally is None
+        else {"read": tally.read, "scored": tally.scored, "rejected": tally.rejected},
+        "rejection_reasons": None if tally is None else tally.reasons_counted(),
+        "outputs": None if problem else {"scored": names.scored, "rejected": names.rejected},
+        "problem": None if problem is None else {"code": problem.code, "message": problem.message},
+        "timings": dict(timings),
+    }
+
+
+def encode_report(document: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
