@@ -1,7 +1,24 @@
-"""Entry points, as Cloud Functions and `functions-framework --target NAME` load them."""
+"""Entry points, as Cloud Functions and `functions-framework --target NAME` load them.
 
-from functions.customer_needs import predict_customer_needs
-from functions.market_trend import predict_market_trend
-from functions.score_upload import score_upload as score_upload
+Each is imported only when asked for, so a function's cold start pays for its own imports
+and not for the others' (the upload function's storage client, say).
+"""
 
-__all__ = ["predict_customer_needs", "predict_market_trend"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+ENTRY_POINTS = {
+    "predict_customer_needs": "functions.customer_needs",
+    "predict_market_trend": "functions.market_trend",
+    "score_upload": "functions.score_upload",
+}
+
+__all__ = list(ENTRY_POINTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ENTRY_POINTS:
+        raise AttributeError(f"module 'main' has no attribute {name!r}")
+    return getattr(importlib.import_module(ENTRY_POINTS[name]), name)

@@ -319,7 +319,10 @@ def test_v2_bad_requests_name_what_is_wrong(customer, inputs, status, expected):
 
 
 def test_v2_binary_request_is_refused_clearly(customer: FunctionServer):
-    header = b'{"inputs":[{"name":"age","shape":[1],"datatype":"FP64","parameters":{"binary_data_size":8}}]}'
+    header = (
+        b'{"inputs":[{"name":"age","shape":[1],"datatype":"FP64",'
+        b'"parameters":{"binary_data_size":8}}]}'
+    )
 
     response = requests.post(
         f"{customer.url}/v2/models/customer_needs/infer",
