@@ -10,16 +10,19 @@
     /v2/models/<model>[/versions/<v>]/infer   POST tensors
 
 Every path is also served under /<function name>, the path of the function's own URL.
+
+Small JSON requests are answered from the model's serving form in plain Python; the modules
+that import pandas are imported inside the handlers that need them, so a function starts and
+answers such requests without loading pandas or scikit-learn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
-import pandas as pd
 
 from functions.http_io import (
     Style,
@@ -29,7 +32,8 @@ from functions.http_io import (
     read_body,
     runtime,
 )
-from shared import bigquery, codecs, open_inference
+from shared import codecs
+from shared.compiled_model import CompiledModel
 from shared.errors import (
     BadRequest,
     InvalidInput,
@@ -37,12 +41,22 @@ from shared.errors import (
     ModelUnavailable,
     NotFound,
     OriginNotAllowed,
+    Problem,
 )
-from shared.inference import json_predictions, options_from_query, parse_options, predict
 from shared.model_card import model_card
 from shared.model_store import LoadedModel
-from shared.preprocessing import validate
+from shared.options import (
+    Options,
+    check_available,
+    interval_half_width,
+    options_from_query,
+    parse_options,
+)
+from shared.records import validate_records
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SERVER_NAME = "marketcast"
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Cloud-Trace-Context"
@@ -148,7 +162,7 @@ def _root(call: Call) -> flask.Response:
     if kind == "text/csv":
         return _predict_csv(call, body)
     document = codecs.parse_json(body)
-    if bigquery.is_bigquery_request(document):
+    if isinstance(document, dict) and "calls" in document and "instances" not in document:
         call.style = Style.BIGQUERY
         return _bigquery(call, document)
     return _predict_json(call, document)
@@ -159,12 +173,43 @@ def _predict_json(call: Call, document: object) -> flask.Response:
     parsed = codecs.envelope(document, call.settings.max_instances)
     call.rows = len(parsed.instances)
     model = _model(call)
-    rows = codecs.instances_frame(parsed.instances, model.schema.feature_names)
+    objects = codecs.instance_objects(parsed.instances, model.schema.feature_names)
     options = parse_options(parsed.parameters)
-    result = _score(model, rows, options, allow_extra=False)
-    predictions = json_predictions(result, model.schema.target, model.schema.feature_names, options)
+    compiled = model.compiled
+    if compiled is not None and len(objects) <= compiled.max_rows and not options.explain:
+        predictions = _predict_small(model, compiled, objects, options)
+    else:
+        predictions = _predict_batch(model, objects, options)
     document = {"predictions": predictions, "model": {"name": model.name, "version": model.version}}
     return json_response(document, model.name, model.version)
+
+
+def _predict_small(
+    model: LoadedModel, compiled: CompiledModel, objects: list[dict[str, Any]], options: Options
+) -> list[Any]:
+    """The batch path's answers and errors, in plain Python (tests hold the two together)."""
+    rows, _, problems = validate_records(objects, model.schema)
+    if problems:
+        raise _invalid(problems, len(objects))
+    check_available(model, options)
+    values = compiled.predict(rows)
+    if options.interval is None:
+        return values
+    width = interval_half_width(model, options.interval)
+    target = model.schema.target
+    return [
+        {target: v, "interval": {"level": options.interval, "lower": v - width, "upper": v + width}}
+        for v in values
+    ]
+
+
+def _predict_batch(
+    model: LoadedModel, objects: list[dict[str, Any]], options: Options
+) -> list[Any]:
+    from shared.inference import json_predictions
+
+    result = _score(model, codecs.instances_frame(objects), options, allow_extra=False)
+    return json_predictions(result, model.schema.target, model.schema.feature_names, options)
 
 
 def _predict_csv(call: Call, body: bytes) -> flask.Response:
@@ -178,6 +223,8 @@ def _predict_csv(call: Call, body: bytes) -> flask.Response:
 
 
 def _bigquery(call: Call, document: Any) -> flask.Response:
+    from shared import bigquery
+
     model = _model(call)
     calls = bigquery.decode_calls(document, model.schema.feature_names, call.settings.max_instances)
     call.rows = len(calls.rows) + len(calls.null_rows)
@@ -229,12 +276,16 @@ def _v2_ready(call: Call) -> flask.Response:
 
 
 def _v2_metadata(call: Call) -> flask.Response:
+    from shared import open_inference
+
     model = _model(call)
     document = open_inference.model_metadata(model.schema, model.name, model.version)
     return json_response(document, model.name, model.version)
 
 
 def _v2_infer(call: Call) -> flask.Response:
+    from shared import open_inference
+
     if call.request.headers.get("Inference-Header-Content-Length") is not None:
         raise BadRequest(open_inference.BINARY_REFUSED)
     media_type(call.request, default="application/json")
@@ -260,10 +311,17 @@ def _model(call: Call) -> LoadedModel:
 
 
 def _score(
-    model: LoadedModel, rows: pd.DataFrame, options: Any, *, allow_extra: bool
+    model: LoadedModel, rows: pd.DataFrame, options: Options, *, allow_extra: bool
 ) -> pd.DataFrame:
+    from shared.inference import predict
+    from shared.preprocessing import validate
+
     validated = validate(rows, model.schema, allow_extra=allow_extra)
     if validated.problems:
-        invalid = len(validated.rejected_rows) or "all"
-        raise InvalidInput(f"{invalid} of {len(rows)} rows are invalid", validated.problems)
+        raise _invalid(validated.problems, len(rows))
     return predict(model, validated.features, options)
+
+
+def _invalid(problems: tuple[Problem, ...], rows: int) -> InvalidInput:
+    invalid = len({p.row for p in problems if p.row is not None}) or "all"
+    return InvalidInput(f"{invalid} of {rows} rows are invalid", problems)

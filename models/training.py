@@ -33,6 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from models.compile import try_compile
 from shared.intervals import LevelTooHigh, calibration_residuals, half_width
 from shared.preprocessing import validate
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, ModelSchema
@@ -267,6 +268,7 @@ def _train(
             "background": _records(background),
         },
         "versions": library_versions(),
+        "serving": try_compile(winner),
         "example_instance": _records(features.iloc[:1])[0],
     }
     return Trained(artifact, metadata, {"seconds": seconds})

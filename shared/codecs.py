@@ -11,13 +11,15 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
-from shared.preprocessing import ABSENT
+from shared.records import ABSENT
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,18 @@ def instances_frame(
 
     With `features`, an instance may also be a list of values in that order (KServe V1 style).
     """
+    import pandas as pd  # only the batch path builds frames
+
+    objects = instance_objects(instances, features)
+    keys = list(dict.fromkeys(key for item in objects for key in item))
+    columns = {key: [item.get(key, ABSENT) for item in objects] for key in keys}
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(objects)), dtype=object)
+
+
+def instance_objects(
+    instances: Sequence[object], features: Sequence[str] | None = None
+) -> list[dict[str, object]]:
+    """The instances as objects; lists in feature order become objects when `features` is given."""
     if features is not None:
         instances = [_as_object(item, features) for item in instances]
     wrong = [
@@ -84,10 +98,7 @@ def instances_frame(
     ]
     if wrong:
         raise InvalidInput("every instance must be a JSON object", tuple(wrong))
-    objects = cast(Sequence[dict[str, object]], instances)
-    keys = list(dict.fromkeys(key for item in objects for key in item))
-    columns = {key: [item.get(key, ABSENT) for item in objects] for key in keys}
-    return pd.DataFrame(columns, index=pd.RangeIndex(len(instances)), dtype=object)
+    return list(cast(Sequence[dict[str, object]], instances))
 
 
 def _as_object(item: object, features: Sequence[str]) -> object:
@@ -126,6 +137,8 @@ def decode_csv(body: bytes, max_instances: int) -> Decoded:
             _check_count(len(records), max_instances)
     except csv.Error as exc:
         raise BadRequest(f"CSV body cannot be parsed: {exc} (data row {len(records)})") from exc
+    import pandas as pd  # only the batch path builds frames
+
     columns = {name: [record[i] for record in records] for i, name in enumerate(header)}
     return Decoded(rows=pd.DataFrame(columns, index=pd.RangeIndex(len(records)), dtype=object))
 

@@ -3,78 +3,41 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from shared.errors import InvalidInput, Problem
 from shared.explanations import shapley
-from shared.intervals import LevelTooHigh, half_width
 from shared.model_store import LoadedModel
+from shared.options import (
+    NOT_AVAILABLE,
+    Options,
+    check_available,
+    interval_half_width,
+    options_from_query,
+    parse_options,
+)
 
-NOT_AVAILABLE = "not available for this model"
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a request asked for beyond the bare prediction."""
-
-    interval: float | None = None
-    explain: bool = False
-
-    @property
-    def extras(self) -> bool:
-        return self.interval is not None or self.explain
-
-
-def parse_options(parameters: Mapping[str, Any]) -> Options:
-    """`{"interval": 0.9, "explain": true}`; every fault reported at once."""
-    problems = [
-        Problem(None, f"parameters.{key}", "unknown parameter")
-        for key in parameters
-        if key not in {"interval", "explain"}
-    ]
-    interval = parameters.get("interval")
-    if interval is not None and not _is_level(interval):
-        problems.append(Problem(None, "parameters.interval", "must be a number between 0 and 1"))
-    explain = parameters.get("explain", False)
-    if not isinstance(explain, bool):
-        problems.append(Problem(None, "parameters.explain", "must be true or false"))
-    if problems:
-        raise InvalidInput("invalid parameters", tuple(problems))
-    return Options(interval=float(interval) if interval is not None else None, explain=explain)
-
-
-def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
-    """CSV requests carry options in the query string: `?interval=0.9&explain=true`."""
-    parameters: dict[str, Any] = {}
-    for key, value in query.items():
-        if key == "explain":
-            lowered = value.strip().lower()
-            parameters[key] = {"true": True, "1": True, "false": False, "0": False}.get(
-                lowered, value
-            )
-        elif key == "interval":
-            try:
-                parameters[key] = float(value)
-            except ValueError:
-                parameters[key] = value
-        else:
-            parameters[key] = value
-    return parameters
+__all__ = [
+    "NOT_AVAILABLE",
+    "Options",
+    "json_predictions",
+    "options_from_query",
+    "parse_options",
+    "predict",
+]
 
 
 def predict(model: LoadedModel, features: pd.DataFrame, options: Options) -> pd.DataFrame:
     """One row per input row: the target, then `<target>_lower`/`_upper` for an interval, then
     `base_value` and `contribution_<feature>` for explanations."""
-    _check_available(model, options)
+    check_available(model, options)
     _single_threaded_kernels()
     target, names = model.schema.target, list(model.schema.feature_names)
     rows = features[names]
-    values = np.asarray(model.pipeline.predict(rows), dtype=float) if len(rows) else np.empty(0)
+    values = _predict_values(model, rows)
     result = pd.DataFrame({target: values}, index=features.index)
     if options.interval is not None:
         width = interval_half_width(model, options.interval)
@@ -89,13 +52,14 @@ def predict(model: LoadedModel, features: pd.DataFrame, options: Options) -> pd.
     return result
 
 
-def interval_half_width(model: LoadedModel, level: float) -> float:
-    try:
-        return half_width(model.metadata["intervals"]["abs_residuals"], level)
-    except LevelTooHigh as exc:
-        raise InvalidInput(
-            "interval level too high", (Problem(None, "parameters.interval", str(exc)),)
-        ) from exc
+def _predict_values(model: LoadedModel, rows: pd.DataFrame) -> np.ndarray:
+    if not len(rows):
+        return np.empty(0)
+    compiled = model.compiled
+    if compiled is not None and len(rows) <= compiled.max_rows:
+        records: list[dict[str, Any]] = rows.to_dict(orient="records")  # type: ignore[assignment]
+        return np.asarray(compiled.predict(records), dtype=float)
+    return np.asarray(model.pipeline.predict(rows), dtype=float)
 
 
 def json_predictions(
@@ -119,16 +83,6 @@ def json_predictions(
     return predictions
 
 
-def _check_available(model: LoadedModel, options: Options) -> None:
-    problems = []
-    if options.interval is not None and "intervals" not in model.metadata:
-        problems.append(Problem(None, "parameters.interval", NOT_AVAILABLE))
-    if options.explain and "explanations" not in model.metadata:
-        problems.append(Problem(None, "parameters.explain", NOT_AVAILABLE))
-    if problems:
-        raise InvalidInput("requested output is not available for this model", tuple(problems))
-
-
 _kernels_limited = False
 _kernels_lock = threading.Lock()
 
@@ -145,7 +99,3 @@ def _single_threaded_kernels() -> None:
 
             threadpool_limits(1, user_api="openmp")
             _kernels_limited = True
-
-
-def _is_level(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
+from typing import Any
 
 
 class LevelTooHigh(ValueError):
     """The calibration set is too small to promise that level."""
 
 
-def calibration_residuals(
-    actual: np.ndarray, predicted: np.ndarray, keep: int, seed: int = 0
-) -> list[float]:
+def calibration_residuals(actual: Any, predicted: Any, keep: int, seed: int = 0) -> list[float]:
     """Sorted absolute residuals; a random subset of `keep` when there are more (still valid)."""
+    import numpy as np  # training-time only; serving needs half_width alone
+
     residuals = np.abs(np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float))
     if len(residuals) > keep:
         residuals = np.random.default_rng(seed).choice(residuals, keep, replace=False)

@@ -15,17 +15,19 @@ swaps in a new version while the old one keeps serving.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
 import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
+from shared.compiled_model import CompiledModel
 from shared.errors import (
     ArtifactRejected,
     ModelNotFound,
@@ -59,14 +61,27 @@ class Backend(Protocol):
     def write(self, key: str, data: bytes, *, if_generation_match: int | None) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class LoadedModel:
+    """A verified model version. The pipeline is unpickled on first use: requests the serving
+    form can answer never import scikit-learn."""
+
     name: str
     version: str
     sha256: str
     metadata: Mapping[str, Any]
     schema: ModelSchema
-    pipeline: Any
+    artifact: bytes = field(repr=False)
+    compiled: CompiledModel | None = None
+    _pipeline: Any = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def pipeline(self) -> Any:
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = _unpickle(self.name, self.version, self.artifact)
+            return self._pipeline
 
 
 def open_backend(
@@ -115,10 +130,11 @@ class LocalFolder:
 
 
 def load_current(backend: Backend, name: str) -> LoadedModel:
-    """Read current.json, verify the artifact it names, and only then unpickle it."""
+    """Read current.json and verify what it names; unpickle only a verified artifact."""
     pointer = read_pointer(backend, name)
     version, expected_sha = pointer["version"], pointer["sha256"]
-    metadata = _read_json(backend, f"{name}/{version}/metadata.json")
+    metadata_bytes = _read(backend, f"{name}/{version}/metadata.json")
+    metadata = _json_object(metadata_bytes, f"{name}/{version}/metadata.json")
     _check_library_versions(name, version, metadata)
     artifact = _read(backend, f"{name}/{version}/model.joblib")
     actual_sha = hashlib.sha256(artifact).hexdigest()
@@ -127,14 +143,29 @@ def load_current(backend: Backend, name: str) -> LoadedModel:
             f"model {name} version {version}: artifact sha256 does not match current.json; "
             "refusing to load it"
         )
-    return LoadedModel(
+    trusted = pointer.get("metadata_sha256") == hashlib.sha256(metadata_bytes).hexdigest()
+    model = LoadedModel(
         name=name,
         version=version,
         sha256=actual_sha,
         metadata=metadata,
         schema=_schema(name, version, metadata),
-        pipeline=_unpickle(name, version, artifact),
+        artifact=artifact,
+        compiled=_compiled(metadata) if trusted else None,
     )
+    if model.compiled is None:
+        model.pipeline  # noqa: B018 (nothing else can answer: load it now, fail now)
+    return model
+
+
+def _compiled(metadata: Mapping[str, Any]) -> CompiledModel | None:
+    form = metadata.get("serving")
+    if not isinstance(form, dict):
+        return None
+    try:
+        return CompiledModel(form)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _schema(name: str, version: str, metadata: Mapping[str, Any]) -> ModelSchema:
@@ -152,19 +183,21 @@ def read_pointer(backend: Backend, name: str) -> dict[str, str]:
         raise ArtifactRejected(f"model {name}: current.json must name a version and a sha256")
     if "/" in pointer["version"] or pointer["version"] in {"", ".", ".."}:
         raise ArtifactRejected(f"model {name}: current.json names an invalid version")
-    return {"version": pointer["version"], "sha256": pointer["sha256"]}
+    fields = {"version": pointer["version"], "sha256": pointer["sha256"]}
+    if isinstance(pointer.get("metadata_sha256"), str):
+        fields["metadata_sha256"] = pointer["metadata_sha256"]
+    return fields
 
 
 def _check_library_versions(name: str, version: str, metadata: Mapping[str, Any]) -> None:
-    import sklearn
-
+    installed = importlib.metadata.version("scikit-learn")  # without importing it
     versions = metadata.get("versions")
     saved_with = versions.get("scikit-learn") if isinstance(versions, dict) else None
-    if saved_with != sklearn.__version__:
+    if saved_with != installed:
         raise ArtifactRejected(
             f"model {name} version {version} was saved with scikit-learn {saved_with}; "
-            f"this function runs {sklearn.__version__}. Retrain or republish it with "
-            f"scikit-learn {sklearn.__version__}."
+            f"this function runs {installed}. Retrain or republish it with "
+            f"scikit-learn {installed}."
         )
 
 
@@ -188,8 +221,12 @@ def _read(backend: Backend, key: str) -> bytes:
 
 
 def _read_json(backend: Backend, key: str) -> dict[str, Any]:
+    return _json_object(_read(backend, key), key)
+
+
+def _json_object(data: bytes, key: str) -> dict[str, Any]:
     try:
-        document = orjson.loads(_read(backend, key))
+        document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ArtifactRejected(f"{key} in the model store is not valid JSON") from exc
     if not isinstance(document, dict):
@@ -329,7 +366,7 @@ def upload_version(
         raise ValueError("metadata sha256 does not describe the artifact")
     for key, data in (
         (f"{name}/{version}/model.joblib", artifact),
-        (f"{name}/{version}/metadata.json", orjson.dumps(metadata, option=orjson.OPT_INDENT_2)),
+        (f"{name}/{version}/metadata.json", orjson.dumps(metadata) + b"\n"),
     ):
         try:
             backend.write(key, data, if_generation_match=0)
@@ -348,8 +385,13 @@ def set_current(
     `expected_generation` is the current.json generation the caller decided on (0: none);
     by default the one there now.
     """
-    metadata = _read_json(backend, f"{name}/{version}/metadata.json")
-    pointer = {"version": version, "sha256": str(metadata["sha256"])}
+    metadata_bytes = _read(backend, f"{name}/{version}/metadata.json")
+    metadata = _json_object(metadata_bytes, f"{name}/{version}/metadata.json")
+    pointer = {
+        "version": version,
+        "sha256": str(metadata["sha256"]),
+        "metadata_sha256": hashlib.sha256(metadata_bytes).hexdigest(),
+    }
     if expected_generation is None:
         expected_generation = backend.generation(f"{name}/current.json")
     try:

@@ -7,31 +7,36 @@ the same function that serving uses to check requests, so the two can never disa
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from shared.errors import Problem
+from shared.records import (
+    ABSENT,
+    MISSING,
+    MISSING_COLUMN,
+    NOT_A_NUMBER,
+    NOT_FINITE,
+    NUMBER,
+    UNKNOWN_FIELD,
+    category,
+    number,
+)
 from shared.schema import CategoricalFeature, Feature, ModelSchema, NumericFeature
 
-
-class _Absent:
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-ABSENT: Any = _Absent()
-"""Marks a key that a JSON instance did not have (unlike an explicit null)."""
-
-MISSING = "missing"
-NOT_A_NUMBER = "must be a number"
-NOT_FINITE = "must be a finite number"
-UNKNOWN_FIELD = "unknown field"
-MISSING_COLUMN = "missing column"
+# The reasons are defined with the per-value rules; they are re-exported for callers here.
+__all__ = [
+    "ABSENT",
+    "MISSING",
+    "MISSING_COLUMN",
+    "NOT_A_NUMBER",
+    "NOT_FINITE",
+    "UNKNOWN_FIELD",
+    "Validated",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -101,51 +106,47 @@ def _check(feature: Feature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]
 
 
 def _numeric(feature: NumericFeature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """shared.records.number for every value, vectorised for the common cases."""
     raw = column.to_numpy(dtype=object)
+    reasons = np.full(len(raw), "", dtype=object)
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         values = column.to_numpy(dtype=float)
+        reasons[np.isnan(values)] = MISSING
+        reasons[np.isinf(values)] = NOT_FINITE
     else:
-        is_bool = np.fromiter((isinstance(v, bool | np.bool_) for v in raw), bool, len(raw))
-        values = pd.to_numeric(pd.Series(raw).mask(is_bool), errors="coerce").to_numpy(float)
-    reasons = np.full(len(raw), "", dtype=object)
-    not_finite = ~np.isfinite(values)
-    for row in np.flatnonzero(not_finite):
-        reasons[row] = _why_not_a_number(raw[row])
-    out_of_range = ~not_finite & ((values < feature.minimum) | (values > feature.maximum))
+        values, done = _plain_numbers(raw)
+        for row in np.flatnonzero(~done):
+            values[row], reasons[row] = number(raw[row])
+    ok = reasons == ""
+    out_of_range = ok & ((values < feature.minimum) | (values > feature.maximum))
     reasons[out_of_range] = f"must be between {feature.minimum:g} and {feature.maximum:g}"
     return values, reasons
 
 
-def _why_not_a_number(value: object) -> str:
-    if _is_missing(value):
-        return MISSING
-    if isinstance(value, bool | np.bool_):
-        return NOT_A_NUMBER
-    if isinstance(value, str):
-        word = value.strip().lower().lstrip("+-")
-        return NOT_FINITE if word in {"nan", "inf", "infinity"} else NOT_A_NUMBER
-    if isinstance(value, int | float | np.number):
-        return NOT_FINITE
-    return NOT_A_NUMBER
-
-
-def _is_missing(value: object) -> bool:
-    if value is ABSENT or value is None or value is pd.NA:
-        return True
-    if isinstance(value, str):
-        return value.strip() == ""
-    return isinstance(value, float) and math.isnan(value)
+def _plain_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of finite ints, floats and numeric strings, and where they were found."""
+    values = np.full(len(raw), np.nan)
+    kinds = np.fromiter(
+        (2 if isinstance(v, str) else 1 if type(v) in (int, float) else 0 for v in raw),
+        np.int8,
+        len(raw),
+    )
+    numbers, strings = kinds == 1, kinds == 2
+    if numbers.any():
+        values[numbers] = raw[numbers].astype(float)
+    if strings.any():
+        matched = pd.Series(raw[strings], dtype=object).str.fullmatch(NUMBER.pattern)
+        where = np.flatnonzero(strings)[matched.to_numpy(dtype=bool)]
+        values[where] = np.fromiter(map(float, raw[where]), float, len(where))
+        strings[:] = False
+        strings[where] = True
+    done = (numbers | strings) & np.isfinite(values)
+    return values, done
 
 
 def _categorical(feature: CategoricalFeature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     lookup = feature.lookup()
-    expected = f"must be one of {', '.join(feature.categories)}"
-    spell: Callable[[object], str | None] = lambda v: (  # noqa: E731
-        lookup.get(v.strip().casefold()) if isinstance(v, str) else None
-    )
-    raw = column.to_numpy(dtype=object)
-    values = np.array([spell(v) for v in raw], dtype=object)
-    reasons = np.full(len(raw), "", dtype=object)
-    for row in np.flatnonzero(values == None):  # noqa: E711 (element-wise comparison)
-        reasons[row] = MISSING if _is_missing(raw[row]) else expected
+    checked = [category(feature, lookup, value) for value in column.to_numpy(dtype=object)]
+    values = np.array([value for value, _ in checked], dtype=object)
+    reasons = np.array([reason for _, reason in checked], dtype=object)
     return values, reasons

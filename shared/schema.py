@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The numeric strings accepted (shared/records.py applies the same expression).
+NUMBER_PATTERN = r"^[ \t\r\n\f\v]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\r\n\f\v]*$"
+
 
 @dataclass(frozen=True)
 class NumericFeature:
@@ -37,7 +40,7 @@ class NumericFeature:
                 {"type": "number", "minimum": self.minimum, "maximum": self.maximum},
                 {
                     "type": "string",
-                    "pattern": r"^[ \t]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t]*$",
+                    "pattern": NUMBER_PATTERN,
                 },
             ],
         }

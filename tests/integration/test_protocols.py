@@ -362,3 +362,70 @@ def test_every_protocol_path_also_answers_under_the_function_name(customer: Func
     )
 
     assert response.status_code == 200
+
+
+# --- every format, the same rows -------------------------------------------------------------
+
+
+def test_every_format_gives_the_same_predictions(customer: FunctionServer):
+    objects = [dict(zip(("age", "gender", "income"), c, strict=True)) for c in CUSTOMER_CALLS]
+    many = objects * 30  # over the fast path's row limit: answered by the batch path
+    csv_body = "age,gender,income\n" + "".join(f"{a},{g},{i}\n" for a, g, i in CUSTOMER_CALLS)
+    v2 = {
+        "inputs": [
+            {
+                "name": n,
+                "shape": [3],
+                "datatype": "BYTES" if n == "gender" else "FP64",
+                "data": [o[n] for o in objects],
+            }
+            for n in ("age", "gender", "income")
+        ]
+    }
+
+    fast = requests.post(customer.url, json={"instances": objects}, timeout=30).json()
+    batch = requests.post(customer.url, json={"instances": many}, timeout=30).json()
+    table = requests.post(
+        customer.url, data=csv_body, headers={"Content-Type": "text/csv"}, timeout=30
+    )
+    tensors = requests.post(
+        f"{customer.url}/v2/models/customer_needs/infer", json=v2, timeout=30
+    ).json()
+    replies = requests.post(customer.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30).json()
+
+    expected = in_process("customer_needs", CUSTOMER_CALLS)
+    assert fast["predictions"] == pytest.approx(expected, rel=1e-9)
+    assert batch["predictions"] == pytest.approx(expected * 30, rel=1e-9)
+    from_csv = [float(line.rsplit(",", 1)[1]) for line in table.text.splitlines()[1:]]
+    assert from_csv == pytest.approx(expected, rel=1e-9)
+    assert tensors["outputs"][0]["data"] == pytest.approx(expected, rel=1e-9)
+    assert replies["replies"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_every_format_names_the_same_faults(customer: FunctionServer):
+    calls = [[35, "f", 1000], ["abc", "robot", -1]]
+    objects = [dict(zip(("age", "gender", "income"), c, strict=True)) for c in calls]
+    faults = [
+        (1, "age", "must be a number"),
+        (1, "gender", "must be one of female, male, other"),
+        (1, "income", "must be between 0 and 1e+07"),
+    ]
+    csv_body = "age,gender,income\n35,f,1000\nabc,robot,-1\n"
+
+    fast = requests.post(customer.url, json={"instances": objects}, timeout=30)
+    batch = requests.post(
+        customer.url, json={"instances": objects, "parameters": {"explain": True}}, timeout=30
+    )
+    table = requests.post(
+        customer.url, data=csv_body, headers={"Content-Type": "text/csv"}, timeout=30
+    )
+    replies = requests.post(customer.url, json=bigquery_request(calls), timeout=30)
+
+    for response in (fast, batch, table):
+        assert response.status_code == 422
+        details = response.json()["error"]["details"]
+        assert [(d["row"], d["field"], d["reason"]) for d in details] == faults
+        assert response.json()["error"]["message"] == "1 of 2 rows are invalid"
+    message = replies.json()["errorMessage"]
+    for row, field, reason in faults:
+        assert f"row {row}, {field}: {reason}" in message

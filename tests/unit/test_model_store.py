@@ -96,6 +96,10 @@ def resign(backend: LocalFolder, version: str, metadata: dict[str, Any]) -> None
     path.write_bytes(orjson.dumps(metadata))
 
 
+def metadata_sha256(store: LocalFolder, version: str) -> str:
+    return hashlib.sha256((store.root / NAME / version / "metadata.json").read_bytes()).hexdigest()
+
+
 # load_current
 
 
@@ -106,7 +110,11 @@ def test_load_current_returns_the_published_model(
 
     model = load_current(store, NAME)
 
-    assert pointer == {"version": "v1", "sha256": customer_needs_v1.metadata["sha256"]}
+    assert pointer == {
+        "version": "v1",
+        "sha256": customer_needs_v1.metadata["sha256"],
+        "metadata_sha256": metadata_sha256(store, "v1"),
+    }
     assert model.name == NAME
     assert model.version == "v1"
     assert model.sha256 == hashlib.sha256(customer_needs_v1.artifact).hexdigest()
@@ -126,6 +134,7 @@ def test_publish_lays_out_the_documented_files(
     assert orjson.loads((folder / "current.json").read_bytes()) == {
         "version": "v1",
         "sha256": customer_needs_v1.metadata["sha256"],
+        "metadata_sha256": metadata_sha256(store, "v1"),
     }
     assert (folder / "v1" / "model.joblib").read_bytes() == customer_needs_v1.artifact
     assert orjson.loads((folder / "v1" / "metadata.json").read_bytes())["version"] == "v1"
@@ -507,7 +516,11 @@ def test_set_current_can_roll_back_to_an_earlier_version(
 
     pointer = set_current(store, NAME, "v1")
 
-    assert pointer == {"version": "v1", "sha256": customer_needs_v1.metadata["sha256"]}
+    assert pointer == {
+        "version": "v1",
+        "sha256": customer_needs_v1.metadata["sha256"],
+        "metadata_sha256": metadata_sha256(store, "v1"),
+    }
     assert load_current(store, NAME).version == "v1"
 
 

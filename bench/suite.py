@@ -1,0 +1,540 @@
+"""The benchmark suite: our functions next to the plain handler and two floors, in one run.
+
+    .venv/bin/python -m bench.suite [--quick] [--out BENCHMARKS.md]
+
+Everything is measured interleaved in the same run and reported as medians and ratios to the
+plain handler (bench/plain_handler.py), because this machine is shared and noisy. Every answer
+timed is checked against in-process predictions. Needs `wrk` for throughput (Debian package;
+installed when missing and this runs as root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.model_store import LoadedModel, LocalFolder, load_current
+from shared.schema import NumericFeature
+from tests.integration.support import free_port, stop_process
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
+
+
+@dataclass(frozen=True)
+class Server:
+    """How to start one kind of server for one model."""
+
+    label: str
+    model: str
+    command: Callable[[int], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def ours(model: str) -> Server:
+    target = MODELS[model]
+    return Server(
+        "ours",
+        model,
+        lambda port: [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+    )
+
+
+def plain(model: str, bundled: LoadedModel) -> Server:
+    path = REPO / "models" / model / bundled.version / "model.joblib"
+    return Server(
+        "plain",
+        model,
+        lambda port: [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--source",
+            str(REPO / "bench" / "plain_handler.py"),
+            "--target",
+            "plain_predict",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        {"PLAIN_MODEL_PATH": str(path)},
+    )
+
+
+def constant() -> Server:
+    return Server(
+        "constant",
+        "-",
+        lambda port: [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--source",
+            str(REPO / "bench" / "plain_handler.py"),
+            "--target",
+            "constant",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+    )
+
+
+# --- payloads and checks ----------------------------------------------------------------------
+
+
+def rows(model: LoadedModel, count: int, seed: int = 1) -> pd.DataFrame:
+    """Valid rows in canonical spelling, so every server answers them."""
+    background = pd.DataFrame(model.metadata["explanations"]["background"])
+    frame = background.sample(count, replace=True, random_state=seed).reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    for feature in model.schema.features:
+        if isinstance(feature, NumericFeature):
+            jittered = frame[feature.name] * rng.uniform(0.95, 1.05, count)
+            frame[feature.name] = jittered.clip(feature.minimum, feature.maximum).round(3)
+    return frame[list(model.schema.feature_names)]
+
+
+def json_body(frame: pd.DataFrame) -> bytes:
+    return json.dumps({"instances": frame.to_dict(orient="records")}).encode()
+
+
+def csv_body(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def check(label: str, answer: bytes, kind: str, expected: np.ndarray, target: str) -> None:
+    """Fail loudly if a timed answer is not the model's own prediction."""
+    if kind == "json":
+        got = np.asarray(json.loads(answer)["predictions"], dtype=float)
+    else:
+        table = pd.read_csv(io.BytesIO(answer))
+        got = table[target if target in table else "prediction"].to_numpy(dtype=float)
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-9, atol=0):
+        raise AssertionError(f"{label}: answers differ from in-process predictions")
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+@contextmanager
+def running(server: Server) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {**os.environ, **server.env}
+    process = subprocess.Popen(
+        server.command(port),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port, process
+    finally:
+        stop_process(process)
+
+
+def post(
+    port: int, body: bytes, kind: str, connection: http.client.HTTPConnection | None = None
+) -> tuple[int, bytes]:
+    own = connection is None
+    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    content_type = "application/json" if kind == "json" else "text/csv"
+    conn.request("POST", "/", body=body, headers={"Content-Type": content_type})
+    response = conn.getresponse()
+    data = response.read()
+    if own:
+        conn.close()
+    return response.status, data
+
+
+def cold_start(server: Server, body: bytes, expected: np.ndarray, target: str) -> tuple[float, int]:
+    """Seconds from launch to the first correct answer, and the worker's peak RSS in KiB."""
+    started = time.perf_counter()
+    with running(server) as (port, process):
+        while True:
+            try:
+                status, data = post(port, body, "json")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"{server.label} {server.model} exited during start")
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        if server.label != "constant":
+            check(f"cold start {server.label}", data, "json", expected, target)
+        return elapsed, peak_rss_kib(process.pid)
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The largest VmHWM among the server process and its children (the gunicorn worker)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        pids += [int(p) for p in task.read_text().split()]
+    peaks = []
+    for each in pids:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]))
+    return max(peaks)
+
+
+def latencies(port: int, body: bytes, count: int) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        status, _ = post(port, body, "json", conn)
+        times.append(time.perf_counter() - started)
+        if status != 200:
+            raise RuntimeError(f"status {status}")
+    conn.close()
+    return times
+
+
+def throughput(port: int, body: bytes, connections: int, seconds: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+        output = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}/",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    for line in output.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"wrk printed no rate:\n{output}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        metric: str,
+        model: str,
+        ours: float,
+        plain: float | None,
+        floor: float | None,
+        unit: str,
+        target: str = "",
+        met: bool | None = None,
+    ) -> None:
+        ratio = ours / plain if plain else None
+        self.rows.append(
+            {
+                "metric": metric,
+                "model": model,
+                "ours": ours,
+                "plain": plain,
+                "ratio": ratio,
+                "floor": floor,
+                "unit": unit,
+                "target": target,
+                "met": met,
+            }
+        )
+        shown = f"{ratio:.2f}x" if ratio is not None else "-"
+        print(
+            f"{metric:<34} {model:<15} ours {ours:10.4g} plain {plain or float('nan'):10.4g} "
+            f"{unit:<6} ratio {shown}",
+            flush=True,
+        )
+
+
+def run(quick: bool) -> Results:
+    results = Results()
+    bundled = {name: load_current(LocalFolder(REPO / "models"), name) for name in MODELS}
+    one = {name: rows(model, 1) for name, model in bundled.items()}
+    expected_one = {name: bundled[name].pipeline.predict(one[name]) for name in MODELS}
+    rounds = 3 if quick else 5
+
+    # Cold start: launch -> first correct answer, interleaved.
+    starts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    kinds = [(s, name) for name in MODELS for s in (ours(name), plain(name, bundled[name]))]
+    for _ in range(rounds):
+        for server, name in [*kinds, (constant(), "customer_needs")]:
+            target = bundled[name].schema.target
+            sample = cold_start(server, json_body(one[name]), expected_one[name], target)
+            starts.setdefault((server.label, server.model), []).append(sample)
+    constant_start = statistics.median(s for s, _ in starts[("constant", "-")])
+    for name in MODELS:
+        ours_s = statistics.median(s for s, _ in starts[("ours", name)])
+        plain_s = statistics.median(s for s, _ in starts[("plain", name)])
+        results.add(
+            "cold start (launch to answer)",
+            name,
+            ours_s,
+            plain_s,
+            constant_start,
+            "s",
+            "<= 0.3x",
+            ours_s <= 0.3 * plain_s,
+        )
+        ours_m = statistics.median(m for _, m in starts[("ours", name)]) / 1024
+        plain_m = statistics.median(m for _, m in starts[("plain", name)]) / 1024
+        results.add("peak memory after first answer", name, ours_m, plain_m, None, "MiB")
+
+    with running(constant()) as (constant_port, _):
+        servers = {}
+        with _all_running(kinds) as ports:
+            _wait_ready(ports, one, expected_one, bundled)
+            _wait_ready({("constant", "-"): constant_port}, one, expected_one, bundled)
+            servers = ports
+            _latency(results, servers, constant_port, one, quick)
+            _throughput(results, servers, constant_port, one, quick)
+            _batches(results, servers, bundled, quick)
+    _in_process(results, bundled, one)
+    return results
+
+
+@contextmanager
+def _all_running(kinds: list[tuple[Server, str]]) -> Iterator[dict[tuple[str, str], int]]:
+    managers = [running(server) for server, _ in kinds]
+    ports = {}
+    try:
+        for (server, _), manager in zip(kinds, managers, strict=True):
+            port, _ = manager.__enter__()
+            ports[(server.label, server.model)] = port
+        yield ports
+    finally:
+        for manager in managers:
+            manager.__exit__(None, None, None)
+
+
+def _wait_ready(ports, one, expected_one, bundled) -> None:
+    for (label, model), port in ports.items():
+        name = model if model != "-" else "customer_needs"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, data = post(port, json_body(one[name]), "json")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{label} {model} never answered")
+            time.sleep(0.05)
+        if label != "constant":
+            check(label, data, "json", expected_one[name], bundled[name].schema.target)
+
+
+def _latency(results, servers, constant_port, one, quick) -> None:
+    per_round, rounds = (100, 3) if quick else (200, 5)
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for (label, model), port in [*servers.items(), (("constant", "-"), constant_port)]:
+            name = model if model != "-" else "customer_needs"
+            samples.setdefault((label, model), []).extend(
+                latencies(port, json_body(one[name]), per_round)
+            )
+    floor = statistics.median(samples[("constant", "-")]) * 1000
+    for name in MODELS:
+        ours_p50 = statistics.median(samples[("ours", name)]) * 1000
+        plain_p50 = statistics.median(samples[("plain", name)]) * 1000
+        ours_p99 = percentile(samples[("ours", name)], 99) * 1000
+        results.add(
+            "single-row latency p50",
+            name,
+            ours_p50,
+            plain_p50,
+            floor,
+            "ms",
+            "<= 0.25x",
+            ours_p50 <= 0.25 * plain_p50,
+        )
+        results.add(
+            "single-row latency p99",
+            name,
+            ours_p99,
+            percentile(samples[("plain", name)], 99) * 1000,
+            None,
+            "ms",
+            "<= 3x our p50",
+            ours_p99 <= 3 * ours_p50,
+        )
+
+
+def _throughput(results, servers, constant_port, one, quick) -> None:
+    ensure_wrk()
+    seconds, rounds = (3, 1) if quick else (5, 3)
+    for connections in (8, 32):
+        rates: dict[tuple[str, str], list[float]] = {}
+        for _ in range(rounds):
+            for (label, model), port in [*servers.items(), (("constant", "-"), constant_port)]:
+                name = model if model != "-" else "customer_needs"
+                rates.setdefault((label, model), []).append(
+                    throughput(port, json_body(one[name]), connections, seconds)
+                )
+        floor = statistics.median(rates[("constant", "-")])
+        for name in MODELS:
+            ours_r = statistics.median(rates[("ours", name)])
+            plain_r = statistics.median(rates[("plain", name)])
+            target = ">= 5x" if connections == 32 else ""
+            met = ours_r >= 5 * plain_r if connections == 32 else None
+            results.add(
+                f"throughput, {connections} connections",
+                name,
+                ours_r,
+                plain_r,
+                floor,
+                "req/s",
+                target,
+                met,
+            )
+
+
+def _batches(results, servers, bundled, quick) -> None:
+    repeats = 3 if quick else 5
+    for count, target_ratio in ((1_000, 0.3), (100_000, 0.5)):
+        for kind in ("json", "csv"):
+            for name, model in bundled.items():
+                frame = rows(model, count, seed=count)
+                body = json_body(frame) if kind == "json" else csv_body(frame)
+                expected = model.pipeline.predict(frame)
+                times: dict[str, list[float]] = {"ours": [], "plain": []}
+                for _ in range(repeats):
+                    for label in ("ours", "plain"):
+                        port = servers[(label, name)]
+                        started = time.perf_counter()
+                        status, data = post(port, body, kind)
+                        times[label].append(time.perf_counter() - started)
+                        if status != 200:
+                            raise RuntimeError(f"{label} {name} {kind} {count}: status {status}")
+                        check(f"{label} {kind} {count}", data, kind, expected, model.schema.target)
+                ours_t = statistics.median(times["ours"]) * 1000
+                plain_t = statistics.median(times["plain"]) * 1000
+                results.add(
+                    f"{count:,}-row request, {kind.upper()}",
+                    name,
+                    ours_t,
+                    plain_t,
+                    None,
+                    "ms",
+                    f"<= {target_ratio}x",
+                    ours_t <= target_ratio * plain_t,
+                )
+
+
+def _in_process(results, bundled, one) -> None:
+    for name, model in bundled.items():
+        frame = one[name]
+        samples = []
+        for _ in range(300):
+            started = time.perf_counter()
+            model.pipeline.predict(frame)
+            samples.append(time.perf_counter() - started)
+        results.add(
+            "in-process predict, 1 row (floor)",
+            name,
+            statistics.median(samples) * 1000,
+            None,
+            None,
+            "ms",
+        )
+
+
+def report(results: Results, command: str, seconds: float) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Command: `{command}` ({seconds:.0f} s). Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}.",
+        "",
+        "Medians of interleaved runs; ratios are ours / the plain handler in the same run.",
+        "",
+        "| metric | model | ours | plain handler | ratio | floor | unit | target | met |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for row in results.rows:
+
+        def fmt(value: float | None) -> str:
+            return "-" if value is None else f"{value:.4g}"
+
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        met = "" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        lines.append(
+            f"| {row['metric']} | {row['model']} | {fmt(row['ours'])} | {fmt(row['plain'])} | "
+            f"{ratio} | {fmt(row['floor'])} | {row['unit']} | {row['target']} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.suite")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = run(args.quick)
+    command = "python -m bench.suite" + (" --quick" if args.quick else "")
+    args.out.write_text(report(results, command, time.perf_counter() - started))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""What a request may ask for beyond the bare prediction, and whether the model can give it.
+
+Plain Python: the fast path answers small requests without importing pandas or numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import InvalidInput, Problem
+from shared.intervals import LevelTooHigh, half_width
+from shared.model_store import LoadedModel
+
+NOT_AVAILABLE = "not available for this model"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a request asked for beyond the bare prediction."""
+
+    interval: float | None = None
+    explain: bool = False
+
+    @property
+    def extras(self) -> bool:
+        return self.interval is not None or self.explain
+
+
+def parse_options(parameters: Mapping[str, Any]) -> Options:
+    """`{"interval": 0.9, "explain": true}`; every fault reported at once."""
+    problems = [
+        Problem(None, f"parameters.{key}", "unknown parameter")
+        for key in parameters
+        if key not in {"interval", "explain"}
+    ]
+    interval = parameters.get("interval")
+    if interval is not None and not _is_level(interval):
+        problems.append(Problem(None, "parameters.interval", "must be a number between 0 and 1"))
+    explain = parameters.get("explain", False)
+    if not isinstance(explain, bool):
+        problems.append(Problem(None, "parameters.explain", "must be true or false"))
+    if problems:
+        raise InvalidInput("invalid parameters", tuple(problems))
+    return Options(interval=float(interval) if interval is not None else None, explain=explain)
+
+
+def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
+    """CSV requests carry options in the query string: `?interval=0.9&explain=true`."""
+    parameters: dict[str, Any] = {}
+    for key, value in query.items():
+        if key == "explain":
+            lowered = value.strip().lower()
+            parameters[key] = {"true": True, "1": True, "false": False, "0": False}.get(
+                lowered, value
+            )
+        elif key == "interval":
+            try:
+                parameters[key] = float(value)
+            except ValueError:
+                parameters[key] = value
+        else:
+            parameters[key] = value
+    return parameters
+
+
+def interval_half_width(model: LoadedModel, level: float) -> float:
+    try:
+        return half_width(model.metadata["intervals"]["abs_residuals"], level)
+    except LevelTooHigh as exc:
+        raise InvalidInput(
+            "interval level too high", (Problem(None, "parameters.interval", str(exc)),)
+        ) from exc
+
+
+def check_available(model: LoadedModel, options: Options) -> None:
+    problems = []
+    if options.interval is not None and "intervals" not in model.metadata:
+        problems.append(Problem(None, "parameters.interval", NOT_AVAILABLE))
+    if options.explain and "explanations" not in model.metadata:
+        problems.append(Problem(None, "parameters.explain", NOT_AVAILABLE))
+    if problems:
+        raise InvalidInput("requested output is not available for this model", tuple(problems))
+
+
+def _is_level(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1

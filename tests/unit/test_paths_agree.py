@@ -1,0 +1,161 @@
+"""The fast path (plain Python) and the batch path (pandas, scikit-learn) must agree.
+
+Property tests feed the same rows through both validators and both predictors.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models import data
+from models.compile import compile_pipeline
+from models.training import RECIPES, train
+from shared.codecs import instances_frame
+from shared.compiled_model import CompiledModel
+from shared.model_store import LocalFolder, load_current, publish
+from shared.preprocessing import validate
+from shared.records import validate_records
+from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
+
+BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
+
+numbers = st.one_of(
+    st.integers(-(10**6), 10**8),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.floats(min_value=18, max_value=100),
+)
+numeric_strings = st.one_of(
+    numbers.map(str),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            " 42 ",
+            "\t35\n",
+            "4.2e1",
+            "1e999",
+            "nan",
+            "-Infinity",
+            "1_000",
+            "0x1f",
+            "42 years",
+            "+.5",
+            "5.",
+            "١٢",
+            "\u00a042",
+        ]
+    ),
+)
+spellings = st.sampled_from(
+    ["female", "F", " male ", "MAN", "x", "Diverse", "robot", "", " ", "f ", "nonbinary"]
+)
+anything = st.one_of(
+    numbers,
+    numeric_strings,
+    spellings,
+    st.booleans(),
+    st.none(),
+    st.just({"a": 1}),
+    st.just([1, 2]),
+)
+
+
+def instances(schema_keys: list[str]) -> st.SearchStrategy[list[dict[str, object]]]:
+    keys = st.sampled_from([*schema_keys, "extra", "email"])
+    row = st.dictionaries(keys, anything, max_size=5)
+    return st.lists(row, min_size=0, max_size=6)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=instances(["age", "gender", "income"]))
+def test_customer_validators_agree(rows):
+    assert_validators_agree(rows, CUSTOMER_NEEDS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=instances(["sales", "population", "gdp"]))
+def test_market_validators_agree(rows):
+    assert_validators_agree(rows, MARKET_TREND)
+
+
+def assert_validators_agree(rows, schema):
+    fast_rows, numbers_kept, fast_problems = validate_records(rows, schema)
+
+    batch = validate(instances_frame(rows), schema)
+
+    assert fast_problems == batch.problems
+    assert numbers_kept == batch.features.index.tolist()
+    for fast, (_, slow) in zip(fast_rows, batch.features.iterrows(), strict=True):
+        for name in schema.feature_names:
+            if isinstance(fast[name], float):
+                assert fast[name] == slow[name] or (
+                    math.isnan(fast[name]) and math.isnan(slow[name])
+                )
+            else:
+                assert fast[name] == slow[name]
+
+
+def trained_variants():
+    """Every candidate the training compares, fitted, and the bundled models."""
+    customers = data.customers(600, seed=2, dirty=False)
+    markets = data.macro()
+    for name, frame in (("customer_needs", customers), ("market_trend", markets)):
+        recipe = RECIPES[name]
+        for candidate, model in recipe.candidates().items():
+            features = frame[list(recipe.schema.feature_names)].iloc[:-1]
+            yield name, candidate, model.fit(features, frame[recipe.schema.target].iloc[:-1])
+    for name in ("customer_needs", "market_trend"):
+        yield name, "bundled", load_current(BUNDLED, name).pipeline
+
+
+@pytest.mark.parametrize(
+    ("name", "candidate", "pipeline"),
+    list(trained_variants()),
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_serving_form_predicts_what_scikit_learn_predicts(name, candidate, pipeline):
+    compiled = CompiledModel(compile_pipeline(pipeline))
+    frame = (
+        data.customers(500, seed=9, dirty=False)[["age", "gender", "income"]]
+        if name == "customer_needs"
+        else data.markets(500, seed=9)[["sales", "population", "gdp"]]
+    )
+
+    fast = np.asarray(compiled.predict(frame.to_dict(orient="records")))
+    slow = np.asarray(pipeline.predict(frame))
+
+    np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=0)
+
+
+def test_a_model_published_without_a_serving_form_is_served_by_scikit_learn(tmp_path):
+    trained = train(RECIPES["market_trend"], data.macro(), "v", datetime(2026, 1, 1, tzinfo=UTC))
+    metadata = {**trained.metadata, "serving": None}
+    publish(LocalFolder(tmp_path), "market_trend", "v", trained.artifact, metadata)
+
+    model = load_current(LocalFolder(tmp_path), "market_trend")
+
+    assert model.compiled is None
+    frame = data.macro()[["sales", "population", "gdp"]][:5]
+    expected = joblib.load(io.BytesIO(trained.artifact)).predict(frame)
+    np.testing.assert_allclose(model.pipeline.predict(frame), expected)
+
+
+def test_a_tampered_serving_form_is_not_trusted(tmp_path):
+    trained = train(RECIPES["market_trend"], data.macro(), "v", datetime(2026, 1, 1, tzinfo=UTC))
+    store = LocalFolder(tmp_path)
+    publish(store, "market_trend", "v", trained.artifact, trained.metadata)
+    path = tmp_path / "market_trend" / "v" / "metadata.json"
+    path.write_bytes(path.read_bytes().replace(b'"intercept":', b'"intercept": 1e6, "x":'))
+
+    model = load_current(store, "market_trend")
+
+    assert model.compiled is None  # its sha256 no longer matches current.json
