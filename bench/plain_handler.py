@@ -2,7 +2,7 @@
 
 `plain_predict` is what a plain functions-framework handler does: load the joblib Pipeline,
 build a pandas DataFrame from the request, call `Pipeline.predict`. No validation, no model
-store. `constant` is the same HTTP stack answering a constant: the floor for the HTTP part.
+store. The floor for the HTTP part is bench/constant_handler.py.
 
     functions-framework --source bench/plain_handler.py --target plain_predict
 """
@@ -40,8 +40,3 @@ def plain_predict(request: flask.Request) -> Any:
         return flask.Response(frame.to_csv(index=False), mimetype="text/csv")
     frame = pd.DataFrame(request.get_json()["instances"])
     return {"predictions": model.predict(frame).tolist()}
-
-
-@functions_framework.http
-def constant(request: flask.Request) -> Any:
-    return {"predictions": [0.0]}

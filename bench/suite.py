@@ -99,7 +99,7 @@ def constant() -> Server:
             "-m",
             "functions_framework",
             "--source",
-            str(REPO / "bench" / "plain_handler.py"),
+            str(REPO / "bench" / "constant_handler.py"),
             "--target",
             "constant",
             "--host",

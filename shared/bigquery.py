@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
@@ -57,10 +56,7 @@ def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_insta
     if wrong:
         raise InvalidInput("calls do not match the function's arguments", tuple(wrong))
     null_rows = frozenset(row for row, call in enumerate(calls) if any(v is None for v in call))
-    columns = {
-        name: np.asarray([call[position] for call in calls], dtype=object)
-        for position, name in enumerate(features)
-    }
+    columns = {name: [call[position] for call in calls] for position, name in enumerate(features)}
     rows = pd.DataFrame(columns, index=pd.RangeIndex(len(calls)), dtype=object)
     output, parameters = _options(document.get("userDefinedContext"))
     return Calls(rows.drop(index=list(null_rows)), null_rows, output, parameters)
@@ -88,6 +84,7 @@ def _options(context: object) -> tuple[str, dict[str, Any]]:
     parameters: dict[str, Any] = {}
     if output in ("lower", "upper", "interval", "all"):
         raw = context.get("interval_level", DEFAULT_LEVEL)
+        raw = "null" if raw is None else raw  # refused below, as any level that is not a number
         try:
             parameters["interval"] = float(raw)
         except (TypeError, ValueError):

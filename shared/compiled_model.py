@@ -61,6 +61,20 @@ class CompiledModel:
             total += value[node]
         return total
 
+    def matrix(self, columns: Mapping[str, Any]) -> Any:
+        """The ColumnTransformer's output for canonical columns, as a numpy matrix."""
+        import numpy as np  # batches only
+
+        parts = []
+        for spec in self.inputs:
+            column = columns[spec["feature"]]
+            if spec["kind"] == "one_hot":
+                values = np.asarray(column, dtype=object)
+                parts += [(values == c).astype(float) for c in spec["categories"]]
+            else:
+                parts.append((np.asarray(column, dtype=float) - spec["mean"]) / spec["scale"])
+        return np.column_stack(parts)
+
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         return [self.predict_one(row) for row in rows]
 

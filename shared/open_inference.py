@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
@@ -61,11 +60,7 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
     if rows > max_instances:
         raise PayloadTooLarge(f"at most {max_instances} instances are accepted per request")
     _check_names(columns, schema)
-    frame = pd.DataFrame(
-        {name: np.asarray(values, dtype=object) for name, values in columns.items()},
-        index=pd.RangeIndex(rows),
-        dtype=object,
-    )
+    frame = pd.DataFrame(columns, index=pd.RangeIndex(rows), dtype=object)
     request_id = document.get("id")
     return InferRequest(
         rows=frame,
@@ -136,7 +131,8 @@ def _tensor(item: object, position: int) -> tuple[str, list[Any]]:
     name = item["name"]
     if _parameters(item.get("parameters"), f"{where}.parameters").get("binary_data_size"):
         raise BadRequest(BINARY_REFUSED)
-    if item.get("datatype") not in DATATYPES:
+    datatype = item.get("datatype")
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise BadRequest(f"input {name!r}: unknown datatype {str(item.get('datatype'))[:20]!r}")
     shape = item.get("shape")
     if (

@@ -20,6 +20,7 @@ from models import data
 from models.compile import compile_pipeline
 from models.training import RECIPES, train
 from shared.codecs import instances_frame
+from shared.columnar import clean_columns, predict_columns
 from shared.compiled_model import CompiledModel
 from shared.model_store import LocalFolder, load_current, publish
 from shared.preprocessing import validate
@@ -159,3 +160,46 @@ def test_a_tampered_serving_form_is_not_trusted(tmp_path):
     model = load_current(store, "market_trend")
 
     assert model.compiled is None  # its sha256 no longer matches current.json
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=instances(["age", "gender", "income"]),
+    clean=st.lists(
+        st.fixed_dictionaries(
+            {
+                "age": st.integers(18, 100) | st.floats(18, 100),
+                "gender": st.sampled_from(["female", "F", " male ", "x", "Diverse"]),
+                "income": st.integers(0, 10**7) | st.floats(0, 1e7),
+            }
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+)
+def test_clean_batches_take_the_column_path_and_agree(rows, clean):
+    model = load_current(BUNDLED, "customer_needs")
+    for batch in (clean, clean + rows):
+        columns = clean_columns(batch, model)
+        reference = validate(instances_frame(batch), model.schema)
+
+        if columns is None:
+            assert batch is not clean or reference.problems  # only faults leave this path
+            continue
+        assert reference.problems == ()
+        fast = predict_columns(model, model.compiled, columns)
+        slow = model.pipeline.predict(reference.features)
+        np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=0)
+
+
+def test_market_clean_batches_agree():
+    model = load_current(BUNDLED, "market_trend")
+    frame = data.markets(300, seed=4)[["sales", "population", "gdp"]]
+    objects = frame.to_dict(orient="records")
+
+    columns = clean_columns(objects, model)
+
+    assert columns is not None
+    np.testing.assert_allclose(
+        predict_columns(model, model.compiled, columns), model.pipeline.predict(frame), rtol=1e-9
+    )
