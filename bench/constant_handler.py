@@ -1,6 +1,6 @@
 """The floor for the HTTP part: functions-framework answering a constant, nothing imported.
 
-    functions-framework --source bench/constant_handler.py --target constant
+functions-framework --source bench/constant_handler.py --target constant
 """
 
 from __future__ import annotations

@@ -304,7 +304,7 @@ class Results:
         )
 
 
-def run(quick: bool) -> Results:
+def run(quick: bool, ten_million: bool = False) -> Results:
     results = Results()
     bundled = {name: load_current(LocalFolder(REPO / "models"), name) for name in MODELS}
     one = {name: rows(model, 1) for name, model in bundled.items()}
@@ -347,7 +347,56 @@ def run(quick: bool) -> Results:
             _throughput(results, servers, constant_port, one, quick)
             _batches(results, servers, bundled, quick)
     _in_process(results, bundled, one)
+    _files_and_training(results, sizes=[1_000, 1_000_000, *([10_000_000] if ten_million else [])])
     return results
+
+
+def _files_and_training(results: Results, sizes: list[int]) -> None:
+    from bench import training, upload_scoring
+
+    scored = upload_scoring.measure(sizes)
+    for result in scored:
+        results.add(
+            f"file scoring, {int(result['rows']):,} rows",
+            "customer_needs",
+            result["rows_per_s"],
+            None,
+            None,
+            "rows/s",
+            ">= 500k rows/s",
+            result["rows_per_s"] >= 500_000,
+        )
+        results.add(
+            f"file scoring peak RSS, {int(result['rows']):,} rows",
+            "customer_needs",
+            result["peak_rss_mb"],
+            None,
+            None,
+            "MB",
+        )
+    if len(scored) > 1:
+        growth = scored[-1]["peak_rss_mb"] / scored[1]["peak_rss_mb"] if len(scored) > 2 else 1.0
+        results.add(
+            "file scoring peak RSS, largest / 1M",
+            "customer_needs",
+            growth,
+            None,
+            None,
+            "ratio",
+            "flat (about 1)",
+            growth <= 1.1,
+        )
+    timing = training.measure(1_000_000, runs=1)
+    results.add(
+        "training, 1M customer rows, one core",
+        "customer_needs",
+        timing["train_s"],
+        None,
+        None,
+        "s",
+        "< 60 s",
+        timing["train_s"] < 60,
+    )
 
 
 @contextmanager
@@ -528,10 +577,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.suite")
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--ten-million", action="store_true", help="also score a 10M-row file")
     args = parser.parse_args()
     started = time.perf_counter()
-    results = run(args.quick)
-    command = "python -m bench.suite" + (" --quick" if args.quick else "")
+    results = run(args.quick, args.ten_million)
+    command = (
+        "python -m bench.suite"
+        + (" --quick" if args.quick else "")
+        + (" --ten-million" if args.ten_million else "")
+    )
     args.out.write_text(report(results, command, time.perf_counter() - started))
     print(f"wrote {args.out}")
 

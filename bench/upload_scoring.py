@@ -124,13 +124,8 @@ def deliver(server: FunctionServer, name: str, generation: int) -> None:
     post_event(server.url, event, "binary", timeout=3600).raise_for_status()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="*", default=[1_000, 1_000_000])
-    parser.add_argument("--ten-million", action="store_true", help="add a 10M-row file")
-    parser.add_argument("--gzip", action="store_true", help="upload gzip-compressed files")
-    args = parser.parse_args()
-    sizes = [*args.rows, *([10_000_000] if args.ten_million else [])]
+def measure(sizes: list[int], compress: bool = False) -> list[dict[str, float]]:
+    """Score one generated file of each size end to end; one fresh server per size."""
     gcs = FakeGcs()
     gcs.start()
     try:
@@ -142,9 +137,19 @@ def main() -> None:
             client_options={"api_endpoint": gcs.url},
         )
         with tempfile.TemporaryDirectory() as logs:
-            results = [run_once(gcs, client, store, n, args.gzip, Path(logs)) for n in sizes]
+            return [run_once(gcs, client, store, n, compress, Path(logs)) for n in sizes]
     finally:
         gcs.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000, 1_000_000])
+    parser.add_argument("--ten-million", action="store_true", help="add a 10M-row file")
+    parser.add_argument("--gzip", action="store_true", help="upload gzip-compressed files")
+    args = parser.parse_args()
+    sizes = [*args.rows, *([10_000_000] if args.ten_million else [])]
+    results = measure(sizes, args.gzip)
     print(
         f"{'rows':>12} {'file MB':>9} {'seconds':>9} {'rows/s':>10} "
         f"{'RSS before MB':>14} {'peak RSS MB':>12}"
