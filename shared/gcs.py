@@ -79,7 +79,7 @@ class GcsBucket:
     def _bucket_handle(self) -> Any:
         with self._lock:
             if self._bucket is None:
-                self._bucket = _client(self.emulator_host).bucket(self.bucket_name)
+                self._bucket = client(self.emulator_host).bucket(self.bucket_name)
             return self._bucket
 
     def _request_timeout(self) -> tuple[float, float]:
@@ -90,7 +90,8 @@ class GcsBucket:
         return retry
 
 
-def _client(emulator_host: str | None) -> storage.Client:
+def client(emulator_host: str | None) -> storage.Client:
+    """A Cloud Storage client; anonymous against an emulator, made only when first needed."""
     if emulator_host:
         from google.auth.credentials import AnonymousCredentials
 

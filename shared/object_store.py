@@ -25,6 +25,7 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from shared.gcs import client
 from shared.logs import log
 
 READ_CHUNK_BYTES = 8 * 1024 * 1024
@@ -179,7 +180,7 @@ class ObjectStore:
     def _client_handle(self) -> storage.Client:
         with self._lock:
             if self._client is None:
-                self._client = _client(self.emulator_host)
+                self._client = client(self.emulator_host)
             return self._client
 
     def _request_timeout(self) -> tuple[float, float]:
@@ -238,15 +239,3 @@ class _Translated(io.RawIOBase):
             raise ObjectStoreUnavailable(f"cannot read {self._name}: {type(exc).__name__}") from exc
         buffer[: len(data)] = data
         return len(data)
-
-
-def _client(emulator_host: str | None) -> storage.Client:
-    if emulator_host:
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(
-            project="local",
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options={"api_endpoint": emulator_host},
-        )
-    return storage.Client()
