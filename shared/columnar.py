@@ -48,7 +48,7 @@ def clean_columns(
                 ):
                     return None
                 columns[feature.name] = values
-    except KeyError:
+    except (KeyError, OverflowError):
         return None
     return columns
 

@@ -27,8 +27,8 @@ class CompiledModel:
             ]
         elif self.kind not in ("linear", "log_linear"):
             raise ValueError(f"unknown estimator kind {self.kind!r}")
-        # Up to this many rows, plain Python beats building a frame for scikit-learn.
-        self.max_rows = 64 if self.kind == "trees" else 2_000
+        # Up to this many rows, plain Python beats building columns for numpy.
+        self.max_rows = 64
 
     def features(self, row: Mapping[str, Any]) -> list[float]:
         """The ColumnTransformer's output for one canonical row."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +33,6 @@ def predict(model: LoadedModel, features: pd.DataFrame, options: Options) -> pd.
     """One row per input row: the target, then `<target>_lower`/`_upper` for an interval, then
     `base_value` and `contribution_<feature>` for explanations."""
     check_available(model, options)
-    _single_threaded_kernels()
     target, names = model.schema.target, list(model.schema.feature_names)
     rows = features[names]
     values = _predict_values(model, rows)
@@ -81,21 +79,3 @@ def json_predictions(
             prediction["base_value"] = base[row]
             prediction["contributions"] = {name: columns[name][row] for name in features}
     return predictions
-
-
-_kernels_limited = False
-_kernels_lock = threading.Lock()
-
-
-def _single_threaded_kernels() -> None:
-    """One OpenMP thread per prediction: requests already run on parallel threads, and nested
-    thread pools on a small instance are many times slower, never faster."""
-    global _kernels_limited
-    if _kernels_limited:
-        return
-    with _kernels_lock:
-        if not _kernels_limited:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(1, user_api="openmp")
-            _kernels_limited = True

@@ -133,7 +133,10 @@ def _plain_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
     numbers, strings = kinds == 1, kinds == 2
     if numbers.any():
-        values[numbers] = raw[numbers].astype(float)
+        try:
+            values[numbers] = raw[numbers].astype(float)
+        except OverflowError:  # an int too large for a float: the per-value rule names it
+            numbers[:] = False
     if strings.any():
         matched = pd.Series(raw[strings], dtype=object).str.fullmatch(NUMBER.pattern)
         where = np.flatnonzero(strings)[matched.to_numpy(dtype=bool)]

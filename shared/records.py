@@ -48,6 +48,14 @@ def is_missing(value: object) -> bool:
 
 def number(value: object) -> tuple[float, str]:
     """(value, "") for a finite number or numeric string, else (nan, reason)."""
+    if type(value) is float or type(value) is int:  # the common case, first
+        try:
+            parsed = float(value)
+        except OverflowError:  # an int too large for a float
+            return math.nan, NOT_FINITE
+        if math.isfinite(parsed):
+            return parsed, ""
+        return math.nan, MISSING if math.isnan(parsed) else NOT_FINITE
     if isinstance(value, bool) or _is_numpy_bool(value):
         return math.nan, NOT_A_NUMBER
     if isinstance(value, str):
@@ -61,7 +69,7 @@ def number(value: object) -> tuple[float, str]:
         return math.nan, MISSING
     try:
         parsed = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan, NOT_A_NUMBER
     if isinstance(value, int | float) or hasattr(value, "dtype"):
         return (parsed, "") if math.isfinite(parsed) else (math.nan, NOT_FINITE)

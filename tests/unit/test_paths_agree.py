@@ -203,3 +203,14 @@ def test_market_clean_batches_agree():
     np.testing.assert_allclose(
         predict_columns(model, model.compiled, columns), model.pipeline.predict(frame), rtol=1e-9
     )
+
+
+def test_an_integer_too_large_for_a_float_is_named_on_both_paths():
+    rows = [{"age": 10**400, "gender": "f", "income": 1000}]
+
+    _, _, fast = validate_records(rows, CUSTOMER_NEEDS)
+    slow = validate(instances_frame(rows), CUSTOMER_NEEDS).problems
+
+    assert fast == slow
+    assert [p.reason for p in fast] == ["must be a finite number"]
+    assert clean_columns(rows, load_current(BUNDLED, "customer_needs")) is None
