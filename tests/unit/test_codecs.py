@@ -281,7 +281,7 @@ def test_an_empty_csv_body_is_a_bad_request(body: bytes) -> None:
 
 
 def test_a_broken_quote_in_a_data_row_is_a_bad_request() -> None:
-    with pytest.raises(BadRequest, match=r"cannot be parsed.*data row 1"):
+    with pytest.raises(BadRequest, match=r"cannot be parsed.*\(line 3\)"):
         decode_csv(HEADER + b'35,f,1\r\n"36"x,m,1\r\n', LIMIT)
 
 
