@@ -22,6 +22,14 @@ UPLOAD_DATA_GRANTS=(
   "roles/storage.objectViewer results/"
   "roles/storage.objectCreator results/"
 )
+RETRAIN_FUNCTION=retrain_on_upload
+# What retrain_on_upload may do in the data bucket, "ROLE PREFIX" as above: read training data;
+# read and create (never overwrite or delete) its claims and reports under retraining/.
+RETRAIN_DATA_GRANTS=(
+  "roles/storage.objectViewer training/"
+  "roles/storage.objectViewer retraining/"
+  "roles/storage.objectCreator retraining/"
+)
 MODELS=(customer_needs market_trend)
 APIS=(
   cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
@@ -70,13 +78,24 @@ HTTP functions (predict_customer_needs, predict_market_trend):
   --max-body-bytes N             MAX_BODY_BYTES          10485760
   --max-rows N                   MAX_INSTANCES           100000 (rows in one request)
   --model-refresh-seconds N      MODEL_REFRESH_SECONDS   60 (score_upload too)
-  --storage-timeout-seconds N    STORAGE_TIMEOUT_SECONDS 5 (score_upload too)
+  --storage-timeout-seconds N    STORAGE_TIMEOUT_SECONDS 5 (the event functions too)
 
 Upload scoring function (score_upload; private, internal-only ingress):
   --upload-memory SIZE           UPLOAD_MEMORY           2Gi
   --upload-max-instances N       UPLOAD_MAX_INSTANCES    10
   --upload-timeout DURATION      UPLOAD_TIMEOUT          540s
-  --max-event-age-seconds N      MAX_EVENT_AGE_SECONDS   86400 (older events are dropped)
+  --max-event-age-seconds N      MAX_EVENT_AGE_SECONDS   86400 (older events are dropped;
+                                 retrain_on_upload too)
+
+Retraining function (retrain_on_upload; private, internal-only ingress):
+  --retrain-memory SIZE          RETRAIN_MEMORY          4Gi
+  --retrain-max-instances N      RETRAIN_MAX_INSTANCES   5 (trainings at the same time)
+  --retrain-timeout DURATION     RETRAIN_TIMEOUT         540s
+  --retrain-join-current         RETRAIN_JOIN_CURRENT=true
+                                 train on the upload plus the current model's training data
+  --retrain-min-improvement X    RETRAIN_MIN_IMPROVEMENT 0.02 (held-out RMSE must fall by 2%)
+  --retrain-coverage-tolerance X RETRAIN_COVERAGE_TOLERANCE 0.05 (90% intervals: 85% to 95%)
+  --retrain-max-rows N           RETRAIN_MAX_ROWS        4000000 (data lines per run)
 
 BigQuery (only used in the printed SQL):
   --bq-dataset NAME              BQ_DATASET              marketcast
@@ -105,7 +124,11 @@ declare -A FLAG_VARIABLES=(
   [--model-refresh-seconds]=MODEL_REFRESH_SECONDS
   [--storage-timeout-seconds]=STORAGE_TIMEOUT_SECONDS [--upload-memory]=UPLOAD_MEMORY
   [--upload-max-instances]=UPLOAD_MAX_INSTANCES [--upload-timeout]=UPLOAD_TIMEOUT
-  [--max-event-age-seconds]=MAX_EVENT_AGE_SECONDS [--bq-dataset]=BQ_DATASET
+  [--max-event-age-seconds]=MAX_EVENT_AGE_SECONDS [--retrain-memory]=RETRAIN_MEMORY
+  [--retrain-max-instances]=RETRAIN_MAX_INSTANCES [--retrain-timeout]=RETRAIN_TIMEOUT
+  [--retrain-min-improvement]=RETRAIN_MIN_IMPROVEMENT
+  [--retrain-coverage-tolerance]=RETRAIN_COVERAGE_TOLERANCE
+  [--retrain-max-rows]=RETRAIN_MAX_ROWS [--bq-dataset]=BQ_DATASET
   [--bq-connection]=BQ_CONNECTION [--bq-location]=BQ_LOCATION
   [--bq-max-batching-rows]=BQ_MAX_BATCHING_ROWS
   [--build-service-account]=BUILD_SERVICE_ACCOUNT
@@ -128,6 +151,7 @@ parse_flags() {
       --dry-run) DRY_RUN=true ;;
       --public) ALLOW_UNAUTHENTICATED=true ;;
       --republish-models) REPUBLISH_MODELS=true ;;
+      --retrain-join-current) RETRAIN_JOIN_CURRENT=true ;;
       *)
         [[ -v "FLAG_VARIABLES[$flag]" || $flag == --invoker ]] || usage_error "unknown option: $flag"
         if [[ $has_value == false ]]; then
@@ -161,6 +185,9 @@ apply_defaults() {
   : "${MODEL_REFRESH_SECONDS:=60}" "${STORAGE_TIMEOUT_SECONDS:=5}"
   : "${UPLOAD_MEMORY:=2Gi}" "${UPLOAD_MAX_INSTANCES:=10}" "${UPLOAD_TIMEOUT:=540s}"
   : "${MAX_EVENT_AGE_SECONDS:=86400}"
+  : "${RETRAIN_MEMORY:=4Gi}" "${RETRAIN_MAX_INSTANCES:=5}" "${RETRAIN_TIMEOUT:=540s}"
+  : "${RETRAIN_JOIN_CURRENT:=false}" "${RETRAIN_MIN_IMPROVEMENT:=0.02}"
+  : "${RETRAIN_COVERAGE_TOLERANCE:=0.05}" "${RETRAIN_MAX_ROWS:=4000000}"
   : "${BQ_DATASET:=marketcast}" "${BQ_CONNECTION:=marketcast}" "${BQ_LOCATION:=$REGION}"
   : "${BQ_MAX_BATCHING_ROWS:=500}" "${BUILD_SERVICE_ACCOUNT:=}"
   : "${DRY_RUN:=false}" "${IAM_ATTEMPTS:=5}" "${IAM_RETRY_SECONDS:=10}"
@@ -180,11 +207,12 @@ validate() {
   [[ $INGRESS =~ ^(all|internal-only|internal-and-gclb)$ ]] ||
     usage_error "--ingress must be all, internal-only or internal-and-gclb, not $INGRESS"
   local name
-  for name in DRY_RUN ALLOW_UNAUTHENTICATED REPUBLISH_MODELS; do
+  for name in DRY_RUN ALLOW_UNAUTHENTICATED REPUBLISH_MODELS RETRAIN_JOIN_CURRENT; do
     [[ ${!name} =~ ^(true|false)$ ]] || usage_error "$name must be true or false, not ${!name}"
   done
   for name in FUNCTION_CONCURRENCY MAX_FUNCTION_INSTANCES MAX_BODY_BYTES MAX_INSTANCES \
-    UPLOAD_MAX_INSTANCES MAX_EVENT_AGE_SECONDS BQ_MAX_BATCHING_ROWS IAM_ATTEMPTS; do
+    UPLOAD_MAX_INSTANCES MAX_EVENT_AGE_SECONDS BQ_MAX_BATCHING_ROWS IAM_ATTEMPTS \
+    RETRAIN_MAX_INSTANCES RETRAIN_MAX_ROWS; do
     [[ ${!name} =~ ^[1-9][0-9]*$ ]] || usage_error "$name must be a positive integer, not ${!name}"
   done
   for name in MIN_FUNCTION_INSTANCES IAM_RETRY_SECONDS; do
@@ -193,6 +221,10 @@ validate() {
   for name in MODEL_REFRESH_SECONDS STORAGE_TIMEOUT_SECONDS; do
     [[ ${!name} =~ ^[0-9]*\.?[0-9]+$ && ! ${!name} =~ ^[0.]+$ ]] ||
       usage_error "$name must be a positive number, not ${!name}"
+  done
+  for name in RETRAIN_MIN_IMPROVEMENT RETRAIN_COVERAGE_TOLERANCE; do
+    [[ ${!name} =~ ^0*(\.[0-9]*)?$ && ${!name} =~ [0-9] ]] ||
+      usage_error "$name must be a number from 0 to below 1, not ${!name}"
   done
   # `|` separates the variables in --set-env-vars (commas may appear in CORS origins).
   [[ $CORS_ALLOWED_ORIGINS != *'|'* ]] || usage_error "CORS origins cannot contain |"
@@ -316,12 +348,20 @@ ensure_service_account() {
   fi
 }
 
-# grant_on_bucket BUCKET MEMBER ROLE [PREFIX]: with a PREFIX, only objects under it.
+# grant_on_bucket BUCKET MEMBER ROLE [PREFIX [SUFFIX]]: with a PREFIX, only objects under it;
+# with a SUFFIX too, only those whose names end with it.
 grant_on_bucket() {
-  local bucket=$1 member=$2 role=$3 prefix=${4:-} condition=None
+  local bucket=$1 member=$2 role=$3 prefix=${4:-} suffix=${5:-} condition=None
   if [[ -n $prefix ]]; then
     condition="expression=resource.name.startsWith(\"projects/_/buckets/$bucket/objects/$prefix\")"
-    condition+=",title=${prefix%/}-only,description=Objects under $prefix only"
+    if [[ -n $suffix ]]; then
+      local named=${suffix#/}
+      condition+=" && resource.name.endsWith(\"$suffix\")"
+      condition+=",title=${prefix%/}-${named//[^a-z]/-}-only"
+      condition+=",description=Objects under $prefix named *$suffix only"
+    else
+      condition+=",title=${prefix%/}-only,description=Objects under $prefix only"
+    fi
   fi
   grant gcloud storage buckets add-iam-policy-binding "gs://$bucket" --project="$PROJECT_ID" \
     --member="$member" --role="$role" --condition="$condition" --format=none
@@ -349,14 +389,20 @@ create_buckets_and_accounts() {
     "Runs score_upload: reads models and incoming/, writes staging/ and results/"
   ensure_service_account marketcast-trigger "marketcast upload trigger" \
     "Identity of the upload trigger: invokes score_upload"
+  ensure_service_account marketcast-retrain "marketcast retraining" \
+    "Runs retrain_on_upload: reads training/, writes retraining/, publishes model versions"
+  ensure_service_account marketcast-retrain-trigger "marketcast retraining trigger" \
+    "Identity of the retraining trigger: invokes retrain_on_upload"
 }
 
 grant_least_privilege() {
   step "Least-privilege IAM bindings"
-  local predict score trigger storage_agent
+  local predict score trigger retrain retrain_trigger storage_agent
   predict="serviceAccount:$(account_email marketcast-predict)"
   score="serviceAccount:$(account_email marketcast-score)"
   trigger="serviceAccount:$(account_email marketcast-trigger)"
+  retrain="serviceAccount:$(account_email marketcast-retrain)"
+  retrain_trigger="serviceAccount:$(account_email marketcast-retrain-trigger)"
   grant_on_bucket "$MODEL_BUCKET" "$predict" roles/storage.objectViewer
   grant_on_bucket "$MODEL_BUCKET" "$score" roles/storage.objectViewer
   local entry role prefix
@@ -365,6 +411,17 @@ grant_least_privilege() {
     grant_on_bucket "$DATA_BUCKET" "$score" "$role" "$prefix"
   done
   grant_on_project "$trigger" roles/eventarc.eventReceiver
+  # retrain_on_upload reads every model; creates new version folders, never changing one; and
+  # moves current.json, the one object it may overwrite.
+  grant_on_bucket "$MODEL_BUCKET" "$retrain" roles/storage.objectViewer
+  grant_on_bucket "$MODEL_BUCKET" "$retrain" roles/storage.objectCreator "$MODEL_PREFIX/"
+  grant_on_bucket "$MODEL_BUCKET" "$retrain" roles/storage.objectUser "$MODEL_PREFIX/" \
+    /current.json
+  for entry in "${RETRAIN_DATA_GRANTS[@]}"; do
+    read -r role prefix <<<"$entry"
+    grant_on_bucket "$DATA_BUCKET" "$retrain" "$role" "$prefix"
+  done
+  grant_on_project "$retrain_trigger" roles/eventarc.eventReceiver
   # Cloud Storage triggers publish through Pub/Sub as the project's Cloud Storage service agent.
   capture storage_agent "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com" \
     gcloud storage service-agent --project="$PROJECT_ID"
@@ -435,6 +492,29 @@ deploy_upload_function() {
   grant_invoker "$UPLOAD_FUNCTION" "serviceAccount:$(account_email marketcast-trigger)"
 }
 
+deploy_retrain_function() {
+  local location
+  capture location "${REGION^^}" gcloud storage buckets describe "gs://$DATA_BUCKET" \
+    --project="$PROJECT_ID" --format='value(location)'
+  run gcloud functions deploy "$RETRAIN_FUNCTION" --gen2 --project="$PROJECT_ID" \
+    --region="$REGION" --runtime="$RUNTIME" --source=. --entry-point="$RETRAIN_FUNCTION" \
+    --trigger-event-filters=type=google.cloud.storage.object.v1.finalized \
+    --trigger-event-filters=bucket="$DATA_BUCKET" --trigger-location="${location,,}" \
+    --trigger-service-account="$(account_email marketcast-retrain-trigger)" --retry \
+    --no-allow-unauthenticated --service-account="$(account_email marketcast-retrain)" \
+    --ingress-settings=internal-only --memory="$RETRAIN_MEMORY" --cpu=1 --concurrency=1 \
+    --max-instances="$RETRAIN_MAX_INSTANCES" --timeout="$RETRAIN_TIMEOUT" \
+    --set-env-vars="$(env_vars "MODEL_STORE=$MODEL_STORE" \
+      "MAX_EVENT_AGE_SECONDS=$MAX_EVENT_AGE_SECONDS" \
+      "STORAGE_TIMEOUT_SECONDS=$STORAGE_TIMEOUT_SECONDS" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID" \
+      "RETRAIN_JOIN_CURRENT=$RETRAIN_JOIN_CURRENT" \
+      "RETRAIN_MIN_IMPROVEMENT=$RETRAIN_MIN_IMPROVEMENT" \
+      "RETRAIN_COVERAGE_TOLERANCE=$RETRAIN_COVERAGE_TOLERANCE" \
+      "RETRAIN_MAX_ROWS=$RETRAIN_MAX_ROWS")" \
+    "${BUILD_FLAGS[@]}"
+  grant_invoker "$RETRAIN_FUNCTION" "serviceAccount:$(account_email marketcast-retrain-trigger)"
+}
+
 deploy_functions() {
   BUILD_FLAGS=()
   if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then
@@ -450,6 +530,8 @@ deploy_functions() {
   done
   step "Deploying $UPLOAD_FUNCTION (on uploads to gs://$DATA_BUCKET)"
   deploy_upload_function
+  step "Deploying $RETRAIN_FUNCTION (on training data uploaded to gs://$DATA_BUCKET)"
+  deploy_retrain_function
 }
 
 declare -A URLS=()
@@ -457,7 +539,7 @@ declare -A URLS=()
 read_urls() {
   step "Function URLs"
   local name
-  for name in "${HTTP_FUNCTIONS[@]}" "$UPLOAD_FUNCTION"; do
+  for name in "${HTTP_FUNCTIONS[@]}" "$UPLOAD_FUNCTION" "$RETRAIN_FUNCTION"; do
     capture "URLS[$name]" "https://URL-OF-$name" gcloud functions describe "$name" \
       --project="$PROJECT_ID" --region="$REGION" --format='value(serviceConfig.uri)'
   done
@@ -478,6 +560,7 @@ Deployed to $PROJECT_ID ($REGION).
   predict_customer_needs  $customers
   predict_market_trend    $market
   score_upload            ${URLS[$UPLOAD_FUNCTION]}  (internal; called by its trigger only)
+  retrain_on_upload       ${URLS[$RETRAIN_FUNCTION]}  (internal; called by its trigger only)
 
 The HTTP functions are $access.
 Call one with your identity token:
@@ -503,6 +586,11 @@ Let someone else call them:
 Score a file: upload it under incoming/<model>/ and the results appear under results/<model>/:
   gcloud storage cp customers.csv gs://$DATA_BUCKET/incoming/customer_needs/
   gcloud storage ls gs://$DATA_BUCKET/results/customer_needs/
+
+Retrain on labelled data (the features and the target): upload it under training/<model>/;
+the run's report.json appears under retraining/<model>/, and a better model goes live:
+  gcloud storage cp labelled.csv gs://$DATA_BUCKET/training/customer_needs/
+  gcloud storage ls -r gs://$DATA_BUCKET/retraining/customer_needs/
 
 BigQuery remote functions. Create the connection once (BigQuery has no SQL statement for it):
   gcloud services enable bigqueryconnection.googleapis.com --project=$PROJECT_ID
@@ -533,7 +621,8 @@ main() {
   parse_flags "$@"
   apply_defaults
   validate
-  MODEL_STORE="gs://$MODEL_BUCKET/models"
+  MODEL_PREFIX=models
+  MODEL_STORE="gs://$MODEL_BUCKET/$MODEL_PREFIX"
   cd "$ROOT"
   if [[ $DRY_RUN == true ]]; then
     echo "Dry run: printing every command; none is run."

@@ -13,6 +13,7 @@ ENTRY_POINTS = {
     "predict_customer_needs": "functions.customer_needs",
     "predict_market_trend": "functions.market_trend",
     "score_upload": "functions.score_upload",
+    "retrain_on_upload": "functions.retrain_on_upload",
 }
 
 __all__ = list(ENTRY_POINTS)

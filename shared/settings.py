@@ -13,6 +13,11 @@
 | MAX_EVENT_AGE_SECONDS | upload events older than this are dropped, not scored | 86400 |
 | UPLOAD_CHUNK_ROWS | rows of an upload scored (and held in memory) at a time | 50000 |
 | UPLOAD_INTERVAL_LEVEL | prediction interval level (0 to 1) added to scored uploads | unset |
+| RETRAIN_JOIN_CURRENT | train on the uploaded rows plus the current model's training data | false |
+| RETRAIN_MIN_IMPROVEMENT | held-out RMSE must fall by this share of the current model's | 0.02 |
+| RETRAIN_COVERAGE_TOLERANCE | allowed gap between 90% and the 90% intervals' coverage | 0.05 |
+| RETRAIN_MAX_ROWS | most data lines one retraining run takes (joined rows included) | 4000000 |
+| RETRAIN_CLAIM_SECONDS | a retraining run unfinished after this long may be taken over | 600 |
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ class Settings:
     max_event_age_seconds: float = 86_400.0
     upload_chunk_rows: int = 50_000
     upload_interval_level: float | None = None
+    retrain_join_current: bool = False
+    retrain_min_improvement: float = 0.02
+    retrain_coverage_tolerance: float = 0.05
+    retrain_max_rows: int = 4_000_000
+    retrain_claim_seconds: float = 600.0
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +79,17 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         upload_chunk_rows=_positive(env, "UPLOAD_CHUNK_ROWS", Settings.upload_chunk_rows, int),
         upload_interval_level=_level(env, "UPLOAD_INTERVAL_LEVEL"),
+        retrain_join_current=_flag(env, "RETRAIN_JOIN_CURRENT", Settings.retrain_join_current),
+        retrain_min_improvement=_share(
+            env, "RETRAIN_MIN_IMPROVEMENT", Settings.retrain_min_improvement
+        ),
+        retrain_coverage_tolerance=_share(
+            env, "RETRAIN_COVERAGE_TOLERANCE", Settings.retrain_coverage_tolerance
+        ),
+        retrain_max_rows=_positive(env, "RETRAIN_MAX_ROWS", Settings.retrain_max_rows, int),
+        retrain_claim_seconds=_positive(
+            env, "RETRAIN_CLAIM_SECONDS", Settings.retrain_claim_seconds, float
+        ),
     )
 
 
@@ -100,4 +121,30 @@ def _level(env: Mapping[str, str], name: str) -> float | None:
         raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from exc
     if not 0 < value < 1:  # also refuses NaN
         raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share from 0 (inclusive) to 1 (exclusive)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number from 0 to below 1, got {raw!r}") from exc
+    if not 0 <= value < 1:  # also refuses NaN
+        raise SettingsError(f"{name} must be a number from 0 to below 1, got {raw!r}")
     return value

@@ -30,10 +30,12 @@ MODEL_BUCKET = f"{PROJECT}-marketcast-models"
 DATA_BUCKET = f"{PROJECT}-marketcast-data"
 MODEL_STORE = f"gs://{MODEL_BUCKET}/models"
 HTTP_FUNCTIONS = ("predict_customer_needs", "predict_market_trend")
-FUNCTIONS = (*HTTP_FUNCTIONS, "score_upload")
+FUNCTIONS = (*HTTP_FUNCTIONS, "score_upload", "retrain_on_upload")
 PREDICT_SA = f"serviceAccount:marketcast-predict@{PROJECT}.iam.gserviceaccount.com"
 SCORE_SA = f"serviceAccount:marketcast-score@{PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA = f"serviceAccount:marketcast-trigger@{PROJECT}.iam.gserviceaccount.com"
+RETRAIN_SA = f"serviceAccount:marketcast-retrain@{PROJECT}.iam.gserviceaccount.com"
+RETRAIN_TRIGGER_SA = f"serviceAccount:marketcast-retrain-trigger@{PROJECT}.iam.gserviceaccount.com"
 STORAGE_AGENT = "serviceAccount:service-123456789@gs-project-accounts.iam.gserviceaccount.com"
 
 FAKE = r"""
@@ -397,6 +399,120 @@ def test_settings_from_flags_and_environment_reach_the_functions(cloud: FakeClou
     assert env_vars(upload)["MAX_EVENT_AGE_SECONDS"] == "600"
 
 
+def test_retrain_function_runs_on_finalized_uploads_with_retries(deployed: Run) -> None:
+    argv = deployed.deploy_of("retrain_on_upload")
+
+    assert flag_values(argv, "--trigger-event-filters") == [
+        "type=google.cloud.storage.object.v1.finalized",
+        f"bucket={DATA_BUCKET}",
+    ]
+    assert flag_value(argv, "--trigger-location") == "us-central1"
+    assert "--retry" in argv
+    assert "--no-allow-unauthenticated" in argv
+    assert "--trigger-http" not in argv
+    assert f"serviceAccount:{flag_value(argv, '--trigger-service-account')}" == RETRAIN_TRIGGER_SA
+    assert f"serviceAccount:{flag_value(argv, '--service-account')}" == RETRAIN_SA
+    assert flag_value(argv, "--ingress-settings") == "internal-only"
+    assert flag_value(argv, "--timeout") == "540s"
+    assert flag_value(argv, "--memory") == "4Gi"
+    assert flag_value(argv, "--concurrency") == "1"
+    assert flag_value(argv, "--max-instances") == "5"
+    assert env_vars(argv) == {
+        "MODEL_STORE": MODEL_STORE,
+        "MAX_EVENT_AGE_SECONDS": "86400",
+        "STORAGE_TIMEOUT_SECONDS": "5",
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "RETRAIN_JOIN_CURRENT": "false",
+        "RETRAIN_MIN_IMPROVEMENT": "0.02",
+        "RETRAIN_COVERAGE_TOLERANCE": "0.05",
+        "RETRAIN_MAX_ROWS": "4000000",
+    }
+
+
+def test_retrain_settings_from_flags_and_environment_reach_the_function(
+    cloud: FakeCloud,
+) -> None:
+    run = cloud.deploy(
+        "--retrain-join-current",
+        "--retrain-min-improvement=0.05",
+        "--retrain-coverage-tolerance",
+        "0.03",
+        "--retrain-max-rows=250000",
+        "--retrain-memory=8Gi",
+        "--retrain-timeout=300s",
+        RETRAIN_MAX_INSTANCES="2",
+    )
+
+    assert run.returncode == 0, run.stderr
+    argv = run.deploy_of("retrain_on_upload")
+    assert (flag_value(argv, "--memory"), flag_value(argv, "--timeout")) == ("8Gi", "300s")
+    assert flag_value(argv, "--max-instances") == "2"
+    variables = env_vars(argv)
+    assert variables["RETRAIN_JOIN_CURRENT"] == "true"
+    assert variables["RETRAIN_MIN_IMPROVEMENT"] == "0.05"
+    assert variables["RETRAIN_COVERAGE_TOLERANCE"] == "0.03"
+    assert variables["RETRAIN_MAX_ROWS"] == "250000"
+    assert not [name for name in env_vars(run.deploy_of("score_upload")) if "RETRAIN" in name]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--retrain-min-improvement=1"], "RETRAIN_MIN_IMPROVEMENT must be a number from 0"),
+        (["--retrain-coverage-tolerance=-0.1"], "RETRAIN_COVERAGE_TOLERANCE must be a number"),
+        (["--retrain-max-rows=0"], "RETRAIN_MAX_ROWS must be a positive integer"),
+        (["--retrain-max-instances=many"], "RETRAIN_MAX_INSTANCES must be a positive integer"),
+    ],
+)
+def test_bad_retrain_settings_are_refused_before_anything_runs(
+    cloud: FakeCloud, flags: list[str], message: str
+) -> None:
+    run = cloud.deploy(*flags)
+
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert run.calls == []
+
+
+def test_retrain_account_reads_training_data_and_publishes_models_only(deployed: Run) -> None:
+    """Read training/; read and create (never change) retraining/; read models, create new
+    versions, and overwrite nothing but current.json."""
+    data, models = f"storage:gs://{DATA_BUCKET}", f"storage:gs://{MODEL_BUCKET}"
+    versions = prefix_condition(MODEL_BUCKET, "models/")
+    pointer = versions + ' && resource.name.endsWith("/current.json")'
+    training = prefix_condition(DATA_BUCKET, "training/")
+    runs = prefix_condition(DATA_BUCKET, "retraining/")
+    assert granted_to(deployed, RETRAIN_SA) == {
+        (models, RETRAIN_SA, "roles/storage.objectViewer", None),
+        (models, RETRAIN_SA, "roles/storage.objectCreator", versions),
+        (models, RETRAIN_SA, "roles/storage.objectUser", pointer),
+        (data, RETRAIN_SA, "roles/storage.objectViewer", training),
+        (data, RETRAIN_SA, "roles/storage.objectViewer", runs),
+        (data, RETRAIN_SA, "roles/storage.objectCreator", runs),
+    }
+
+
+def test_retrain_trigger_identity_can_only_invoke_retrain_on_upload(deployed: Run) -> None:
+    assert granted_to(deployed, RETRAIN_TRIGGER_SA) == {
+        (f"projects:{PROJECT}", RETRAIN_TRIGGER_SA, "roles/eventarc.eventReceiver", None),
+        ("function:retrain_on_upload", RETRAIN_TRIGGER_SA, "roles/run.invoker", None),
+    }
+    assert deployed.index("functions", "add-invoker-policy-binding", "retrain_on_upload") > (
+        deployed.index("functions", "deploy", "retrain_on_upload")
+    )
+
+
+def test_help_lists_the_retrain_settings(cloud: FakeCloud) -> None:
+    run = cloud.deploy("--help", project=None)
+
+    for flag in (
+        "--retrain-memory", "--retrain-max-instances", "--retrain-timeout",
+        "--retrain-join-current", "--retrain-min-improvement", "--retrain-coverage-tolerance",
+        "--retrain-max-rows",
+    ):  # fmt: skip
+        assert re.search(rf"^\s+{flag}\b", run.stdout, re.MULTILINE), flag
+
+
 def test_prediction_account_can_only_read_the_model_bucket(deployed: Run) -> None:
     assert granted_to(deployed, PREDICT_SA) == {
         (f"storage:gs://{MODEL_BUCKET}", PREDICT_SA, "roles/storage.objectViewer", None)
@@ -438,6 +554,8 @@ def test_nobody_gets_broad_or_project_wide_storage_roles(deployed: Run) -> None:
         PREDICT_SA,
         SCORE_SA,
         TRIGGER_SA,
+        RETRAIN_SA,
+        RETRAIN_TRIGGER_SA,
         STORAGE_AGENT,
     }
     for resource, _, role, _ in granted:
@@ -448,7 +566,13 @@ def test_nobody_gets_broad_or_project_wide_storage_roles(deployed: Run) -> None:
 
 
 def test_accounts_exist_before_they_are_granted_anything(deployed: Run) -> None:
-    for name in ("marketcast-predict", "marketcast-score", "marketcast-trigger"):
+    for name in (
+        "marketcast-predict",
+        "marketcast-score",
+        "marketcast-trigger",
+        "marketcast-retrain",
+        "marketcast-retrain-trigger",
+    ):
         created = deployed.index("iam", "service-accounts", "create", name)
         member = f"--member=serviceAccount:{name}@{PROJECT}.iam.gserviceaccount.com"
         granted = [i for i, call in enumerate(deployed.calls) if member in call["argv"]]
@@ -476,7 +600,7 @@ def test_second_run_creates_nothing_and_updates_in_place(cloud: FakeCloud) -> No
 
     assert (first.returncode, second.returncode) == (0, 0), second.stderr
     assert len(first.gcloud("storage", "buckets", "create")) == 2
-    assert len(first.gcloud("iam", "service-accounts", "create")) == 3
+    assert len(first.gcloud("iam", "service-accounts", "create")) == 5
     assert second.gcloud("storage", "buckets", "create") == []
     assert second.gcloud("iam", "service-accounts", "create") == []
     assert second.publishes() == []
@@ -554,9 +678,10 @@ def test_an_iam_grant_is_retried_until_iam_catches_up(cloud: FakeCloud) -> None:
     run = cloud.deploy(FAKE_GCLOUD_FAIL="roles/storage.objectCreator", FAKE_GCLOUD_FAIL_TIMES="2")
 
     assert run.returncode == 0, run.stderr
-    attempts = [
-        i for i, c in enumerate(run.calls) if "--role=roles/storage.objectCreator" in c["argv"]
-    ]
+    creator = next(
+        c["argv"] for c in run.calls if "--role=roles/storage.objectCreator" in c["argv"]
+    )
+    attempts = [i for i, c in enumerate(run.calls) if c["argv"] == creator]
     assert len(attempts) == 3
     assert attempts == list(range(attempts[0], attempts[0] + 3))
 
