@@ -2,14 +2,15 @@
 
 Layout, the same in a local folder and under gs://bucket/prefix:
 
-    <model>/current.json               {"version": ..., "sha256": ...}: the live version
+    <model>/current.json               {"version", "sha256", "metadata_sha256"}: the live version
     <model>/<version>/model.joblib     the scikit-learn Pipeline
-    <model>/<version>/metadata.json    schema, metrics, versions, sha256
+    <model>/<version>/metadata.json    schema, metrics, versions, sha256, serving form
 
 An artifact is unpickled only after its sha256 matches current.json, and only when it was saved
-by the scikit-learn version this process runs. `ModelStore.get` loads each model once per
-process, however many threads ask at once, then checks current.json every refresh interval and
-swaps in a new version while the old one keeps serving.
+by the scikit-learn version this process runs; the serving form in metadata.json is used only
+when the metadata's sha256 matches too. `ModelStore.get` loads each model once per process,
+however many threads ask at once, then checks current.json every refresh interval and swaps in
+a new version while the old one keeps serving.
 """
 
 from __future__ import annotations
