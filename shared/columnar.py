@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from shared.compiled_model import CompiledModel
+from shared.kernels import cores_for
 from shared.model_store import LoadedModel
 from shared.schema import CategoricalFeature
 
@@ -64,5 +65,7 @@ def predict_columns(
         scaled = (np.log(matrix) - np.asarray(estimator["mean"])) / np.asarray(estimator["scale"])
         values = np.exp(scaled @ np.asarray(estimator["coef"]) + estimator["intercept"])
     else:  # the boosted trees' own predictor, fed the matrix without the ColumnTransformer
-        values = model.pipeline[-1].predict(matrix)
+        trees = model.pipeline[-1]
+        with cores_for(len(matrix)):
+            values = trees.predict(matrix)
     return np.asarray(values, dtype=float)

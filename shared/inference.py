@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from shared.explanations import shapley
+from shared.kernels import cores_for
 from shared.model_store import LoadedModel
 from shared.options import (
     NOT_AVAILABLE,
@@ -57,7 +58,9 @@ def _predict_values(model: LoadedModel, rows: pd.DataFrame) -> np.ndarray:
     if compiled is not None and len(rows) <= compiled.max_rows:
         records: list[dict[str, Any]] = rows.to_dict(orient="records")  # type: ignore[assignment]
         return np.asarray(compiled.predict(records), dtype=float)
-    return np.asarray(model.pipeline.predict(rows), dtype=float)
+    pipeline = model.pipeline
+    with cores_for(len(rows)):
+        return np.asarray(pipeline.predict(rows), dtype=float)
 
 
 def json_predictions(

@@ -36,6 +36,7 @@ from shared.errors import (
     PublishConflict,
     StorageUnavailable,
 )
+from shared.kernels import single_threaded
 from shared.logs import log
 from shared.schema import ModelSchema
 
@@ -82,7 +83,7 @@ class LoadedModel:
         with self._lock:
             if self._pipeline is None:
                 self._pipeline = _unpickle(self.name, self.version, self.artifact)
-                _single_threaded_kernels()
+                single_threaded()
             return self._pipeline
 
 
@@ -201,15 +202,6 @@ def _check_library_versions(name: str, version: str, metadata: Mapping[str, Any]
             f"this function runs {installed}. Retrain or republish it with "
             f"scikit-learn {installed}."
         )
-
-
-def _single_threaded_kernels() -> None:
-    """One OpenMP thread per prediction, process-wide, once scikit-learn is loaded: requests
-    already run on parallel threads, and nested thread pools on a small instance are many times
-    slower, never faster."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="openmp")
 
 
 def _unpickle(name: str, version: str, artifact: bytes) -> Any:
