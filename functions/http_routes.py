@@ -163,7 +163,7 @@ def _root(call: Call) -> flask.Response:
         return _predict_csv(call, body)
     document = codecs.parse_json(body)
     if isinstance(document, dict) and "calls" in document and "instances" not in document:
-        call.style = Style.BIGQUERY
+        call.style = Style.BIGQUERY  # a BigQuery remote-function batch
         return _bigquery(call, document)
     return _predict_json(call, document)
 
@@ -196,15 +196,7 @@ def _predict_small(
     if problems:
         raise _invalid(problems, len(objects))
     check_available(model, options)
-    values = compiled.predict(rows)
-    if options.interval is None:
-        return values
-    width = interval_half_width(model, options.interval)
-    target = model.schema.target
-    return [
-        {target: v, "interval": {"level": options.interval, "lower": v - width, "upper": v + width}}
-        for v in values
-    ]
+    return _with_interval(model, compiled.predict(rows), options)
 
 
 def _predict_clean_batch(
@@ -218,13 +210,18 @@ def _predict_clean_batch(
         return None
     check_available(model, options)
     values = columnar.predict_columns(model, compiled, columns)
+    return values if options.interval is None else _with_interval(model, values.tolist(), options)
+
+
+def _with_interval(model: LoadedModel, values: list[float], options: Options) -> list[Any]:
+    """Bare numbers, or objects with the interval asked for (as json_predictions lays them out)."""
     if options.interval is None:
         return values
     width = interval_half_width(model, options.interval)
-    target = model.schema.target
+    target, level = model.schema.target, options.interval
     return [
-        {target: v, "interval": {"level": options.interval, "lower": v - width, "upper": v + width}}
-        for v in values.tolist()
+        {target: v, "interval": {"level": level, "lower": v - width, "upper": v + width}}
+        for v in values
     ]
 
 

@@ -35,10 +35,6 @@ class Calls:
     parameters: Mapping[str, Any]
 
 
-def is_bigquery_request(document: object) -> bool:
-    return isinstance(document, dict) and "calls" in document and "instances" not in document
-
-
 def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_instances: int) -> Calls:
     calls = document.get("calls")
     if not isinstance(calls, list):
