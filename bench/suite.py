@@ -606,8 +606,8 @@ def notes(results: Results) -> list[str]:
     }
     for key, reason in groups.items():
         hits = [
-            f"{r['metric']} ({r['model']}, {r['ratio'] or r['ours']:.2f}"
-            + ("x)" if r["ratio"] else f" {r['unit']})")
+            f"{r['metric']} ({r['model']}, "
+            + (f"{r['ratio']:.2f}x)" if r["ratio"] else f"{r['ours']:,.0f} {r['unit']})")
             for r in missed
             if key in r["metric"]
         ]
