@@ -40,9 +40,9 @@ import orjson
 import pandas as pd
 
 from shared.intervals import LevelTooHigh, half_width
-from shared.schema import SCHEMAS, ModelSchema
+from shared.schema import ModelSchema
 from shared.settings import Settings
-from shared.upload_scoring import FINALIZED, MAX_NAME_BYTES, Ignored, parse_time
+from shared.upload_scoring import MAX_NAME_BYTES, Ignored, Upload, parse_time, storage_object
 
 TRAINING, RETRAINING = "training/", "retraining/"
 SUFFIXES = (".csv", ".csv.gz")
@@ -118,20 +118,8 @@ def too_many_rows(limit: int, joined: int) -> Refused:
 
 
 @dataclass(frozen=True)
-class TrainingUpload:
+class TrainingUpload(Upload):
     """One generation of one labelled file, as a finalized event names it."""
-
-    event_id: str
-    event_time: datetime | None
-    bucket: str
-    name: str
-    generation: int
-    model: str
-    relative_name: str  # the name below training/<model>/
-
-    @property
-    def known_model(self) -> bool:
-        return self.model in SCHEMAS
 
     @property
     def reference(self) -> dict[str, str]:
@@ -180,32 +168,10 @@ class Policy:
 
 def parse_event(attributes: Mapping[str, Any], data: object) -> TrainingUpload | Ignored:
     """The labelled upload a Cloud Storage event names, or why there is nothing to train on."""
-    if attributes.get("type") != FINALIZED:
-        return Ignored(f"event type is not {FINALIZED}")
-    if not isinstance(data, Mapping):
-        return Ignored("event data is not a Cloud Storage object")
-    bucket, name, generation = data.get("bucket"), data.get("name"), data.get("generation")
-    if not isinstance(bucket, str) or not bucket or not isinstance(name, str):
-        return Ignored("event data names no bucket and object")
-    if not str(generation).isdigit():
-        return Ignored("event data has no object generation")
-    if not name.startswith(TRAINING):
-        return Ignored(f"object is outside {TRAINING}")
-    model, _, relative = name.removeprefix(TRAINING).partition("/")
-    if not model or not relative or relative.endswith("/"):
-        return Ignored(f"object is not a file in a {TRAINING}<model>/ folder")
-    if not relative.lower().endswith(SUFFIXES):
-        return Ignored("object is not a .csv or .csv.gz file")
-    upload = TrainingUpload(
-        event_id=str(attributes.get("id", "")),
-        event_time=parse_time(attributes.get("time")),
-        bucket=bucket,
-        name=name,
-        generation=int(str(generation)),
-        model=model,
-        relative_name=relative,
-    )
-    if len(run_names(upload).claim(MAX_ATTEMPTS + 1).encode()) > MAX_NAME_BYTES:
+    upload = storage_object(attributes, data, TRAINING, TrainingUpload)
+    if isinstance(upload, TrainingUpload) and (
+        len(run_names(upload).claim(MAX_ATTEMPTS + 1).encode()) > MAX_NAME_BYTES
+    ):
         return Ignored("object name too long to name its report")
     return upload
 

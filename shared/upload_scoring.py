@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, cast
+from typing import IO, Any, TypeVar, cast
 
 import orjson
 import pandas as pd
@@ -103,7 +103,7 @@ class Upload:
     name: str
     generation: int
     model: str
-    relative_name: str  # the name below incoming/<model>/
+    relative_name: str  # the name below incoming/<model>/ (training/<model>/ for retraining)
 
     @property
     def known_model(self) -> bool:
@@ -119,6 +119,21 @@ class OutputNames:
 
 def parse_event(attributes: Mapping[str, Any], data: object) -> Upload | Ignored:
     """The upload a Cloud Storage event names, or why there is nothing to score."""
+    upload = storage_object(attributes, data, INCOMING, Upload)
+    if isinstance(upload, Upload) and (
+        len(staging_names(upload, "0" * 32).rejected.encode()) > MAX_NAME_BYTES
+    ):
+        return Ignored("object name too long to name its outputs")
+    return upload
+
+
+U = TypeVar("U", bound=Upload)
+
+
+def storage_object(
+    attributes: Mapping[str, Any], data: object, prefix: str, kind: type[U]
+) -> U | Ignored:
+    """The file a finalized event names under `<prefix><model>/`, or why it is ignored."""
     if attributes.get("type") != FINALIZED:
         return Ignored(f"event type is not {FINALIZED}")
     if not isinstance(data, Mapping):
@@ -128,14 +143,14 @@ def parse_event(attributes: Mapping[str, Any], data: object) -> Upload | Ignored
         return Ignored("event data names no bucket and object")
     if not str(generation).isdigit():
         return Ignored("event data has no object generation")
-    if not name.startswith(INCOMING):
-        return Ignored(f"object is outside {INCOMING}")
-    model, _, relative = name.removeprefix(INCOMING).partition("/")
+    if not name.startswith(prefix):
+        return Ignored(f"object is outside {prefix}")
+    model, _, relative = name.removeprefix(prefix).partition("/")
     if not model or not relative or relative.endswith("/"):
-        return Ignored(f"object is not a file in an {INCOMING}<model>/ folder")
+        return Ignored(f"object is not a file in a {prefix}<model>/ folder")
     if not relative.lower().endswith(SUFFIXES):
         return Ignored("object is not a .csv or .csv.gz file")
-    upload = Upload(
+    return kind(
         event_id=str(attributes.get("id", "")),
         event_time=parse_time(attributes.get("time")),
         bucket=bucket,
@@ -144,9 +159,6 @@ def parse_event(attributes: Mapping[str, Any], data: object) -> Upload | Ignored
         model=model,
         relative_name=relative,
     )
-    if len(staging_names(upload, "0" * 32).rejected.encode()) > MAX_NAME_BYTES:
-        return Ignored("object name too long to name its outputs")
-    return upload
 
 
 def parse_time(value: object) -> datetime | None:
