@@ -334,6 +334,7 @@ def test_http_functions_get_their_environment(deployed: Run) -> None:
             "MODEL_REFRESH_SECONDS": "60",
             "STORAGE_TIMEOUT_SECONDS": "5",
             "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "THREADS": "8",
         }
 
 
@@ -384,6 +385,7 @@ def test_settings_from_flags_and_environment_reach_the_functions(cloud: FakeClou
         assert flag_value(argv, "--max-instances") == "5"
         assert env_vars(argv)["CORS_ALLOWED_ORIGINS"] == "https://a.example,https://b.example"
         assert env_vars(argv)["MAX_INSTANCES"] == "500"
+        assert env_vars(argv)["THREADS"] == "4"  # one serving thread per concurrent request
     for function in FUNCTIONS:
         argv = run.deploy_of(function)
         assert (flag_value(argv, "--region"), flag_value(argv, "--runtime")) == (
