@@ -235,13 +235,36 @@ def _predict_batch(
 
 
 def _predict_csv(call: Call, body: bytes) -> flask.Response:
-    decoded = codecs.decode_csv(body, call.settings.max_instances)
-    call.rows = len(decoded.rows)
+    table = codecs.read_csv(body, call.settings.max_instances)
+    call.rows = len(table.records)
     model = _model(call)
     options = parse_options(options_from_query(call.request.args))
-    result = _score(model, decoded.rows, options, allow_extra=True)
-    table = codecs.encode_csv(decoded.rows.join(result))
-    return csv_response(table, model.name, model.version)
+    compiled = model.compiled
+    if compiled is not None and not options.explain:
+        added = _csv_clean_batch(model, compiled, table, options)
+        if added is not None:
+            return csv_response(codecs.encode_table(table, added), model.name, model.version)
+    rows = table.frame()
+    result = _score(model, rows, options, allow_extra=True)
+    return csv_response(codecs.encode_csv(rows.join(result)), model.name, model.version)
+
+
+def _csv_clean_batch(
+    model: LoadedModel, compiled: CompiledModel, table: codecs.Table, options: Options
+) -> dict[str, Any] | None:
+    """Columns to append to a CSV of clean rows; None sends it the reference way."""
+    from shared import columnar
+
+    columns = columnar.clean_text_columns(table, model)
+    if columns is None:
+        return None
+    check_available(model, options)
+    values = columnar.predict_columns(model, compiled, columns)
+    target = model.schema.target
+    if options.interval is None:
+        return {target: values}
+    width = interval_half_width(model, options.interval)
+    return {target: values, f"{target}_lower": values - width, f"{target}_upper": values + width}
 
 
 def _bigquery(call: Call, document: Any) -> flask.Response:

@@ -116,8 +116,31 @@ def _shape_reason(item: object, features: Sequence[str] | None) -> str:
     return f"must be a JSON object or a list of {len(features)} values ({', '.join(features)})"
 
 
+@dataclass(frozen=True)
+class Table:
+    """A CSV body as text: the header and the data rows, every cell as sent."""
+
+    header: list[str]
+    records: list[list[str]]
+
+    def columns(self) -> dict[str, list[str]]:
+        if not self.records:
+            return {name: [] for name in self.header}
+        return dict(zip(self.header, map(list, zip(*self.records, strict=True)), strict=True))
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd  # only the batch path builds frames
+
+        index = pd.RangeIndex(len(self.records))
+        return pd.DataFrame(self.columns(), index=index, dtype=object)
+
+
 def decode_csv(body: bytes, max_instances: int) -> Decoded:
     """Rows of text; every cell kept as sent, empty cells as empty strings."""
+    return Decoded(rows=read_csv(body, max_instances).frame())
+
+
+def read_csv(body: bytes, max_instances: int) -> Table:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -142,14 +165,18 @@ def decode_csv(body: bytes, max_instances: int) -> Decoded:
             _check_count(len(records), max_instances)
     except csv.Error as exc:
         raise BadRequest(f"CSV body cannot be parsed: {exc} (line {reader.line_num})") from exc
-    import pandas as pd  # only the batch path builds frames
+    return Table(header, records)
 
-    columns = (
-        dict(zip(header, map(list, zip(*records, strict=True)), strict=True))
-        if records
-        else {name: [] for name in header}
-    )
-    return Decoded(rows=pd.DataFrame(columns, index=pd.RangeIndex(len(records)), dtype=object))
+
+def encode_table(table: Table, added: Mapping[str, Sequence[float]]) -> bytes:
+    """The rows as sent with columns appended, written as pandas' CSV writer writes them."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*table.header, *added])
+    appended = [[repr(float(v)) for v in values] for values in added.values()]
+    extras = zip(*appended, strict=True) if appended else ([] for _ in table.records)
+    writer.writerows([*record, *extra] for record, extra in zip(table.records, extras, strict=True))
+    return out.getvalue().encode("utf-8")
 
 
 def encode_json(document: object) -> bytes:

@@ -8,14 +8,17 @@ validation, which names every fault): this path never decides an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from shared.codecs import Table
 from shared.compiled_model import CompiledModel
 from shared.kernels import cores_for
 from shared.model_store import LoadedModel
+from shared.records import NUMBER
 from shared.schema import CategoricalFeature
 
 
@@ -52,6 +55,45 @@ def clean_columns(
     except (KeyError, OverflowError):
         return None
     return columns
+
+
+def clean_text_columns(table: Table, model: LoadedModel) -> dict[str, Any] | None:
+    """The model's columns of a CSV table, canonical, or None if any cell needs the reference."""
+    if not table.records or not set(model.schema.feature_names) <= set(table.header):
+        return None
+    cells = table.columns()
+    columns: dict[str, Any] = {}
+    for feature in model.schema.features:
+        raw = cells[feature.name]
+        if isinstance(feature, CategoricalFeature):
+            lookup = feature.lookup()
+            canonical = [lookup.get(v.strip().casefold()) for v in raw]
+            if None in canonical:
+                return None
+            columns[feature.name] = canonical
+            continue
+        values = numeric_cells(raw)
+        if values is None or not (
+            np.isfinite(values).all()
+            and feature.minimum <= values.min()
+            and values.max() <= feature.maximum
+        ):
+            return None
+        columns[feature.name] = values
+    return columns
+
+
+_NUMERIC_CELLS = re.compile(f"(?:{NUMBER.pattern}\x00)*")
+
+
+def numeric_cells(raw: Sequence[str] | np.ndarray) -> np.ndarray | None:
+    """Every cell parsed, if every cell is a number as written; else None (cell by cell)."""
+    if not _NUMERIC_CELLS.fullmatch("\x00".join(raw) + "\x00"):
+        return None
+    try:
+        return np.fromiter(map(float, raw), float, len(raw))
+    except ValueError:  # a cell holding the separator itself
+        return None
 
 
 def predict_columns(

@@ -7,12 +7,12 @@ the same function that serving uses to check requests, so the two can never disa
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from shared.columnar import numeric_cells
 from shared.errors import Problem
 from shared.records import (
     ABSENT,
@@ -124,13 +124,10 @@ def _numeric(feature: NumericFeature, column: pd.Series) -> tuple[np.ndarray, np
     return values, reasons
 
 
-_NUMERIC_CELLS = re.compile(f"(?:{NUMBER.pattern}\x00)*")
-
-
 def _plain_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Values of finite ints, floats and numeric strings, and where they were found."""
     if all(type(v) is str for v in raw):  # text cells: one regex pass over the whole column
-        values = _numeric_cells(raw)
+        values = numeric_cells(raw)
         if values is not None:
             return values, np.isfinite(values)
     values = np.full(len(raw), np.nan)
@@ -153,16 +150,6 @@ def _plain_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         strings[where] = True
     done = (numbers | strings) & np.isfinite(values)
     return values, done
-
-
-def _numeric_cells(raw: np.ndarray) -> np.ndarray | None:
-    """Every cell parsed, if every cell is a number as written; else None (cell by cell)."""
-    if not _NUMERIC_CELLS.fullmatch("\x00".join(raw) + "\x00"):
-        return None
-    try:
-        return np.fromiter(map(float, raw), float, len(raw))
-    except ValueError:  # a cell holding the separator itself
-        return None
 
 
 def _categorical(feature: CategoricalFeature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ Property tests feed the same rows through both validators and both predictors.
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from datetime import UTC, datetime
@@ -19,9 +20,11 @@ from hypothesis import strategies as st
 from models import data
 from models.compile import compile_pipeline
 from models.training import RECIPES, train
-from shared.codecs import instances_frame
-from shared.columnar import clean_columns, predict_columns
+from shared.codecs import encode_csv, encode_table, instances_frame, read_csv
+from shared.columnar import clean_columns, clean_text_columns, predict_columns
 from shared.compiled_model import CompiledModel
+from shared.inference import Options, predict
+from shared.intervals import half_width
 from shared.model_store import LocalFolder, load_current, publish
 from shared.preprocessing import validate
 from shared.records import validate_records
@@ -214,3 +217,62 @@ def test_an_integer_too_large_for_a_float_is_named_on_both_paths():
     assert fast == slow
     assert [p.reason for p in fast] == ["must be a finite number"]
     assert clean_columns(rows, load_current(BUNDLED, "customer_needs")) is None
+
+
+text_cells = st.text(alphabet=st.sampled_from(list('ab ,"\n=+-@é1')), max_size=8)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(18, 100) | st.floats(18, 100).map(lambda v: round(v, 3)),
+            st.sampled_from(["female", "F", " male ", "x", "Diverse"]),
+            st.integers(0, 10**7),
+            text_cells,
+        ),
+        min_size=1,
+        max_size=100,
+    ),
+    interval=st.sampled_from([None, 0.8]),
+)
+def test_clean_csv_takes_the_column_path_and_writes_what_pandas_writes(rows, interval):
+    model = load_current(BUNDLED, "customer_needs")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["note", "income", "gender", "age"])
+    writer.writerows([note, income, gender, age] for age, gender, income, note in rows)
+    table = read_csv(out.getvalue().encode(), 1000)
+    options = Options(interval=interval)
+
+    columns = clean_text_columns(table, model)
+    assert columns is not None
+    values = predict_columns(model, model.compiled, columns)
+    added = {"purchase_amount": values}
+    if interval is not None:
+        width = half_width(model.metadata["intervals"]["abs_residuals"], interval)
+        added |= {"purchase_amount_lower": values - width, "purchase_amount_upper": values + width}
+    fast = encode_table(table, added).decode()
+
+    frame = table.frame()
+    reference = predict(model, validate(frame, model.schema, allow_extra=True).features, options)
+    slow = encode_csv(frame.join(reference)).decode()
+
+    fast_rows, slow_rows = list(csv.reader(io.StringIO(fast))), list(csv.reader(io.StringIO(slow)))
+    assert fast_rows[0] == slow_rows[0]
+    for mine, theirs in zip(fast_rows[1:], slow_rows[1:], strict=True):
+        assert mine[:4] == theirs[:4]  # every cell as sent
+        np.testing.assert_allclose(
+            [float(v) for v in mine[4:]], [float(v) for v in theirs[4:]], rtol=1e-9
+        )
+
+
+def test_a_csv_cell_that_needs_the_reference_leaves_the_column_path():
+    model = load_current(BUNDLED, "customer_needs")
+    for body in (
+        b"age,gender,income\n35,f,1\nabc,f,1\n",
+        b"age,gender,income\n35,robot,1\n",
+        b"age,gender\n35,f\n",
+        b"age,gender,income\n300,f,1\n",
+    ):
+        assert clean_text_columns(read_csv(body, 10), model) is None
