@@ -1,9 +1,9 @@
-"""Batches of JSON instances scored column by column with numpy, when every value is clean.
+"""Batches scored column by column with numpy, when every value is clean.
 
-The common batch, every instance an object with exactly the model's fields, numbers as JSON
-numbers in range and categories spelled as the schema allows, is turned straight into the
-model's input matrix. Anything else returns None and goes the reference way (pandas
-validation, which names every fault): this path never decides an error.
+The common batch, JSON instances with exactly the model's fields (or CSV rows whose model
+columns are) with numbers in range and categories spelled as the schema allows, is turned
+straight into the model's input matrix. Anything else returns None and goes the reference way
+(pandas validation, which names every fault): this path never decides an error.
 """
 
 from __future__ import annotations
