@@ -597,9 +597,9 @@ def notes(results: Results) -> list[str]:
         "JSON": "JSON batches of clean rows are scored column by column with numpy; what is "
         "left is parsing and encoding the body and, for the customer model, the boosted "
         "trees' own predictor (all cores from 20,000 rows).",
-        "CSV": "CSV requests still go through the csv module, the pandas validator and pandas' "
-        "CSV writer, which keep every cell as sent; a column-wise CSV path like the JSON one "
-        "is the next step.",
+        "CSV": "clean CSV rows are scored column by column too; what is left is the csv "
+        "module reading and writing every cell as sent, row by row, and for the customer model "
+        "the boosted trees' own predictor.",
         "file scoring": "uploaded files are read in chunks through the pandas validator (text "
         "cells, line numbers for every rejected row) and scored by the pipeline; the "
         "column-wise path of clean JSON batches is the next step.",
