@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from shared.errors import (
     one_line,
 )
 from shared.model_store import ModelStore, open_backend
+from shared.once import once
 from shared.settings import Settings
 
 READ_CHUNK_BYTES = 64 * 1024
@@ -39,23 +39,16 @@ class Runtime:
     store: ModelStore
 
 
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
+def _make_runtime() -> Runtime:
+    settings = settings_module.from_env()
+    backend = open_backend(
+        settings.model_store, settings.storage_timeout_seconds, settings.storage_emulator_host
+    )
+    return Runtime(settings, ModelStore(backend, settings.model_refresh_seconds))
 
 
-def runtime() -> Runtime:
-    """Settings and model store, made once per process on first use (not at import)."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            settings = settings_module.from_env()
-            backend = open_backend(
-                settings.model_store,
-                settings.storage_timeout_seconds,
-                settings.storage_emulator_host,
-            )
-            _runtime = Runtime(settings, ModelStore(backend, settings.model_refresh_seconds))
-        return _runtime
+runtime = once(_make_runtime)
+"""Settings and model store, made once per process on first use (not at import)."""
 
 
 def media_type(request: flask.Request, *, default: str | None = None) -> str:

@@ -24,7 +24,6 @@ event is delivered again.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -61,6 +60,7 @@ from shared.model_store import (
     upload_version,
 )
 from shared.object_store import AlreadyExists, ObjectAbsent, ObjectStore, ObjectStoreUnavailable
+from shared.once import once
 from shared.retraining import (
     INPUT_GONE,
     MAX_ATTEMPTS,
@@ -137,21 +137,16 @@ class _Runtime:
     objects: ObjectStore
 
 
-_runtime: _Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def _runtime_once() -> _Runtime:
+def _make_runtime() -> _Runtime:
     """Settings, model store and storage client, made once per process on first use."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            settings = settings_module.from_env()
-            timeout, emulator = settings.storage_timeout_seconds, settings.storage_emulator_host
-            models = open_backend(settings.model_store, timeout, emulator)
-            policy = Policy.from_settings(settings)
-            _runtime = _Runtime(settings, policy, models, ObjectStore(timeout, emulator))
-        return _runtime
+    settings = settings_module.from_env()
+    timeout, emulator = settings.storage_timeout_seconds, settings.storage_emulator_host
+    models = open_backend(settings.model_store, timeout, emulator)
+    policy = Policy.from_settings(settings)
+    return _Runtime(settings, policy, models, ObjectStore(timeout, emulator))
+
+
+_runtime_once = once(_make_runtime)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ model store failures raise, so the platform retries the event.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -42,6 +41,7 @@ from shared.object_store import (
     ObjectStore,
     ObjectStoreUnavailable,
 )
+from shared.once import once
 from shared.schema import SCHEMAS
 from shared.settings import Settings
 from shared.upload_scoring import (
@@ -110,21 +110,16 @@ class _Runtime:
         return Options(interval=self.settings.upload_interval_level)
 
 
-_runtime: _Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def _runtime_once() -> _Runtime:
+def _make_runtime() -> _Runtime:
     """Settings, model store and storage client, made once per process on first use."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            settings = settings_module.from_env()
-            timeout, emulator = settings.storage_timeout_seconds, settings.storage_emulator_host
-            backend = open_backend(settings.model_store, timeout, emulator)
-            models = ModelStore(backend, settings.model_refresh_seconds)
-            _runtime = _Runtime(settings, models, ObjectStore(timeout, emulator))
-        return _runtime
+    settings = settings_module.from_env()
+    timeout, emulator = settings.storage_timeout_seconds, settings.storage_emulator_host
+    backend = open_backend(settings.model_store, timeout, emulator)
+    models = ModelStore(backend, settings.model_refresh_seconds)
+    return _Runtime(settings, models, ObjectStore(timeout, emulator))
+
+
+_runtime_once = once(_make_runtime)
 
 
 def _score(upload: Upload, runtime: _Runtime, started: datetime) -> None:
