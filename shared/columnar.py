@@ -99,6 +99,9 @@ def numeric_cells(raw: Sequence[str] | np.ndarray) -> np.ndarray | None:
 def predict_columns(
     model: LoadedModel, compiled: CompiledModel, columns: Mapping[str, Any]
 ) -> np.ndarray:
+    table = compiled.table()
+    if table is not None:
+        return table.predict(columns)
     matrix = compiled.matrix(columns)
     estimator = compiled.estimator
     if compiled.kind == "linear":

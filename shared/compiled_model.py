@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from shared.once import once
+
+if TYPE_CHECKING:
+    from shared.tree_table import TreeTable
 
 FORMAT = 1
 
@@ -29,6 +34,17 @@ class CompiledModel:
             raise ValueError(f"unknown estimator kind {self.kind!r}")
         # Up to this many rows, plain Python beats building columns for numpy.
         self.max_rows = 64
+        self.table = once(self._table)  # batches of trees: the ensemble as a lookup table
+
+    def _table(self) -> TreeTable | None:
+        if self.kind != "trees":
+            return None
+        from shared import tree_table  # numpy, batches only
+
+        try:
+            return tree_table.build({"inputs": self.inputs, "estimator": self.estimator})
+        except ValueError:  # not a partition of the grid: the trees' own predictor answers
+            return None
 
     def features(self, row: Mapping[str, Any]) -> list[float]:
         """The ColumnTransformer's output for one canonical row."""
