@@ -35,17 +35,21 @@ import itertools
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, TypeVar, cast
+from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 import pandas as pd
 
+from shared import columnar
+from shared.csv_chunks import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.errors import InvalidInput, Problem
 from shared.inference import Options, predict
 from shared.model_store import LoadedModel
+from shared.options import check_available, interval_half_width
 from shared.preprocessing import validate
 from shared.schema import SCHEMAS, ModelSchema
 
@@ -73,7 +77,6 @@ OUTPUT_CONFLICT = "output_conflict"
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 _FORMULA_LINE_START = re.compile(r"^[=+\-@\t\r]", re.MULTILINE)
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_TRANSPOSE_ROWS = 256
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
@@ -298,21 +301,6 @@ def _shown(name: str) -> str:
 
 
 @dataclass
-class Chunk:
-    """Up to UPLOAD_CHUNK_ROWS rows, kept by column so that no object per row outlives its line.
-
-    `lines` and `columns` hold the rows with as many fields as the header; `ragged` the others.
-    """
-
-    lines: list[int]
-    columns: list[list[str]]
-    ragged: list[tuple[int, list[str]]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.lines) + len(self.ragged)
-
-
-@dataclass
 class Tally:
     """Rows counted as they stream by: read = scored + rejected, always."""
 
@@ -334,36 +322,91 @@ class Tally:
 
 @dataclass(frozen=True)
 class ScoredChunk:
-    """One chunk's outputs: scored rows by column (to be read once), rejected rows in order."""
+    """One chunk's outputs: scored rows as CSV, rejected rows in order, reasons counted."""
 
-    scored_columns: list[Iterable[Any]]
+    scored_csv: bytes
     scored_count: int
     rejected: list[list[Any]]
     reasons: Counter[tuple[str | None, str]]
 
-    def scored_rows(self) -> Iterator[tuple[Any, ...]]:
-        return zip(*self.scored_columns, strict=True)
-
 
 def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Options) -> ScoredChunk:
-    """Validate and predict one chunk; every row lands in exactly one of the two outputs."""
-    frame = pd.DataFrame(
-        {name: chunk.columns[at] for name, at in layout.positions.items()},
-        index=pd.RangeIndex(len(chunk.lines)),
-        dtype=object,
-    )
-    validated = validate(frame, model.schema, allow_extra=True)
-    predictions = _predictions(model, validated.features, options, layout.added)
-    keep = [True] * len(chunk.lines)
+    """Validate and predict one chunk; every row lands in exactly one of the two outputs.
+
+    Clean cells are read column by column; the other rows go through the reference validator,
+    which decides whether they are valid and names every fault.
+    """
+    cells = {name: chunk.columns[at] for name, at in layout.positions.items()}
+    if model.compiled is not None:
+        canonical, valid = columnar.clean_cells(cells, model.schema)
+    else:  # no serving form: every row goes the reference way
+        canonical, valid = {}, np.zeros(len(chunk.lines), dtype=bool)
+    rest = np.flatnonzero(~valid)
+    frame = pd.DataFrame({name: [column[i] for i in rest] for name, column in cells.items()})
+    validated = validate(frame.set_axis(rest), model.schema, allow_extra=True)
     problems: dict[int, list[Problem]] = {}
     for problem in validated.problems:
         if problem.row is not None:  # every column is present, so every problem has a row
             problems.setdefault(problem.row, []).append(problem)
-            keep[problem.row] = False
+    valid[validated.features.index.to_numpy()] = True
+    predictions = _predictions(model, canonical, valid, validated.features, options)
     neutral = [neutralise_column(column) for column in chunk.columns]
-    scored = [itertools.compress(column, keep) for column in neutral]
     rejected, reasons = _rejected(chunk, neutral, problems)
-    return ScoredChunk(scored + predictions, len(validated.features), rejected, reasons)
+    scored = _scored_csv(chunk, neutral, valid, predictions)
+    return ScoredChunk(scored, int(valid.sum()), rejected, reasons)
+
+
+def _predictions(
+    model: LoadedModel,
+    canonical: dict[str, Any],
+    valid: np.ndarray,
+    checked: pd.DataFrame,
+    options: Options,
+) -> list[np.ndarray]:
+    """One array per added column, for the valid rows in order.
+
+    `canonical` holds the clean rows' values; `checked` the reference validator's valid rows.
+    """
+    if not valid.any():
+        return [np.empty(0) for _ in added_columns(model.schema.target, options)]
+    try:
+        check_available(model, options)
+    except InvalidInput as exc:
+        details = "; ".join(problem.reason for problem in exc.problems)
+        raise FileProblem(OPTIONS_UNAVAILABLE, f"{exc.message}: {details}") from exc
+    if model.compiled is None:
+        values = predict(model, checked, options)[model.schema.target].to_numpy(dtype=float)
+    else:
+        rows = checked.index.to_numpy()
+        for name, column in canonical.items():
+            column[rows] = checked[name].to_numpy(dtype=column.dtype)
+        features = {name: column[valid] for name, column in canonical.items()}
+        values = columnar.predict_columns(model, model.compiled, features)
+    if options.interval is None:
+        return [values]
+    width = interval_half_width(model, options.interval)
+    return [values, values - width, values + width]
+
+
+def _scored_csv(
+    chunk: Chunk, neutral: Sequence[list[str]], valid: np.ndarray, predictions: list[np.ndarray]
+) -> bytes:
+    """The valid rows as uploaded (neutralised), then their predictions; CRLF line ends.
+
+    Rows read as plain text are written back as they were read, which is what the csv module
+    writes for cells without quotes, commas or line ends.
+    """
+    keep = valid.tolist()
+    if chunk.text is None or any(
+        n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True)
+    ):
+        columns = [itertools.compress(column, keep) for column in neutral]
+        return encode_rows(zip(*columns, *(p.tolist() for p in predictions), strict=True))
+    parts: list[Iterable[str]] = [itertools.compress(chunk.text, keep)]
+    for values in predictions:
+        parts += [itertools.repeat(","), columnar.float_texts(values)]
+    parts.append(itertools.repeat("\r\n"))
+    return "".join(itertools.chain.from_iterable(zip(*parts, strict=False))).encode("utf-8")
 
 
 def _rejected(
@@ -386,20 +429,6 @@ def _rejected(
     return [row for _, row in rows], reasons
 
 
-def _predictions(
-    model: LoadedModel, features: pd.DataFrame, options: Options, added: Sequence[str]
-) -> list[Iterable[Any]]:
-    """One list of floats per added column, for the valid rows in order."""
-    if features.empty:
-        return [[] for _ in added]
-    try:
-        result = predict(model, features, options)
-    except InvalidInput as exc:
-        details = "; ".join(problem.reason for problem in exc.problems)
-        raise FileProblem(OPTIONS_UNAVAILABLE, f"{exc.message}: {details}") from exc
-    return [result[name].to_numpy(dtype=float).tolist() for name in added]
-
-
 def neutralise_column(cells: list[str]) -> list[str]:
     """`neutralise` applied to a column; the column itself when no cell needs it (the norm)."""
     if not _FORMULA_LINE_START.search("\n".join(cells)):
@@ -412,58 +441,6 @@ def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue().encode("utf-8")
-
-
-def text_stream(source: io.BufferedReader[Any]) -> IO[str]:
-    """UTF-8 text of a file, gunzipped when it starts like gzip; a BOM is dropped."""
-    binary: IO[bytes] = source
-    if source.peek(2)[:2] == b"\x1f\x8b":
-        binary = cast(IO[bytes], gzip.GzipFile(fileobj=source, mode="rb"))
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-
-
-def read_chunks(reader: Any, width: int, size: int) -> Iterator[Chunk]:
-    """The rows after the header, `size` at a time, each with the line it starts on.
-
-    `reader` is a csv.reader positioned after the header. Blank lines are not rows. Rows are
-    moved into columns in small batches, so they die young and never burden the garbage
-    collector's oldest generation.
-    """
-    previous = reader.line_num
-    while True:
-        chunk = Chunk(lines=[], columns=[[] for _ in range(width)])
-        add_line, batch = chunk.lines.append, []
-        consumed = 0
-        for cells in itertools.islice(reader, size):
-            consumed += 1
-            line, previous = previous + 1, reader.line_num
-            if len(cells) == width:
-                add_line(line)
-                batch.append(cells)
-                if len(batch) == _TRANSPOSE_ROWS:
-                    _extend_columns(chunk.columns, batch)
-                    batch = []
-            elif cells:
-                chunk.ragged.append((line, cells))
-        _extend_columns(chunk.columns, batch)
-        if not consumed:
-            return
-        if len(chunk):
-            yield chunk
-
-
-def _extend_columns(columns: list[list[str]], rows: list[list[str]]) -> None:
-    if rows:
-        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-            column.extend(values)
-
-
-def first_row(reader: Any) -> list[str]:
-    """The header: the first line that is not blank."""
-    for cells in reader:
-        if cells:
-            return list(cells)
-    raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
 
 
 def score_stream(
@@ -479,28 +456,29 @@ def score_stream(
     Raises FileProblem when the file cannot be scored as a whole; errors of the sinks and of
     the source's storage pass through untouched.
     """
-    reader = csv.reader(text_stream(source), strict=True)
+    file = CsvFile(source)
     try:
-        header = first_row(reader)
+        header = file.header()
+        if header is None:
+            raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
         layout = read_layout(header, model.schema, added_columns(model.schema.target, options))
         write_scored(encode_rows([layout.scored_header]))
         write_rejected(encode_rows([layout.rejected_header]))
         tally = Tally()
-        for chunk in read_chunks(reader, len(header), chunk_rows):
+        for chunk in file.chunks(len(header), chunk_rows):
             scored = score_chunk(chunk, layout, model, options)
-            write_scored(encode_rows(scored.scored_rows()))
+            write_scored(scored.scored_csv)
             write_rejected(encode_rows(scored.rejected))
             tally.add(scored)
         return tally
-    except UnicodeDecodeError as exc:
+    except NotUtf8 as exc:
         raise FileProblem(
             NOT_UTF8,
-            f"the file is not UTF-8 text: invalid bytes near line {reader.line_num + 1}; "
-            "save it as CSV UTF-8",
+            f"the file is not UTF-8 text: invalid bytes near line {exc.line}; save it as CSV UTF-8",
         ) from exc
-    except csv.Error as exc:
+    except NotCsv as exc:
         raise FileProblem(
-            NOT_CSV, f"the file is not valid CSV at line {reader.line_num}: {exc}"
+            NOT_CSV, f"the file is not valid CSV at line {exc.line}: {exc.reason}"
         ) from exc
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise FileProblem(
