@@ -12,6 +12,7 @@ safe. Failures surface as three exceptions:
 from __future__ import annotations
 
 import io
+import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -99,6 +100,7 @@ class ObjectStore:
         try:
             yield stream
         finally:
+            stream.close()  # stops fetching ahead before the ranges close
             ranges.close()
 
     def writer(
@@ -192,19 +194,27 @@ class ObjectStore:
 
 
 class StreamedUpload:
-    """Bytes go up in chunks as they are written; `commit` finalizes, `discard` cancels."""
+    """Bytes go up in chunks as they are written; `commit` finalizes, `discard` cancels.
+
+    Sending happens on a thread of its own, so the next chunk of output is made while the last
+    one travels; at most two writes wait. A failure to send is raised by the next call.
+    """
 
     def __init__(self, upload: Any, name: str) -> None:
         self._upload = upload
         self.name = name
+        self._waiting: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self._failure: BaseException | None = None
+        self._sender = threading.Thread(target=self._send, name=f"upload {name}", daemon=True)
+        self._sender.start()
 
     def write(self, data: bytes) -> None:
-        try:
-            self._upload.write(data)
-        except _UNAVAILABLE as exc:
-            raise ObjectStoreUnavailable(f"cannot write {self.name}: {type(exc).__name__}") from exc
+        self._raise_failure()
+        self._waiting.put(data)
 
     def commit(self) -> None:
+        self._finish_sending()
+        self._raise_failure()
         try:
             self._upload.close()
         except _UNAVAILABLE as exc:
@@ -214,28 +224,93 @@ class StreamedUpload:
 
     def discard(self) -> None:
         """Cancel the upload; best effort, since this runs while another error is on its way."""
+        self._finish_sending()
         try:
             self._upload.terminate()
         except _UNAVAILABLE as exc:
             log("WARNING", "could not cancel a streamed upload", error=type(exc).__name__)
 
+    def _send(self) -> None:
+        while (data := self._waiting.get()) is not None:
+            if self._failure is None:  # after a failure, drain: the writer learns of it
+                try:
+                    self._upload.write(data)
+                except BaseException as exc:  # noqa: BLE001 (raised again by the writer)
+                    self._failure = exc
+
+    def _finish_sending(self) -> None:
+        if self._sender.is_alive():
+            self._waiting.put(None)
+            self._sender.join()
+
+    def _raise_failure(self) -> None:
+        exc = self._failure
+        if exc is None:
+            return
+        if isinstance(exc, _UNAVAILABLE):
+            raise ObjectStoreUnavailable(f"cannot write {self.name}: {type(exc).__name__}") from exc
+        raise exc
+
 
 class _Translated(io.RawIOBase):
-    """Ranged reads whose storage errors arrive as this module's exceptions."""
+    """Ranged reads, fetched one range ahead on a thread of their own (so the next range
+    travels while the last is scored), whose storage errors arrive as this module's exceptions.
+    """
 
     def __init__(self, ranges: Any, name: str) -> None:
         self._ranges = ranges
         self._name = name
+        self._ahead: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=1)
+        self._closing = threading.Event()
+        self._current = memoryview(b"")
+        self._last: bytes | BaseException | None = None  # the end, or the failure, once seen
+        self._fetcher = threading.Thread(target=self._fetch, name=f"read {name}", daemon=True)
+        self._fetcher.start()
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        try:
-            data = self._ranges.read(len(buffer))
-        except api_exceptions.NotFound as exc:
-            raise ObjectAbsent(f"read {self._name}") from exc
-        except _UNAVAILABLE as exc:
-            raise ObjectStoreUnavailable(f"cannot read {self._name}: {type(exc).__name__}") from exc
-        buffer[: len(data)] = data
-        return len(data)
+        if not self._current:
+            item = self._last if self._last is not None else self._ahead.get()
+            if isinstance(item, BaseException) or not item:
+                self._last = item
+                if isinstance(item, BaseException):
+                    raise self._translated(item) from item
+                return 0
+            self._current = memoryview(item)
+        count = min(len(buffer), len(self._current))
+        buffer[:count] = self._current[:count]
+        self._current = self._current[count:]
+        return count
+
+    def close(self) -> None:
+        self._closing.set()
+        self._fetcher.join()
+        super().close()
+
+    def _fetch(self) -> None:
+        while not self._closing.is_set():
+            try:
+                data = self._ranges.read(READ_CHUNK_BYTES)
+            except BaseException as exc:  # noqa: BLE001 (raised by the reading thread)
+                self._hand_over(exc)
+                return
+            self._hand_over(data)
+            if not data:
+                return
+
+    def _hand_over(self, item: bytes | BaseException) -> None:
+        while not self._closing.is_set():
+            try:
+                self._ahead.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _translated(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, api_exceptions.NotFound):
+            return ObjectAbsent(f"read {self._name}")
+        if isinstance(exc, _UNAVAILABLE):
+            return ObjectStoreUnavailable(f"cannot read {self._name}: {type(exc).__name__}")
+        return exc

@@ -633,6 +633,50 @@ def test_storage_down_fails_the_event_and_a_redelivery_succeeds(
         storage.stop()
 
 
+def test_storage_lost_midway_fails_the_event_and_leaves_nothing_visible(
+    tmp_path: Path, start_function: StartFunction
+) -> None:
+    storage = PersistentFakeGcs(tmp_path / "storage")
+    storage.start()
+    try:
+        bucket = f"data-{uuid.uuid4().hex[:12]}"
+        storage.create_bucket(bucket)
+        store = publish_all(storage, bucket)
+        env = scorer_env(store, STORAGE_EMULATOR_HOST=storage.url, STORAGE_TIMEOUT_SECONDS="3")
+        server = start_function("score_upload", **env)
+        warm = put_object(
+            storage, bucket, "incoming/customer_needs/warm.csv", b"age,gender,income\n"
+        )
+        deliver(server, bucket, "incoming/customer_needs/warm.csv", warm)  # loads the model
+        rows = 300_000
+        generation = put_object(
+            storage, bucket, CUSTOMERS, b"age,gender,income\n" + b"35,F,52000\n" * rows
+        )
+        answers: list[requests.Response] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(deliver(server, bucket, CUSTOMERS, generation))
+        )
+        sender.start()
+        wait_for(lambda: "scoring upload" in messages_of(server), 60, 0.02)
+        time.sleep(0.3)  # reading and writing are under way
+
+        storage.stop()
+        sender.join()
+        storage.start()
+
+        assert answers[0].status_code >= 500
+        assert list_objects(storage, bucket, folder(CUSTOMERS, generation)) == {}
+        again = deliver(server, bucket, CUSTOMERS, generation)
+        assert again.status_code == 200
+        assert report_of(storage, bucket, CUSTOMERS, generation)["rows"]["scored"] == rows
+    finally:
+        storage.stop()
+
+
+def messages_of(server: FunctionServer) -> list[str]:
+    return [entry["message"] for entry in log_entries(server)]
+
+
 def test_a_crash_midway_leaves_nothing_visible_and_the_next_delivery_completes(
     gcs: FakeGcs, bucket: str, model_store: str, start_function: StartFunction
 ) -> None:
