@@ -236,7 +236,7 @@ def _predict_batch(
 
 def _predict_csv(call: Call, body: bytes) -> flask.Response:
     table = codecs.read_csv(body, call.settings.max_instances)
-    call.rows = len(table.records)
+    call.rows = len(table)
     model = _model(call)
     options = parse_options(options_from_query(call.request.args))
     compiled = model.compiled

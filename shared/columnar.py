@@ -9,6 +9,7 @@ straight into the model's input matrix. Anything else returns None and goes the 
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,28 +30,29 @@ def clean_columns(
 ) -> dict[str, Any] | None:
     """Canonical columns, or None if any value needs the reference validator."""
     names = model.schema.feature_names
-    if any(len(item) != len(names) for item in objects):
+    if objects and set(map(len, objects)) != {len(names)}:
         return None
     columns: dict[str, Any] = {}
     try:
         for feature in model.schema.features:
-            raw = [item[feature.name] for item in objects]
+            raw = list(map(operator.itemgetter(feature.name), objects))
+            kinds = set(map(type, raw))
             if isinstance(feature, CategoricalFeature):
-                lookup = feature.lookup()
-                canonical = [
-                    lookup.get(v.strip().casefold()) if type(v) is str else None for v in raw
-                ]
-                if None in canonical:
+                if not kinds <= {str}:
                     return None
-                columns[feature.name] = canonical
+                lookup = feature.lookup()
+                spelled = {v: lookup.get(v.strip().casefold()) for v in set(raw)}
+                if None in spelled.values():
+                    return None
+                columns[feature.name] = list(map(spelled.__getitem__, raw))
             else:
-                if not all(type(v) is float or type(v) is int for v in raw):
+                if not kinds <= {float, int}:
                     return None
                 values = np.asarray(raw, dtype=float)
                 if not (
                     np.isfinite(values).all()
-                    and feature.minimum <= values.min()
-                    and values.max() <= feature.maximum
+                    and feature.minimum <= values.min(initial=feature.minimum)
+                    and values.max(initial=feature.maximum) <= feature.maximum
                 ):
                     return None
                 columns[feature.name] = values
@@ -61,7 +63,7 @@ def clean_columns(
 
 def clean_text_columns(table: Table, model: LoadedModel) -> dict[str, Any] | None:
     """The model's columns of a CSV table, canonical, or None if any cell needs the reference."""
-    if not table.records or not set(model.schema.feature_names) <= set(table.header):
+    if not len(table) or not set(model.schema.feature_names) <= set(table.header):
         return None
     columns, clean = clean_cells(table.columns(), model.schema)
     return columns if clean.all() else None
@@ -132,18 +134,6 @@ def _json_numbers(raw: Sequence[str] | np.ndarray) -> np.ndarray | None:
     if "-0" in text:  # JSON reads "-0" as the integer 0; float() keeps the sign
         return np.fromiter(map(float, raw), float, len(raw))
     return np.array(parsed, dtype=float)
-
-
-def float_texts(values: np.ndarray) -> list[str]:
-    """repr() of each float: the shortest text that reads back as the same float.
-
-    orjson writes the same text many times faster, except for magnitudes under 1e-4 (which it
-    writes without an exponent) and for NaN and infinities.
-    """
-    magnitude = np.abs(values)
-    if np.isfinite(values).all() and not ((magnitude < 1e-4) & (magnitude > 0)).any():
-        return orjson.dumps(values.tolist()).decode()[1:-1].split(",") if len(values) else []
-    return list(map(repr, values.tolist()))
 
 
 def predict_columns(

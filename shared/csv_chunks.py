@@ -86,18 +86,27 @@ class CsvFile:
         self._reader = csv.reader(self._reader_lines(), strict=True)
         self._rows = self._items()
         self._first: _Plain | None = None
+        self.header_line = 0  # the line the header was found on
+
+    @classmethod
+    def of_text(cls, text: str) -> CsvFile:
+        """A file already in memory and decoded, read as one block."""
+        file = cls(io.BufferedReader(io.BytesIO(b"")))
+        file._carry = text
+        return file
 
     def header(self) -> list[str] | None:
         """The first row that is not blank; None when the file has none."""
         for item in self._rows:
             if isinstance(item, _Parsed):
                 if item.cells:
+                    self.header_line = item.line
                     return item.cells
                 continue
             for offset, line in enumerate(item.lines):
                 if line:
-                    rest = item.lines[offset + 1 :]
-                    self._first = _Plain(item.first_line + offset + 1, rest)
+                    self.header_line = item.first_line + offset
+                    self._first = _Plain(self.header_line + 1, item.lines[offset + 1 :])
                     return line.split(",")
         return None
 

@@ -44,7 +44,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from shared import columnar
+from shared import codecs, columnar
 from shared.csv_chunks import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.errors import InvalidInput, Problem
 from shared.inference import Options, predict
@@ -404,7 +404,7 @@ def _scored_csv(
         return encode_rows(zip(*columns, *(p.tolist() for p in predictions), strict=True))
     parts: list[Iterable[str]] = [itertools.compress(chunk.text, keep)]
     for values in predictions:
-        parts += [itertools.repeat(","), columnar.float_texts(values)]
+        parts += [itertools.repeat(","), codecs.float_texts(values)]
     parts.append(itertools.repeat("\r\n"))
     return "".join(itertools.chain.from_iterable(zip(*parts, strict=False))).encode("utf-8")
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.columnar import float_texts, numeric_cells
+from shared.codecs import float_texts
+from shared.columnar import numeric_cells
 from shared.csv_chunks import CsvFile, NotCsv, NotUtf8
 from shared.records import NUMBER
 
