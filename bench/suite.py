@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +346,7 @@ def run(quick: bool, ten_million: bool = False) -> Results:
             servers = ports
             _latency(results, servers, constant_port, one, quick)
             _throughput(results, servers, constant_port, one, quick)
-            _batches(results, servers, bundled, quick)
+            _batches(results, servers, constant_port, bundled, quick)
     _in_process(results, bundled, one)
     _files_and_training(results, sizes=[1_000, 1_000_000, *([10_000_000] if ten_million else [])])
     return results
@@ -496,36 +497,55 @@ def _throughput(results, servers, constant_port, one, quick) -> None:
             )
 
 
-def _batches(results, servers, bundled, quick) -> None:
-    repeats = 3 if quick else 5
-    for count, target_ratio in ((1_000, 0.3), (100_000, 0.5)):
+def _batches(results, servers, constant_port, bundled, quick) -> None:
+    """Batches of 1k and 100k rows, JSON and CSV; the floor is the constant handler
+    receiving the same body."""
+    for count, target_ratio, repeats in ((1_000, 0.3, 21), (100_000, 0.5, 5)):
         for kind in ("json", "csv"):
             for name, model in bundled.items():
                 frame = rows(model, count, seed=count)
                 body = json_body(frame) if kind == "json" else csv_body(frame)
                 expected = model.pipeline.predict(frame)
-                times: dict[str, list[float]] = {"ours": [], "plain": []}
-                for _ in range(repeats):
-                    for label in ("ours", "plain"):
-                        port = servers[(label, name)]
-                        started = time.perf_counter()
-                        status, data = post(port, body, kind)
-                        times[label].append(time.perf_counter() - started)
-                        if status != 200:
-                            raise RuntimeError(f"{label} {name} {kind} {count}: status {status}")
-                        check(f"{label} {kind} {count}", data, kind, expected, model.schema.target)
-                ours_t = statistics.median(times["ours"]) * 1000
-                plain_t = statistics.median(times["plain"]) * 1000
+                ports = {label: servers[(label, name)] for label in ("ours", "plain")}
+                ports["constant"] = constant_port
+                answer_is_right = partial(_batch_answer, kind, expected, model.schema.target)
+                times = _median_ms(ports, body, kind, 5 if quick else repeats, answer_is_right)
                 results.add(
                     f"{count:,}-row request, {kind.upper()}",
                     name,
-                    ours_t,
-                    plain_t,
-                    None,
+                    times["ours"],
+                    times["plain"],
+                    times["constant"],
                     "ms",
                     f"<= {target_ratio}x",
-                    ours_t <= target_ratio * plain_t,
+                    times["ours"] <= target_ratio * times["plain"],
                 )
+
+
+def _batch_answer(kind: str, expected: np.ndarray, target: str, label: str, data: bytes) -> None:
+    if label != "constant":
+        check(f"{label} {kind} {len(expected)}", data, kind, expected, target)
+
+
+def _median_ms(
+    ports: dict[str, int],
+    body: bytes,
+    kind: str,
+    repeats: int,
+    answer_is_right: Callable[[str, bytes], None],
+) -> dict[str, float]:
+    """Each server's median time for the same request, interleaved round by round; every
+    answer is checked after its clock stops."""
+    times: dict[str, list[float]] = {label: [] for label in ports}
+    for _ in range(repeats):
+        for label, port in ports.items():
+            started = time.perf_counter()
+            status, data = post(port, body, kind)
+            times[label].append(time.perf_counter() - started)
+            if status != 200:
+                raise RuntimeError(f"{label} {kind}: status {status}")
+            answer_is_right(label, data)
+    return {label: statistics.median(values) * 1000 for label, values in times.items()}
 
 
 def _in_process(results, bundled, one) -> None:
@@ -593,26 +613,27 @@ def notes(results: Results) -> list[str]:
                 f"{row['ours'] / floor:.0%} of that ceiling; the stack's own cost per request "
                 "is most of ours."
             )
-    groups = {
-        "JSON": "JSON batches of clean rows are scored column by column with numpy; what is "
-        "left is parsing and encoding the body and, for the customer model, the boosted "
-        "trees' own predictor (all cores from 20,000 rows).",
-        "CSV": "clean CSV rows are scored column by column too; what is left is the csv "
-        "module reading and writing every cell as sent, row by row, and for the customer model "
-        "the boosted trees' own predictor.",
-        "file scoring": "uploaded files are read in chunks through the pandas validator (text "
-        "cells, line numbers for every rejected row) and scored by the pipeline; the "
-        "column-wise path of clean JSON batches is the next step.",
-    }
-    for key, reason in groups.items():
-        hits = [
-            f"{r['metric']} ({r['model']}, "
-            + (f"{r['ratio']:.2f}x)" if r["ratio"] else f"{r['ours']:,.0f} {r['unit']})")
-            for r in missed
-            if key in r["metric"]
-        ]
-        if hits:
-            lines.append(f"- {'; '.join(hits)}: {reason}")
+        elif floor and plain and "request" in metric:
+            lines.append(
+                f"- {metric}, {model} ({row['ratio']:.2f}x): the same HTTP stack receiving this "
+                f"body and answering a constant takes {floor:.3g} ms, {floor / plain:.2f}x of "
+                f"the plain handler; ours adds {row['ours'] - floor:.3g} ms to it for reading "
+                "every row, checking it against the schema and writing every prediction."
+            )
+        elif "file scoring," in metric:
+            seconds = int(metric.split()[2].replace(",", "")) / row["ours"]
+            lines.append(
+                f"- {metric} ({row['ours']:,.0f} rows/s, {seconds:.3g} s for the file): "
+                + (
+                    "the fixed cost of an event stands in the way at this size: reading the "
+                    "object's metadata, staging two outputs, and publishing three objects with "
+                    "preconditions, a few storage round trips each."
+                    if seconds < 0.5
+                    else "the file is downloaded, scored and uploaded while the storage "
+                    "emulator, on the same two cores, serves it; scoring the same file "
+                    "in process is about a third faster."
+                )
+            )
     if not missed:
         lines.append("- Every target was met in this run.")
     return lines
