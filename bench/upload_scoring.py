@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import statistics
 import tempfile
 import time
 import uuid
@@ -29,6 +30,7 @@ import orjson
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
+from shared.object_store import WRITE_CHUNK_BYTES
 from tests.integration.conftest import publish_all
 from tests.integration.support import (
     FakeGcs,
@@ -138,6 +140,32 @@ def measure(sizes: list[int], compress: bool = False) -> list[dict[str, float]]:
         )
         with tempfile.TemporaryDirectory() as logs:
             return [run_once(gcs, client, store, n, compress, Path(logs)) for n in sizes]
+    finally:
+        gcs.stop()
+
+
+def emulator_append_seconds(megabytes: int = 320) -> tuple[float, float]:
+    """Seconds the storage emulator takes to accept an 8 MiB chunk of a resumable upload, at
+    the start and at the end of a `megabytes` object (medians of the first and last five)."""
+    gcs = FakeGcs()
+    gcs.start()
+    try:
+        gcs.create_bucket(BUCKET)
+        client = storage.Client(
+            project="local",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": gcs.url},
+        )
+        chunk = WRITE_CHUNK_BYTES
+        data = b"0" * chunk
+        times = []
+        blob = client.bucket(BUCKET).blob("append-probe")
+        with blob.open("wb", chunk_size=chunk, ignore_flush=True) as target:
+            for _ in range(megabytes * 1024 * 1024 // chunk):
+                started = time.perf_counter()
+                target.write(data)
+                times.append(time.perf_counter() - started)
+        return statistics.median(times[1:6]), statistics.median(times[-5:])
     finally:
         gcs.stop()
 

@@ -29,7 +29,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from shared.gcs import client
 from shared.logs import log
 
-READ_CHUNK_BYTES = 8 * 1024 * 1024
+READ_CHUNK_BYTES = 2 * 1024 * 1024  # one range in hand and one ahead: memory stays flat
 WRITE_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
 
 _UNAVAILABLE = (
