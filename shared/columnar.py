@@ -100,7 +100,8 @@ def clean_cells(
     return columns, clean
 
 
-_NUMERIC_CELLS = re.compile(f"(?:{NUMBER.pattern}\x00)*")
+# Possessive: a cell that fails ends the match; earlier cells are never tried another way.
+_NUMERIC_CELLS = re.compile(f"(?:{NUMBER.pattern}\x00)*+")
 _JSON_NUMBER_CHARACTERS = b"0123456789.eE+- \t\r\n,"
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The numeric strings accepted (shared/records.py applies the same expression).
-NUMBER_PATTERN = r"^[ \t\r\n\f\v]*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?[ \t\r\n\f\v]*$"
+# Unambiguous (one way to match any text), so that a failing match never backtracks far.
+NUMBER_PATTERN = (
+    r"^[ \t\r\n\f\v]*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[ \t\r\n\f\v]*$"
+)
 
 
 @dataclass(frozen=True)

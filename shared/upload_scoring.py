@@ -76,7 +76,7 @@ OUTPUT_CONFLICT = "output_conflict"
 
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 _FORMULA_LINE_START = re.compile(r"^[=+\-@\t\r]", re.MULTILINE)
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")  # unambiguous
 _OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
