@@ -8,6 +8,7 @@ that columns the model does not use come back exactly as they were sent.
 from __future__ import annotations
 
 import bisect
+import collections
 import csv
 import io
 import itertools
@@ -234,7 +235,7 @@ def _check_count(count: int, max_instances: int) -> None:
 def _check_header(header: list[str]) -> None:
     if any(not name.strip() for name in header):
         raise BadRequest("CSV header has an empty column name")
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted(name for name, count in collections.Counter(header).items() if count > 1)
     if repeated:
         raise BadRequest(f"CSV header repeats the column {repeated[0]!r}")
 
