@@ -230,6 +230,12 @@ def _predict_batch(
 ) -> list[Any]:
     from shared.inference import json_predictions
 
+    known = set(model.schema.feature_names)
+    if not all(known.issuperset(item) for item in objects):
+        # Fields the model does not know make the request invalid; the record validator
+        # names every fault without a frame column for each stray key.
+        _, _, problems = validate_records(objects, model.schema)
+        raise _invalid(problems, len(objects))
     result = _score(model, codecs.instances_frame(objects), options, allow_extra=False)
     return json_predictions(result, model.schema.target, model.schema.feature_names, options)
 

@@ -106,14 +106,16 @@ def validate_records(
     """Canonical valid rows, their row numbers, and every fault (as preprocessing.validate)."""
     keys = list(dict.fromkeys(key for item in instances for key in item))
     known = set(schema.feature_names)
-    unknown = [key for key in keys if key not in known]
+    rank = {key: i for i, key in enumerate(key for key in keys if key not in known)}
     absent = [f.name for f in schema.features if f.name not in keys] if instances else []
     lookups = {f.name: f.lookup() for f in schema.features if isinstance(f, CategoricalFeature)}
     rows: list[dict[str, Any]] = []
     numbers: list[int] = []
     problems: list[Problem] = [Problem(None, name, MISSING_COLUMN) for name in absent]
     for position, item in enumerate(instances):
-        faults = [Problem(position, key, UNKNOWN_FIELD) for key in unknown if key in item]
+        # in the order the keys were first seen, as the frame's columns are
+        extra = sorted((key for key in item if key not in known), key=rank.__getitem__)
+        faults = [Problem(position, key, UNKNOWN_FIELD) for key in extra]
         row: dict[str, Any] = {}
         for feature in schema.features:
             if feature.name in absent:
