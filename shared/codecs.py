@@ -11,8 +11,7 @@ import bisect
 import collections
 import csv
 import io
-import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -197,12 +196,19 @@ def encode_table(table: Table, added: Mapping[str, Any]) -> bytes:
     if table.text is None:
         writer.writerows(zip(*table.cells, *appended, strict=True))
         return out.getvalue().encode("utf-8")
-    parts: list[Iterable[str]] = [table.text]
-    for values in appended:
-        parts += [itertools.repeat(","), values]
-    parts.append(itertools.repeat("\r\n"))
-    out.write("".join(itertools.chain.from_iterable(zip(*parts, strict=False))))
+    out.write(lines_with_cells(table.text, appended))
     return out.getvalue().encode("utf-8")
+
+
+def lines_with_cells(lines: list[str], appended: Sequence[list[str]]) -> str:
+    """Each line, then a comma and its cell of each appended column, then CRLF."""
+    width = 2 * len(appended) + 2
+    parts = [","] * (width * len(lines))
+    parts[0::width] = lines
+    for position, cells in enumerate(appended):
+        parts[2 * position + 2 :: width] = cells
+    parts[width - 1 :: width] = ["\r\n"] * len(lines)
+    return "".join(parts)
 
 
 def float_texts(values: Any) -> list[str]:

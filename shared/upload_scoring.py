@@ -402,11 +402,9 @@ def _scored_csv(
     ):
         columns = [itertools.compress(column, keep) for column in neutral]
         return encode_rows(zip(*columns, *(p.tolist() for p in predictions), strict=True))
-    parts: list[Iterable[str]] = [itertools.compress(chunk.text, keep)]
-    for values in predictions:
-        parts += [itertools.repeat(","), codecs.float_texts(values)]
-    parts.append(itertools.repeat("\r\n"))
-    return "".join(itertools.chain.from_iterable(zip(*parts, strict=False))).encode("utf-8")
+    kept = list(itertools.compress(chunk.text, keep))
+    cells = [codecs.float_texts(values) for values in predictions]
+    return codecs.lines_with_cells(kept, cells).encode("utf-8")
 
 
 def _rejected(
