@@ -85,7 +85,7 @@ def clean_cells(
         if isinstance(feature, CategoricalFeature):
             lookup = feature.lookup()
             spelled = {v: lookup.get(v.strip().casefold()) for v in set(raw)}
-            canonical = np.array([spelled[v] for v in raw] or [], dtype=object)
+            canonical = np.array(list(map(spelled.__getitem__, raw)), dtype=object)
             clean &= canonical != None  # noqa: E711 (element by element)
             columns[feature.name] = canonical
             continue
