@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import statistics
 import tempfile
 import time
@@ -41,6 +42,7 @@ from tests.integration.support import (
 )
 
 BLOCK_ROWS = 200_000
+REPO = Path(__file__).resolve().parents[1]
 BUCKET = "bench-uploads"
 
 
@@ -142,6 +144,33 @@ def measure(sizes: list[int], compress: bool = False) -> list[dict[str, float]]:
             return [run_once(gcs, client, store, n, compress, Path(logs)) for n in sizes]
     finally:
         gcs.stop()
+
+
+def in_process_rows_per_second(rows: int) -> float:
+    """The same generated file scored by `score_stream` in this process, from memory to memory:
+    the rate without storage, HTTP or a second process."""
+    from shared.inference import Options
+    from shared.model_store import LocalFolder, load_current
+    from shared.settings import Settings
+    from shared.upload_scoring import score_stream
+
+    def discard(data: bytes) -> None:
+        del data
+
+    def score(data: bytes) -> int:
+        source = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+        chunk = Settings.upload_chunk_rows
+        return score_stream(source, model, Options(), chunk, discard, discard).read
+
+    model = load_current(LocalFolder(REPO / "models"), "customer_needs")
+    data = b"".join(customer_rows(rows))
+    score(data[:4096])  # the tree table is built on the first batch: not part of the timing
+    started = time.perf_counter()
+    read = score(data)
+    seconds = time.perf_counter() - started
+    if read != rows:
+        raise RuntimeError(f"read {read} rows of {rows}")
+    return rows / seconds
 
 
 def emulator_append_seconds(megabytes: int = 320) -> tuple[float, float]:
