@@ -205,11 +205,15 @@ class StreamedUpload:
         self.name = name
         self._waiting: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
         self._failure: BaseException | None = None
-        self._sender = threading.Thread(target=self._send, name=f"upload {name}", daemon=True)
-        self._sender.start()
+        self._sender: threading.Thread | None = None  # started by the first write
 
     def write(self, data: bytes) -> None:
         self._raise_failure()
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._send, name=f"upload {self.name}", daemon=True
+            )
+            self._sender.start()
         self._waiting.put(data)
 
     def commit(self) -> None:
@@ -239,7 +243,7 @@ class StreamedUpload:
                     self._failure = exc
 
     def _finish_sending(self) -> None:
-        if self._sender.is_alive():
+        if self._sender is not None and self._sender.is_alive():
             self._waiting.put(None)
             self._sender.join()
 
@@ -276,7 +280,10 @@ class _Translated(io.RawIOBase):
             if isinstance(item, BaseException) or not item:
                 self._last = item
                 if isinstance(item, BaseException):
-                    raise self._translated(item) from item
+                    translated = self._translated(item)
+                    if translated is item:
+                        raise item
+                    raise translated from item
                 return 0
             self._current = memoryview(item)
         count = min(len(buffer), len(self._current))
