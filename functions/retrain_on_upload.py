@@ -62,14 +62,12 @@ from shared.model_store import (
 from shared.object_store import AlreadyExists, ObjectAbsent, ObjectStore, ObjectStoreUnavailable
 from shared.once import once
 from shared.retraining import (
-    INPUT_GONE,
     MAX_ATTEMPTS,
     PROMOTED,
     PROMOTED_EARLIER,
     PUBLISHED_MEANWHILE,
     TOO_MANY_ROWS,
     UNFINISHED,
-    UNKNOWN_MODEL,
     ClaimHeld,
     Outcome,
     Policy,
@@ -90,7 +88,7 @@ from shared.retraining import (
 )
 from shared.schema import SCHEMAS
 from shared.settings import Settings
-from shared.upload_scoring import Ignored, is_too_old
+from shared.upload_scoring import INPUT_GONE, UNKNOWN_MODEL, Ignored, is_too_old
 
 JSON = "application/json"
 

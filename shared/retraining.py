@@ -42,7 +42,19 @@ import pandas as pd
 from shared.intervals import LevelTooHigh, half_width
 from shared.schema import ModelSchema
 from shared.settings import Settings
-from shared.upload_scoring import MAX_NAME_BYTES, Ignored, Upload, parse_time, storage_object
+from shared.upload_scoring import (
+    EMPTY,
+    MAX_NAME_BYTES,
+    MISSING_COLUMNS,
+    NOT_CSV,
+    NOT_GZIP,
+    NOT_UTF8,
+    REPEATED_COLUMN,
+    Ignored,
+    Upload,
+    parse_time,
+    storage_object,
+)
 
 TRAINING, RETRAINING = "training/", "retraining/"
 SUFFIXES = (".csv", ".csv.gz")
@@ -55,15 +67,8 @@ PROMOTED_EARLIER = "promoted (by an earlier attempt at this file)"
 FAILED_GATES = "not promoted: failed"
 PUBLISHED_MEANWHILE = "not promoted: another version was published meanwhile"
 
-# Codes of refusals, as they appear in report.json, and the decision each one leads to.
-UNKNOWN_MODEL = "unknown_model"
-INPUT_GONE = "input_gone"
-EMPTY = "empty"
-NOT_UTF8 = "not_utf8"
-NOT_GZIP = "bad_gzip"
-NOT_CSV = "bad_csv"
-MISSING_COLUMNS = "missing_columns"
-REPEATED_COLUMN = "repeated_column"
+# Codes of refusals, as they appear in report.json, and the decision each one leads to; the
+# codes of unreadable files are upload scoring's (shared.upload_scoring).
 TOO_FEW_ROWS = "too_few_rows"
 UNTRAINABLE = "untrainable"
 TOO_MANY_ROWS = "too_many_rows"

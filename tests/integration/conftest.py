@@ -10,7 +10,7 @@ import pytest
 
 from shared.gcs import GcsBucket
 from shared.model_store import LocalFolder, publish
-from tests.integration.support import REPO, FakeGcs, FunctionServer
+from tests.integration.support import REPO, FakeGcs, FunctionServer, PersistentFakeGcs
 
 BUNDLED = LocalFolder(REPO / "models")
 MODELS = ("customer_needs", "market_trend")
@@ -38,6 +38,15 @@ def new_bucket(gcs: FakeGcs) -> str:
     name = f"models-{uuid.uuid4().hex[:12]}"
     gcs.create_bucket(name)
     return name
+
+
+@pytest.fixture
+def restartable_gcs(tmp_path: Path) -> Iterator[PersistentFakeGcs]:
+    """An emulator of its own that keeps objects across a stop and start (outage tests)."""
+    emulator = PersistentFakeGcs(tmp_path / "storage")
+    emulator.start()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -599,33 +598,26 @@ def test_after_repeated_dead_attempts_the_run_is_refused_with_a_report(
 
 
 def test_storage_down_fails_the_event_and_a_redelivery_trains(
-    tmp_path: Path, start_function: StartFunction
+    restartable_gcs: PersistentFakeGcs, start_function: StartFunction
 ) -> None:
-    storage = PersistentFakeGcs(tmp_path / "storage")
+    storage = restartable_gcs
+    bucket = new_bucket(storage)
+    store = publish_all(storage, new_bucket(storage))
+    retrainer = start_function(
+        "retrain_on_upload", **retrainer_env(store, STORAGE_EMULATOR_HOST=storage.url)
+    )
+    generation = put_object(storage, bucket, NAME, as_csv(changed(3000, seed=58)))
+
+    storage.stop()
+    down = deliver(retrainer, bucket, NAME, generation, "outage")
     storage.start()
-    try:
-        bucket = f"data-{uuid.uuid4().hex[:12]}"
-        storage.create_bucket(bucket)
-        store = publish_all(storage, new_bucket(storage))
-        retrainer = start_function(
-            "retrain_on_upload", **retrainer_env(store, STORAGE_EMULATOR_HOST=storage.url)
-        )
-        generation = put_object(storage, bucket, NAME, as_csv(changed(3000, seed=58)))
+    up = wait_for(lambda: (r := deliver(retrainer, bucket, NAME, generation, "outage")).ok and r)
 
-        storage.stop()
-        down = deliver(retrainer, bucket, NAME, generation, "outage")
-        storage.start()
-        up = wait_for(
-            lambda: (r := deliver(retrainer, bucket, NAME, generation, "outage")).ok and r
-        )
-
-        assert down.status_code == 500
-        assert up.status_code == 200
-        assert report_of(storage, bucket, generation)["decision"] == PROMOTED
-        messages = [e["message"] for e in log_entries(retrainer) if e.get("event_id") == "outage"]
-        assert "retraining not finished; the event will be retried" in messages
-    finally:
-        storage.stop()
+    assert down.status_code == 500
+    assert up.status_code == 200
+    assert report_of(storage, bucket, generation)["decision"] == PROMOTED
+    messages = [e["message"] for e in log_entries(retrainer) if e.get("event_id") == "outage"]
+    assert "retraining not finished; the event will be retried" in messages
 
 
 def test_market_trend_retrains_with_its_own_schema_and_time_order(

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -595,86 +594,68 @@ def test_an_interval_the_model_cannot_give_is_reported_for_the_whole_file(
 
 
 def test_storage_down_fails_the_event_and_a_redelivery_succeeds(
-    tmp_path: Path, start_function: StartFunction
+    restartable_gcs: PersistentFakeGcs, start_function: StartFunction
 ) -> None:
-    storage = PersistentFakeGcs(tmp_path / "storage")
+    storage = restartable_gcs
+    bucket = new_bucket(storage)
+    store = publish_all(storage, bucket)
+    server = start_function("score_upload", **scorer_env(store, STORAGE_EMULATOR_HOST=storage.url))
+    data = b"age,gender,income\n35,F,52000\n"
+    first = put_object(storage, bucket, CUSTOMERS, data)
+    second_name = CUSTOMERS.replace("customers", "more")
+    second = put_object(storage, bucket, second_name, data)
+
+    storage.stop()  # before the model is loaded: the model store fails
+    down = deliver(server, bucket, CUSTOMERS, first, event_id="retry-1")
     storage.start()
-    try:
-        bucket = f"data-{uuid.uuid4().hex[:12]}"
-        storage.create_bucket(bucket)
-        store = publish_all(storage, bucket)
-        server = start_function(
-            "score_upload", **scorer_env(store, STORAGE_EMULATOR_HOST=storage.url)
-        )
-        data = b"age,gender,income\n35,F,52000\n"
-        first = put_object(storage, bucket, CUSTOMERS, data)
-        second_name = CUSTOMERS.replace("customers", "more")
-        second = put_object(storage, bucket, second_name, data)
+    up = wait_for(
+        lambda: (r := deliver(server, bucket, CUSTOMERS, first, event_id="retry-1")).ok and r
+    )
+    storage.stop()  # with the model loaded: reading the file fails
+    down_again = deliver(server, bucket, second_name, second, event_id="retry-2")
+    storage.start()
+    up_again = deliver(server, bucket, second_name, second, event_id="retry-2")
 
-        storage.stop()  # before the model is loaded: the model store fails
-        down = deliver(server, bucket, CUSTOMERS, first, event_id="retry-1")
-        storage.start()
-        up = wait_for(
-            lambda: (r := deliver(server, bucket, CUSTOMERS, first, event_id="retry-1")).ok and r
-        )
-        storage.stop()  # with the model loaded: reading the file fails
-        down_again = deliver(server, bucket, second_name, second, event_id="retry-2")
-        storage.start()
-        up_again = deliver(server, bucket, second_name, second, event_id="retry-2")
-
-        assert down.status_code >= 500
-        assert down_again.status_code >= 500
-        assert up.status_code == up_again.status_code == 200
-        for name, generation in ((CUSTOMERS, first), (second_name, second)):
-            assert report_of(storage, bucket, name, generation)["rows"]["scored"] == 1
-        retried = [e for e in log_entries(server) if e.get("event_id") in ("retry-1", "retry-2")]
-        assert "upload not scored; the event will be retried" in [e["message"] for e in retried]
-    finally:
-        storage.stop()
+    assert down.status_code >= 500
+    assert down_again.status_code >= 500
+    assert up.status_code == up_again.status_code == 200
+    for name, generation in ((CUSTOMERS, first), (second_name, second)):
+        assert report_of(storage, bucket, name, generation)["rows"]["scored"] == 1
+    retried = [e for e in log_entries(server) if e.get("event_id") in ("retry-1", "retry-2")]
+    assert "upload not scored; the event will be retried" in [e["message"] for e in retried]
 
 
 def test_storage_lost_midway_fails_the_event_and_leaves_nothing_visible(
-    tmp_path: Path, start_function: StartFunction
+    restartable_gcs: PersistentFakeGcs, start_function: StartFunction
 ) -> None:
-    storage = PersistentFakeGcs(tmp_path / "storage")
+    storage = restartable_gcs
+    bucket = new_bucket(storage)
+    store = publish_all(storage, bucket)
+    env = scorer_env(store, STORAGE_EMULATOR_HOST=storage.url, STORAGE_TIMEOUT_SECONDS="3")
+    server = start_function("score_upload", **env)
+    warm = put_object(storage, bucket, "incoming/customer_needs/warm.csv", b"age,gender,income\n")
+    deliver(server, bucket, "incoming/customer_needs/warm.csv", warm)  # loads the model
+    rows = 300_000
+    generation = put_object(
+        storage, bucket, CUSTOMERS, b"age,gender,income\n" + b"35,F,52000\n" * rows
+    )
+    answers: list[requests.Response] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(deliver(server, bucket, CUSTOMERS, generation))
+    )
+    sender.start()
+    wait_for(lambda: "scoring upload" in [e["message"] for e in log_entries(server)], 60, 0.02)
+    time.sleep(0.3)  # reading and writing are under way
+
+    storage.stop()
+    sender.join()
     storage.start()
-    try:
-        bucket = f"data-{uuid.uuid4().hex[:12]}"
-        storage.create_bucket(bucket)
-        store = publish_all(storage, bucket)
-        env = scorer_env(store, STORAGE_EMULATOR_HOST=storage.url, STORAGE_TIMEOUT_SECONDS="3")
-        server = start_function("score_upload", **env)
-        warm = put_object(
-            storage, bucket, "incoming/customer_needs/warm.csv", b"age,gender,income\n"
-        )
-        deliver(server, bucket, "incoming/customer_needs/warm.csv", warm)  # loads the model
-        rows = 300_000
-        generation = put_object(
-            storage, bucket, CUSTOMERS, b"age,gender,income\n" + b"35,F,52000\n" * rows
-        )
-        answers: list[requests.Response] = []
-        sender = threading.Thread(
-            target=lambda: answers.append(deliver(server, bucket, CUSTOMERS, generation))
-        )
-        sender.start()
-        wait_for(lambda: "scoring upload" in messages_of(server), 60, 0.02)
-        time.sleep(0.3)  # reading and writing are under way
 
-        storage.stop()
-        sender.join()
-        storage.start()
-
-        assert answers[0].status_code >= 500
-        assert list_objects(storage, bucket, folder(CUSTOMERS, generation)) == {}
-        again = deliver(server, bucket, CUSTOMERS, generation)
-        assert again.status_code == 200
-        assert report_of(storage, bucket, CUSTOMERS, generation)["rows"]["scored"] == rows
-    finally:
-        storage.stop()
-
-
-def messages_of(server: FunctionServer) -> list[str]:
-    return [entry["message"] for entry in log_entries(server)]
+    assert answers[0].status_code >= 500
+    assert list_objects(storage, bucket, folder(CUSTOMERS, generation)) == {}
+    again = deliver(server, bucket, CUSTOMERS, generation)
+    assert again.status_code == 200
+    assert report_of(storage, bucket, CUSTOMERS, generation)["rows"]["scored"] == rows
 
 
 def test_a_crash_midway_leaves_nothing_visible_and_the_next_delivery_completes(

@@ -30,12 +30,7 @@ from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
 from shared.model_store import LocalFolder, load_current, publish
 from shared.retraining import (
     BAD_DATA,
-    EMPTY,
-    MISSING_COLUMNS,
-    NOT_GZIP,
-    NOT_UTF8,
     PROMOTED,
-    REPEATED_COLUMN,
     TOO_FEW_ROWS,
     TOO_MANY_ROWS,
     UNFINISHED,
@@ -67,7 +62,14 @@ from shared.retraining import (
 )
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
-from shared.upload_scoring import Ignored
+from shared.upload_scoring import (
+    EMPTY,
+    MISSING_COLUMNS,
+    NOT_GZIP,
+    NOT_UTF8,
+    REPEATED_COLUMN,
+    Ignored,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FINALIZED = "google.cloud.storage.object.v1.finalized"
