@@ -149,8 +149,8 @@ def measure(sizes: list[int], compress: bool = False) -> list[dict[str, float]]:
 def in_process_rows_per_second(rows: int) -> float:
     """The same generated file scored by `score_stream` in this process, from memory to memory:
     the rate without storage, HTTP or a second process."""
-    from shared.inference import Options
     from shared.model_store import LocalFolder, load_current
+    from shared.predict import Options
     from shared.settings import Settings
     from shared.upload_scoring import score_stream
 

@@ -1,9 +1,11 @@
-"""Flask-facing helpers the HTTP routes share: the process runtime, bodies and responses."""
+"""What the HTTP edge and the protocol handlers share: the process runtime, one call's state,
+bodies in and responses out, and the one place an error becomes a response."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import flask
@@ -18,7 +20,7 @@ from shared.errors import (
     UnsupportedMediaType,
     one_line,
 )
-from shared.model_store import ModelStore, open_backend
+from shared.model_store import LoadedModel, ModelStore, open_backend
 from shared.once import once
 from shared.settings import Settings
 
@@ -49,6 +51,29 @@ def _make_runtime() -> Runtime:
 
 runtime = once(_make_runtime)
 """Settings and model store, made once per process on first use (not at import)."""
+
+
+@dataclass
+class Call:
+    """One request as the handlers see it, and what it did (for its log line)."""
+
+    request: flask.Request
+    model_name: str
+    function_name: str
+    settings: Settings
+    style: Style = Style.NATIVE
+    rows: int | None = None
+    version: str | None = None
+    log: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> LoadedModel:
+        """The live model (loaded on first use); its version goes into the log line."""
+        model = runtime().store.get(self.model_name)
+        self.version = model.version
+        return model
+
+
+Handler = Callable[[Call], flask.Response]
 
 
 def media_type(request: flask.Request, *, default: str | None = None) -> str:

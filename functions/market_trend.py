@@ -5,7 +5,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from functions.http_edge import serve
+from functions.http import serve
 
 
 @functions_framework.http

@@ -32,7 +32,6 @@ from cloudevents.http.event import CloudEvent
 
 from shared import settings as settings_module
 from shared.errors import ModelUnavailable
-from shared.inference import Options
 from shared.logs import log
 from shared.model_store import LoadedModel, ModelStore, open_backend
 from shared.object_store import (
@@ -42,6 +41,7 @@ from shared.object_store import (
     ObjectStoreUnavailable,
 )
 from shared.once import once
+from shared.predict import Options
 from shared.schema import SCHEMAS
 from shared.settings import Settings
 from shared.upload_scoring import (

@@ -1,7 +1,7 @@
 """The serving form of a trained pipeline: its arithmetic as plain numbers, no pickle.
 
 Written into metadata.json at training time, so a function can answer without importing
-scikit-learn or pandas; shared/compiled_model.py evaluates it, and tests hold it to the
+scikit-learn or pandas; shared/predict/_compiled.py evaluates it, and tests hold it to the
 pipeline's own predictions within 1e-9 relative. Pipelines it cannot express get no serving
 form and are served by scikit-learn.
 """

@@ -34,9 +34,9 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from threadpoolctl import threadpool_limits
 
 from models.compile import try_compile
-from shared.intervals import LevelTooHigh, calibration_residuals, half_width
-from shared.preprocessing import validate
+from shared.predict import LevelTooHigh, calibration_residuals, half_width
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, ModelSchema
+from shared.validation import validate
 
 SEED = 20261128
 CV_FOLDS = 5

@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from shared.compiled_model import CompiledModel
 from shared.errors import (
     ArtifactRejected,
     ModelNotFound,
@@ -38,6 +37,7 @@ from shared.errors import (
 )
 from shared.kernels import single_threaded
 from shared.logs import log
+from shared.predict._compiled import CompiledModel
 from shared.schema import ModelSchema
 
 FAILURE_BACKOFF_SECONDS = 1.0

@@ -39,7 +39,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from shared.intervals import LevelTooHigh, half_width
+from shared.predict import LevelTooHigh, half_width
 from shared.schema import ModelSchema
 from shared.settings import Settings
 from shared.upload_scoring import (

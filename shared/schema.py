@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# The numeric strings accepted (shared/records.py applies the same expression).
+# The numeric strings accepted (shared/validation applies the same expression).
 # Unambiguous (one way to match any text), so that a failing match never backtracks far.
 NUMBER_PATTERN = (
     r"^[ \t\r\n\f\v]*[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[ \t\r\n\f\v]*$"

@@ -42,16 +42,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 import orjson
-import pandas as pd
 
-from shared import codecs, columnar
-from shared.csv_chunks import Chunk, CsvFile, NotCsv, NotUtf8
+from shared import codecs
+from shared.codecs import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.errors import InvalidInput, Problem
-from shared.inference import Options, predict
 from shared.model_store import LoadedModel
-from shared.options import check_available, interval_half_width
-from shared.preprocessing import validate
+from shared.predict import Options, as_list, output_columns, predict
 from shared.schema import SCHEMAS, ModelSchema
+from shared.validation import Rows
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 INCOMING, RESULTS, STAGING = "incoming/", "results/", "staging/"
@@ -221,13 +219,6 @@ def neutralise(cell: str) -> str:
     return cell
 
 
-def added_columns(target: str, options: Options) -> tuple[str, ...]:
-    """The columns scoring appends, in the order `inference.predict` returns them."""
-    if options.interval is None:
-        return (target,)
-    return (target, f"{target}_lower", f"{target}_upper")
-
-
 @dataclass(frozen=True)
 class Layout:
     """Where each feature sits in the file's rows, and the output headers that follow."""
@@ -331,65 +322,28 @@ class ScoredChunk:
 
 
 def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Options) -> ScoredChunk:
-    """Validate and predict one chunk; every row lands in exactly one of the two outputs.
-
-    Clean cells are read column by column; the other rows go through the reference validator,
-    which decides whether they are valid and names every fault.
-    """
+    """Validate and predict one chunk; every row lands in exactly one of the two outputs."""
     cells = {name: chunk.columns[at] for name, at in layout.positions.items()}
-    if model.compiled is not None:
-        canonical, valid = columnar.clean_cells(cells, model.schema)
-    else:  # no serving form: every row goes the reference way
-        canonical, valid = {}, np.zeros(len(chunk.lines), dtype=bool)
-    rest = np.flatnonzero(~valid)
-    frame = pd.DataFrame({name: [column[i] for i in rest] for name, column in cells.items()})
-    validated = validate(frame.set_axis(rest), model.schema, allow_extra=True)
-    problems: dict[int, list[Problem]] = {}
-    for problem in validated.problems:
-        if problem.row is not None:  # every column is present, so every problem has a row
-            problems.setdefault(problem.row, []).append(problem)
-    valid[validated.features.index.to_numpy()] = True
-    predictions = _predictions(model, canonical, valid, validated.features, options)
-    neutral = [neutralise_column(column) for column in chunk.columns]
-    rejected, reasons = _rejected(chunk, neutral, problems)
-    scored = _scored_csv(chunk, neutral, valid, predictions)
-    return ScoredChunk(scored, int(valid.sum()), rejected, reasons)
-
-
-def _predictions(
-    model: LoadedModel,
-    canonical: dict[str, Any],
-    valid: np.ndarray,
-    checked: pd.DataFrame,
-    options: Options,
-) -> list[np.ndarray]:
-    """One array per added column, for the valid rows in order.
-
-    `canonical` holds the clean rows' values; `checked` the reference validator's valid rows.
-    """
-    if not valid.any():
-        return [np.empty(0) for _ in added_columns(model.schema.target, options)]
+    rows = Rows.of_columns(cells, len(chunk.lines), allow_extra=True)
     try:
-        check_available(model, options)
+        prediction = predict(model, rows, options, all_or_nothing=False)
     except InvalidInput as exc:
         details = "; ".join(problem.reason for problem in exc.problems)
         raise FileProblem(OPTIONS_UNAVAILABLE, f"{exc.message}: {details}") from exc
-    if model.compiled is None:
-        values = predict(model, checked, options)[model.schema.target].to_numpy(dtype=float)
-    else:
-        rows = checked.index.to_numpy()
-        for name, column in canonical.items():
-            column[rows] = checked[name].to_numpy(dtype=column.dtype)
-        features = {name: column[valid] for name, column in canonical.items()}
-        values = columnar.predict_columns(model, model.compiled, features)
-    if options.interval is None:
-        return [values]
-    width = interval_half_width(model, options.interval)
-    return [values, values - width, values + width]
+    problems: dict[int, list[Problem]] = {}
+    for problem in prediction.problems:
+        if problem.row is not None:  # every column is present, so every problem has a row
+            problems.setdefault(problem.row, []).append(problem)
+    valid = np.zeros(len(chunk.lines), dtype=bool)
+    valid[np.asarray(prediction.positions, dtype=int)] = True
+    neutral = [neutralise_column(column) for column in chunk.columns]
+    rejected, reasons = _rejected(chunk, neutral, problems)
+    scored = _scored_csv(chunk, neutral, valid, list(prediction.columns().values()))
+    return ScoredChunk(scored, int(valid.sum()), rejected, reasons)
 
 
 def _scored_csv(
-    chunk: Chunk, neutral: Sequence[list[str]], valid: np.ndarray, predictions: list[np.ndarray]
+    chunk: Chunk, neutral: Sequence[list[str]], valid: np.ndarray, predictions: list[Any]
 ) -> bytes:
     """The valid rows as uploaded (neutralised), then their predictions; CRLF line ends.
 
@@ -401,9 +355,9 @@ def _scored_csv(
         n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True)
     ):
         columns = [itertools.compress(column, keep) for column in neutral]
-        return encode_rows(zip(*columns, *(p.tolist() for p in predictions), strict=True))
+        return encode_rows(zip(*columns, *map(as_list, predictions), strict=True))
     kept = list(itertools.compress(chunk.text, keep))
-    cells = [codecs.float_texts(values) for values in predictions]
+    cells = [codecs.float_texts(values, len(kept)) for values in predictions]
     return codecs.lines_with_cells(kept, cells).encode("utf-8")
 
 
@@ -459,7 +413,7 @@ def score_stream(
         header = file.header()
         if header is None:
             raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
-        layout = read_layout(header, model.schema, added_columns(model.schema.target, options))
+        layout = read_layout(header, model.schema, output_columns(model.schema, options))
         write_scored(encode_rows([layout.scored_header]))
         write_rejected(encode_rows([layout.rejected_header]))
         tally = Tally()

@@ -21,9 +21,10 @@ import pytest
 import requests
 
 from models import data
-from shared.inference import Options, predict
 from shared.model_store import load_current, set_current, upload_version
+from shared.predict import Options, predict
 from shared.retraining import claim_document
+from shared.validation import Rows
 from tests.integration.conftest import (
     BUNDLED,
     BUNDLED_VERSION,
@@ -215,8 +216,9 @@ def test_a_changed_relationship_is_promoted_and_served_without_a_restart(
     # The running HTTP function switches by itself, and answers with the challenger's numbers.
     after = wait_for(lambda: (r := served(http).json())["model"]["version"] == challenger and r)
     live = load_current(gcs_backend(gcs, model_bucket(store)), "customer_needs")
-    expected = predict(live, pd.DataFrame([{**ROW, "age": 40.0, "income": 60000.0}]), Options())
-    assert after["predictions"][0] == pytest.approx(expected["purchase_amount"].iloc[0], rel=1e-6)
+    row = {**ROW, "age": 40.0, "income": 60000.0}
+    expected = predict(live, Rows.of_records([row]), Options())
+    assert after["predictions"][0] == pytest.approx(expected.values[0], rel=1e-6)
     assert 2 < after["predictions"][0] / before["predictions"][0] < 4
     assert live.metadata["retraining"]["training_data"] == [
         {"source": "object", "bucket": bucket, "name": NAME, "generation": str(generation)}

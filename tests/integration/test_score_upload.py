@@ -20,9 +20,10 @@ import pandas as pd
 import pytest
 import requests
 
-from shared.inference import Options, predict
 from shared.model_store import LoadedModel, load_current, publish
+from shared.predict import Options, predict
 from shared.schema import SCHEMAS, CategoricalFeature, ModelSchema
+from shared.validation import Rows
 from tests.integration.conftest import (
     BUNDLED,
     StartFunction,
@@ -562,10 +563,14 @@ def test_an_interval_level_adds_the_bounds_of_in_process_scoring(
     generation = upload_and_deliver(gcs, server, bucket, as_csv(table), name, "structured")
 
     scored = rows_of(outputs(gcs, bucket, name, generation)["scored.csv"])
-    expected = predict(in_process["market_trend"], canonical, Options(interval=0.9))
+    columns = {name: canonical[name].tolist() for name in canonical.columns}
+    prediction = predict(
+        in_process["market_trend"], Rows.of_columns(columns, len(canonical)), Options(interval=0.9)
+    )
+    expected = np.column_stack(list(prediction.columns().values()))
     assert scored[0][-3:] == ["future_sales", "future_sales_lower", "future_sales_upper"]
     got = np.array([[float(v) for v in row[-3:]] for row in scored[1:]])
-    assert got == pytest.approx(expected.to_numpy(), rel=1e-12)
+    assert got == pytest.approx(expected, rel=1e-12)
     assert report_of(gcs, bucket, name, generation)["interval_level"] == 0.9
 
 

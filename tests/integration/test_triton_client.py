@@ -12,9 +12,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from shared.explanations import shapley
-from shared.intervals import half_width
 from shared.model_store import LoadedModel, load_current
+from shared.predict._explain import shapley
+from shared.predict._intervals import half_width
 from tests.integration.conftest import (
     BUNDLED,
     MODELS,

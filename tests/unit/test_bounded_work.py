@@ -13,8 +13,8 @@ import sys
 import pytest
 
 NEAR_MISS_NUMBERS = """
-from shared.columnar import numeric_cells
-from shared.records import NUMBER
+from shared.validation._numbers import numeric_cells
+from shared.validation._values import NUMBER
 from shared.upload_scoring import neutralise
 
 cells = ["1234567890.5"] * 5000 + ["52,000"]
@@ -27,13 +27,13 @@ assert neutralise("-" + digits + "x") == "'-" + digits + "x"
 
 WIDE_HEADER = """
 import pytest
-from shared.codecs import decode_csv
+from shared.codecs import read_csv
 from shared.errors import BadRequest
 
 names = [f"c{i}" for i in range(200_000)]
 with pytest.raises(BadRequest, match="repeats the column 'c7'"):
-    decode_csv(",".join([*names, "c7"]).encode() + b"\\r\\n", 10)
-assert len(decode_csv(",".join(names).encode() + b"\\r\\n", 10).rows.columns) == 200_000
+    read_csv(",".join([*names, "c7"]).encode() + b"\\r\\n", 10)
+assert len(read_csv(",".join(names).encode() + b"\\r\\n", 10).rows().frame().columns) == 200_000
 """
 
 A_STRAY_KEY_PER_INSTANCE = """

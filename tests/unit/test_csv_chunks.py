@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.codecs import float_texts
-from shared.columnar import numeric_cells
-from shared.csv_chunks import CsvFile, NotCsv, NotUtf8
-from shared.records import NUMBER
+from shared.codecs._csv_reader import CsvFile, NotCsv, NotUtf8
+from shared.validation._numbers import numeric_cells
+from shared.validation._values import NUMBER
 
 
 def oracle(text: str) -> tuple[list[str] | None, list[tuple]]:

@@ -9,17 +9,18 @@ import pandas as pd
 import pytest
 
 from models.training import Trained
+from shared.codecs import json_predictions
 from shared.errors import InvalidInput, Problem
-from shared.inference import (
+from shared.model_store import LoadedModel, LocalFolder, load_current, publish
+from shared.predict import (
     NOT_AVAILABLE,
     Options,
-    json_predictions,
+    Prediction,
     options_from_query,
     parse_options,
     predict,
 )
-from shared.model_store import LoadedModel, LocalFolder, load_current, publish
-from shared.preprocessing import validate
+from shared.validation import Rows, validate
 
 LEVEL = "must be a number between 0 and 1"
 
@@ -171,24 +172,51 @@ def customers_frame() -> pd.DataFrame:
     )
 
 
+def rows_of(raw: pd.DataFrame) -> Rows:
+    return Rows.of_columns({name: raw[name].tolist() for name in raw.columns}, len(raw))
+
+
+def prediction_of(model: LoadedModel, raw: pd.DataFrame, options: Options) -> Prediction:
+    """`predict` on the rows of a frame; the valid ones are predicted, the others named."""
+    return predict(model, rows_of(raw), options, all_or_nothing=False)
+
+
+def predict_frame(model: LoadedModel, raw: pd.DataFrame, options: Options) -> pd.DataFrame:
+    """The prediction's columns as a frame indexed by the rows' positions in `raw`."""
+    prediction = prediction_of(model, raw, options)
+    columns = {
+        name: np.broadcast_to(np.asarray(values, dtype=float), len(prediction))
+        for name, values in prediction.columns().items()
+    }
+    return pd.DataFrame(columns, index=pd.Index(prediction.positions, dtype=int))
+
+
+def assert_same_predictions(actual: np.ndarray, expected: np.ndarray) -> None:
+    """The serving form's sums (math.fsum) and scikit-learn's (BLAS) may differ in the last
+    bit, depending on how BLAS was set up before the model was fitted; nothing more."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-15, atol=0)
+
+
 def test_predictions_equal_the_pipelines_own(customer_needs: LoadedModel) -> None:
     features = validate(customers_frame(), customer_needs.schema).features
 
-    result = predict(customer_needs, features, Options())
+    result = predict_frame(customer_needs, customers_frame(), Options())
 
     expected = customer_needs.pipeline.predict(features[list(customer_needs.schema.feature_names)])
     assert list(result.columns) == ["purchase_amount"]
     assert result.index.tolist() == [0, 2, 3]
-    np.testing.assert_array_equal(result["purchase_amount"].to_numpy(), expected)
+    assert_same_predictions(result["purchase_amount"].to_numpy(), expected)
     assert result["purchase_amount"].dtype == np.float64
 
 
 def test_predictions_do_not_depend_on_column_order(customer_needs: LoadedModel) -> None:
-    features = validate(customers_frame(), customer_needs.schema).features
+    shuffled = predict_frame(
+        customer_needs, customers_frame()[["income", "age", "gender"]], Options()
+    )
 
-    shuffled = predict(customer_needs, features[["income", "age", "gender"]], Options())
-
-    pd.testing.assert_frame_equal(shuffled, predict(customer_needs, features, Options()))
+    pd.testing.assert_frame_equal(
+        shuffled, predict_frame(customer_needs, customers_frame(), Options())
+    )
 
 
 def test_market_trend_predictions_equal_the_pipelines_own(market_trend: LoadedModel) -> None:
@@ -198,7 +226,7 @@ def test_market_trend_predictions_equal_the_pipelines_own(market_trend: LoadedMo
     )
     features = validate(raw, market_trend.schema).features
 
-    result = predict(market_trend, features, Options())
+    result = predict_frame(market_trend, raw, Options())
 
     assert result.index.tolist() == [0, 1]
     np.testing.assert_array_equal(
@@ -208,9 +236,7 @@ def test_market_trend_predictions_equal_the_pipelines_own(market_trend: LoadedMo
 
 def test_predicting_no_rows_gives_no_predictions(customer_needs: LoadedModel) -> None:
     # `{"instances": []}` and a header-only CSV both validate to zero rows.
-    features = validate(customers_frame().iloc[:0], customer_needs.schema).features
-
-    result = predict(customer_needs, features, Options())
+    result = predict_frame(customer_needs, customers_frame().iloc[:0], Options())
 
     assert result.empty
     assert list(result.columns) == ["purchase_amount"]
@@ -233,20 +259,18 @@ def test_extras_are_not_available_when_the_metadata_lacks_them(
     customer_needs: LoadedModel, options: Options, fields: list[str]
 ) -> None:
     model = without(customer_needs, "intervals", "explanations")
-    features = validate(customers_frame(), model.schema).features
 
     with pytest.raises(InvalidInput, match="not available for this model") as caught:
-        predict(model, features, options)
+        predict_frame(model, customers_frame(), options)
 
     assert caught.value.problems == tuple(Problem(None, field, NOT_AVAILABLE) for field in fields)
 
 
 def test_extras_are_checked_per_kind_of_metadata(customer_needs: LoadedModel) -> None:
     model = without(customer_needs, "explanations")
-    features = validate(customers_frame(), model.schema).features
 
     with pytest.raises(InvalidInput) as caught:
-        predict(model, features, Options(interval=0.9, explain=True))
+        predict_frame(model, customers_frame(), Options(interval=0.9, explain=True))
 
     assert caught.value.problems == (Problem(None, "parameters.explain", NOT_AVAILABLE),)
 
@@ -255,11 +279,9 @@ def test_bare_predictions_need_no_extras_in_the_metadata(customer_needs: LoadedM
     model = without(customer_needs, "intervals", "explanations")
     features = validate(customers_frame(), model.schema).features
 
-    result = predict(model, features, Options())
+    result = predict_frame(model, customers_frame(), Options())
 
-    np.testing.assert_array_equal(
-        result["purchase_amount"].to_numpy(), model.pipeline.predict(features)
-    )
+    assert_same_predictions(result["purchase_amount"].to_numpy(), model.pipeline.predict(features))
 
 
 def conformal_half_width(residuals: list[float], level: float) -> float:
@@ -275,7 +297,7 @@ def test_an_interval_is_centred_on_the_prediction_with_the_conformal_width(
     features = validate(customers_frame(), customer_needs.schema).features
     residuals = customer_needs.metadata["intervals"]["abs_residuals"]
 
-    result = predict(customer_needs, features, Options(interval=level))
+    result = predict_frame(customer_needs, customers_frame(), Options(interval=level))
 
     width = conformal_half_width(residuals, level)
     predicted = customer_needs.pipeline.predict(features)
@@ -284,16 +306,16 @@ def test_an_interval_is_centred_on_the_prediction_with_the_conformal_width(
         "purchase_amount_lower",
         "purchase_amount_upper",
     ]
-    np.testing.assert_array_equal(result["purchase_amount"].to_numpy(), predicted)
+    assert_same_predictions(result["purchase_amount"].to_numpy(), predicted)
     np.testing.assert_allclose(result["purchase_amount_lower"].to_numpy(), predicted - width)
     np.testing.assert_allclose(result["purchase_amount_upper"].to_numpy(), predicted + width)
 
 
 def test_a_higher_level_never_gives_a_narrower_interval(customer_needs: LoadedModel) -> None:
-    features = validate(customers_frame(), customer_needs.schema).features
+    rows = customers_frame()
 
     widths = [
-        float(np.ptp(predict(customer_needs, features, Options(interval=level)).iloc[0, 1:]))
+        float(np.ptp(predict_frame(customer_needs, rows, Options(interval=level)).iloc[0, 1:]))
         for level in (0.5, 0.8, 0.9, 0.95)
     ]
 
@@ -306,10 +328,9 @@ def test_a_level_the_calibration_rows_cannot_promise_is_invalid_input(
 ) -> None:
     residuals = customer_needs.metadata["intervals"]["abs_residuals"]
     too_high = (len(residuals) + 0.5) / (len(residuals) + 1)
-    features = validate(customers_frame(), customer_needs.schema).features
 
     with pytest.raises(InvalidInput, match="interval level too high") as caught:
-        predict(customer_needs, features, Options(interval=too_high))
+        predict_frame(customer_needs, customers_frame(), Options(interval=too_high))
 
     [problem] = caught.value.problems
     assert problem.field == "parameters.interval"
@@ -321,7 +342,7 @@ def test_explanations_add_up_to_the_prediction(customer_needs: LoadedModel) -> N
     names = list(customer_needs.schema.feature_names)
     background = pd.DataFrame(customer_needs.metadata["explanations"]["background"])[names]
 
-    result = predict(customer_needs, features, Options(explain=True))
+    result = predict_frame(customer_needs, customers_frame(), Options(explain=True))
 
     contributions = result[[f"contribution_{name}" for name in names]].to_numpy()
     base = float(np.mean(customer_needs.pipeline.predict(background)))
@@ -347,7 +368,7 @@ def test_a_feature_equal_to_every_background_value_contributes_nothing(
         },
     )
 
-    result = predict(market, row.reset_index(drop=True), Options(explain=True))
+    result = predict_frame(market, row.reset_index(drop=True), Options(explain=True))
 
     assert result["contribution_population"].tolist() == pytest.approx([0.0], abs=1e-9)
 
@@ -356,12 +377,9 @@ def test_a_feature_equal_to_every_background_value_contributes_nothing(
 
 
 def test_json_predictions_are_bare_numbers_without_extras(customer_needs: LoadedModel) -> None:
-    features = validate(customers_frame(), customer_needs.schema).features
-    result = predict(customer_needs, features, Options())
+    result = predict_frame(customer_needs, customers_frame(), Options())
 
-    predictions = json_predictions(
-        result, "purchase_amount", customer_needs.schema.feature_names, Options()
-    )
+    predictions = json_predictions(prediction_of(customer_needs, customers_frame(), Options()))
 
     assert predictions == result["purchase_amount"].tolist()
     assert all(type(value) is float for value in predictions)
@@ -369,11 +387,10 @@ def test_json_predictions_are_bare_numbers_without_extras(customer_needs: Loaded
 
 def test_json_predictions_are_objects_per_row_with_extras(customer_needs: LoadedModel) -> None:
     names = customer_needs.schema.feature_names
-    features = validate(customers_frame(), customer_needs.schema).features
     options = Options(interval=0.8, explain=True)
-    result = predict(customer_needs, features, options)
+    result = predict_frame(customer_needs, customers_frame(), options)
 
-    predictions = json_predictions(result, "purchase_amount", names, options)
+    predictions = json_predictions(prediction_of(customer_needs, customers_frame(), options))
 
     assert len(predictions) == len(result)
     for prediction, (_, row) in zip(predictions, result.iterrows(), strict=True):

@@ -1,11 +1,13 @@
-"""The fast path (plain Python) and the batch path (pandas, scikit-learn) must agree.
+"""Every path `predict` can take must give the same answers and the same faults.
 
-Property tests feed the same rows through both validators and both predictors.
+Property tests feed the same rows through the validators, and through `predict` on each of its
+paths: records (few rows), columns (a batch) and frame (a model without a serving form).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,15 +23,13 @@ from hypothesis import strategies as st
 from models import data
 from models.compile import compile_pipeline
 from models.training import RECIPES, train
-from shared.codecs import encode_csv, encode_table, instances_frame, read_csv
-from shared.columnar import clean_columns, clean_text_columns, predict_columns
-from shared.compiled_model import CompiledModel
-from shared.inference import Options, predict
-from shared.intervals import half_width
-from shared.model_store import LocalFolder, load_current, publish
-from shared.preprocessing import validate
-from shared.records import validate_records
+from shared.codecs import encode_table, read_csv
+from shared.model_store import LoadedModel, LocalFolder, load_current, publish
+from shared.predict import SMALL_ROWS, Options, Prediction, predict
+from shared.predict._compiled import CompiledModel
+from shared.predict._intervals import half_width
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
+from shared.validation import Rows, clean_columns, clean_records, validate, validate_records
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 
@@ -94,7 +95,7 @@ def test_market_validators_agree(rows):
 def assert_validators_agree(rows, schema):
     fast_rows, numbers_kept, fast_problems = validate_records(rows, schema)
 
-    batch = validate(instances_frame(rows), schema)
+    batch = validate(Rows.of_records(rows).frame(), schema)
 
     assert fast_problems == batch.problems
     assert numbers_kept == batch.features.index.tolist()
@@ -165,6 +166,56 @@ def test_a_tampered_serving_form_is_not_trusted(tmp_path):
     assert model.compiled is None  # its sha256 no longer matches current.json
 
 
+def every_path(model: LoadedModel, rows: list[dict[str, object]]) -> dict[str, Prediction]:
+    """The same rows through each path of `predict`, valid rows predicted, faults named.
+
+    The columns path is taken by repeating the rows past SMALL_ROWS; its answers for the
+    first copy are kept.
+    """
+    copies = SMALL_ROWS // max(len(rows), 1) + 1
+    found = {
+        "columns": _first_copy(
+            predict(model, Rows.of_records(rows * copies), Options(), all_or_nothing=False),
+            len(rows),
+        ),
+        "frame": predict(
+            dataclasses.replace(model, compiled=None),
+            Rows.of_records(rows),
+            Options(),
+            all_or_nothing=False,
+        ),
+    }
+    if len(rows) <= SMALL_ROWS:
+        found["records"] = predict(model, Rows.of_records(rows), Options(), all_or_nothing=False)
+    return found
+
+
+def _first_copy(prediction: Prediction, count: int) -> Prediction:
+    positions = np.asarray(prediction.positions)
+    keep = positions < count
+    return dataclasses.replace(
+        prediction,
+        positions=positions[keep],
+        values=np.asarray(prediction.values)[keep],
+        problems=tuple(p for p in prediction.problems if p.row is None or p.row < count),
+    )
+
+
+def assert_paths_agree(model: LoadedModel, rows: list[dict[str, object]]) -> None:
+    found = every_path(model, rows)
+    reference = found.pop("frame")
+    for path, prediction in found.items():
+        assert prediction.problems == reference.problems, path
+        assert list(prediction.positions) == list(reference.positions), path
+        np.testing.assert_allclose(
+            np.asarray(prediction.values, dtype=float),
+            np.asarray(reference.values, dtype=float),
+            rtol=1e-9,
+            atol=0,
+            err_msg=path,
+        )
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=instances(["age", "gender", "income"]),
@@ -180,19 +231,17 @@ def test_a_tampered_serving_form_is_not_trusted(tmp_path):
         max_size=80,
     ),
 )
-def test_clean_batches_take_the_column_path_and_agree(rows, clean):
+def test_every_path_gives_the_same_answers_and_faults(rows, clean):
     model = load_current(BUNDLED, "customer_needs")
     for batch in (clean, clean + rows):
-        columns = clean_columns(batch, model)
-        reference = validate(instances_frame(batch), model.schema)
+        assert_paths_agree(model, batch)
+    assert clean_records(clean, model.schema) is not None  # clean rows need no reference
 
-        if columns is None:
-            assert batch is not clean or reference.problems  # only faults leave this path
-            continue
-        assert reference.problems == ()
-        fast = predict_columns(model, model.compiled, columns)
-        slow = model.pipeline.predict(reference.features)
-        np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=0)
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=instances(["sales", "population", "gdp"]))
+def test_every_market_path_gives_the_same_answers_and_faults(rows):
+    assert_paths_agree(load_current(BUNDLED, "market_trend"), rows)
 
 
 def test_market_clean_batches_agree():
@@ -200,23 +249,21 @@ def test_market_clean_batches_agree():
     frame = data.markets(300, seed=4)[["sales", "population", "gdp"]]
     objects = frame.to_dict(orient="records")
 
-    columns = clean_columns(objects, model)
-
-    assert columns is not None
-    np.testing.assert_allclose(
-        predict_columns(model, model.compiled, columns), model.pipeline.predict(frame), rtol=1e-9
-    )
+    assert clean_records(objects, model.schema) is not None
+    prediction = predict(model, Rows.of_records(objects), Options())
+    np.testing.assert_allclose(prediction.values, model.pipeline.predict(frame), rtol=1e-9)
 
 
 def test_an_integer_too_large_for_a_float_is_named_on_both_paths():
     rows = [{"age": 10**400, "gender": "f", "income": 1000}]
 
     _, _, fast = validate_records(rows, CUSTOMER_NEEDS)
-    slow = validate(instances_frame(rows), CUSTOMER_NEEDS).problems
+    slow = validate(Rows.of_records(rows).frame(), CUSTOMER_NEEDS).problems
 
     assert fast == slow
     assert [p.reason for p in fast] == ["must be a finite number"]
-    assert clean_columns(rows, load_current(BUNDLED, "customer_needs")) is None
+    assert clean_records(rows, CUSTOMER_NEEDS) is None
+    assert_paths_agree(load_current(BUNDLED, "customer_needs"), rows)
 
 
 text_cells = st.text(alphabet=st.sampled_from(list('ab ,"\n=+-@é1')), max_size=8)
@@ -236,7 +283,7 @@ text_cells = st.text(alphabet=st.sampled_from(list('ab ,"\n=+-@é1')), max_size=
     ),
     interval=st.sampled_from([None, 0.8]),
 )
-def test_clean_csv_takes_the_column_path_and_writes_what_pandas_writes(rows, interval):
+def test_csv_answers_are_what_pandas_writes_for_the_pipelines_predictions(rows, interval):
     model = load_current(BUNDLED, "customer_needs")
     out = io.StringIO()
     writer = csv.writer(out)
@@ -245,18 +292,19 @@ def test_clean_csv_takes_the_column_path_and_writes_what_pandas_writes(rows, int
     table = read_csv(out.getvalue().encode(), 1000)
     options = Options(interval=interval)
 
-    columns = clean_text_columns(table, model)
-    assert columns is not None
-    values = predict_columns(model, model.compiled, columns)
-    added = {"purchase_amount": values}
+    _, clean = clean_columns(table.columns(), len(table), model.schema)
+    assert clean.all()
+    fast = encode_table(table, predict(model, table.rows(), options).columns()).decode()
+
+    frame = pd.DataFrame(table.columns(), dtype=object)
+    features = validate(frame, model.schema, allow_extra=True).features
+    predicted = model.pipeline.predict(features)
+    reference = pd.DataFrame({"purchase_amount": predicted})
     if interval is not None:
         width = half_width(model.metadata["intervals"]["abs_residuals"], interval)
-        added |= {"purchase_amount_lower": values - width, "purchase_amount_upper": values + width}
-    fast = encode_table(table, added).decode()
-
-    frame = table.frame()
-    reference = predict(model, validate(frame, model.schema, allow_extra=True).features, options)
-    slow = encode_csv(frame.join(reference)).decode()
+        reference["purchase_amount_lower"] = predicted - width
+        reference["purchase_amount_upper"] = predicted + width
+    slow = frame.join(reference).to_csv(index=False, lineterminator="\r\n")
 
     fast_rows, slow_rows = list(csv.reader(io.StringIO(fast))), list(csv.reader(io.StringIO(slow)))
     assert fast_rows[0] == slow_rows[0]
@@ -275,4 +323,6 @@ def test_a_csv_cell_that_needs_the_reference_leaves_the_column_path():
         b"age,gender\n35,f\n",
         b"age,gender,income\n300,f,1\n",
     ):
-        assert clean_text_columns(read_csv(body, 10), model) is None
+        table = read_csv(body, 10)
+        _, clean = clean_columns(table.columns(), len(table), model.schema)
+        assert not clean.all()

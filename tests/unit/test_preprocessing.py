@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import Problem
-from shared.preprocessing import (
+from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, NumericFeature
+from shared.validation import (
     ABSENT,
     MISSING,
     MISSING_COLUMN,
@@ -19,7 +20,6 @@ from shared.preprocessing import (
     UNKNOWN_FIELD,
     validate,
 )
-from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, NumericFeature
 
 AGE_RANGE = "must be between 18 and 100"
 GENDERS = "must be one of female, male, other"

@@ -11,8 +11,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from models.compile import compile_pipeline
-from shared import tree_table
-from shared.compiled_model import CompiledModel
+from shared.predict import _tree_table as tree_table
+from shared.predict._compiled import CompiledModel
 
 
 def fitted(seed: int, categories: list[str], scale: bool) -> Pipeline:

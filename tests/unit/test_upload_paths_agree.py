@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.inference import Options
 from shared.model_store import LoadedModel, LocalFolder, load_current
-from shared.records import validate_records
+from shared.predict import Options
 from shared.upload_scoring import neutralise, score_stream
+from shared.validation import validate_records
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 

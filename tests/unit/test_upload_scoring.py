@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from models.training import Trained
-from shared.inference import Options
 from shared.model_store import LoadedModel, LocalFolder, load_current, publish
+from shared.predict import Options
 from shared.schema import CUSTOMER_NEEDS
 from shared.settings import SettingsError, from_env
 from shared.upload_scoring import (

@@ -16,12 +16,12 @@ with a JSON object (RETURNS JSON).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import pandas as pd
-
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
+from shared.predict import Prediction, as_list
+from shared.validation import Rows
 
 OUTPUTS = ("prediction", "lower", "upper", "interval", "explain", "all")
 DEFAULT_LEVEL = 0.9
@@ -29,10 +29,20 @@ DEFAULT_LEVEL = 0.9
 
 @dataclass(frozen=True)
 class Calls:
-    rows: pd.DataFrame
-    null_rows: frozenset[int]
+    """The calls without a NULL argument as `rows`; `kept[i]` is the call that row i came from."""
+
+    rows: Rows
+    kept: list[int]
+    total: int
     output: str
     parameters: Mapping[str, Any]
+
+    def call_numbers(self, problems: tuple[Problem, ...]) -> tuple[Problem, ...]:
+        """Problems named by call, as BigQuery numbers them, instead of by row."""
+        return tuple(
+            problem if problem.row is None else replace(problem, row=self.kept[problem.row])
+            for problem in problems
+        )
 
 
 def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_instances: int) -> Calls:
@@ -51,21 +61,17 @@ def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_insta
     ]
     if wrong:
         raise InvalidInput("calls do not match the function's arguments", tuple(wrong))
-    null_rows = frozenset(row for row, call in enumerate(calls) if any(v is None for v in call))
-    columns = {name: [call[position] for call in calls] for position, name in enumerate(features)}
-    rows = pd.DataFrame(columns, index=pd.RangeIndex(len(calls)), dtype=object)
+    kept = [row for row, call in enumerate(calls) if all(v is not None for v in call)]
+    columns = {name: [calls[row][at] for row in kept] for at, name in enumerate(features)}
     output, parameters = _options(document.get("userDefinedContext"))
-    return Calls(rows.drop(index=list(null_rows)), null_rows, output, parameters)
+    return Calls(Rows.of_columns(columns, len(kept)), kept, len(calls), output, parameters)
 
 
-def encode_replies(
-    result: pd.DataFrame, calls: Calls, target: str, features: Sequence[str]
-) -> dict[str, Any]:
-    total = len(calls.rows) + len(calls.null_rows)
-    replies: list[Any] = [None] * total
-    records: list[dict[str, Any]] = result.to_dict(orient="records")  # type: ignore[assignment]
-    for row, values in zip(result.index, records, strict=True):
-        replies[int(row)] = _reply(values, calls.output, target, features, calls.parameters)
+def encode_replies(prediction: Prediction, calls: Calls) -> dict[str, Any]:
+    """One reply per call: NULL for a call with a NULL argument, else the output chosen."""
+    replies: list[Any] = [None] * calls.total
+    for row, reply in zip(prediction.positions, _replies(prediction, calls.output), strict=True):
+        replies[calls.kept[row]] = reply
     return {"replies": replies}
 
 
@@ -90,25 +96,9 @@ def _options(context: object) -> tuple[str, dict[str, Any]]:
     return output, parameters
 
 
-def _reply(
-    values: Mapping[str, Any],
-    output: str,
-    target: str,
-    features: Sequence[str],
-    parameters: Mapping[str, Any],
-) -> Any:
+def _replies(prediction: Prediction, output: str) -> list[Any]:
     if output == "prediction":
-        return values[target]
-    if output in ("lower", "upper"):
-        return values[f"{target}_{output}"]
-    reply: dict[str, Any] = {target: values[target]}
-    if "interval" in parameters:
-        reply["interval"] = {
-            "level": parameters["interval"],
-            "lower": values[f"{target}_lower"],
-            "upper": values[f"{target}_upper"],
-        }
-    if parameters.get("explain"):
-        reply["base_value"] = values["base_value"]
-        reply["contributions"] = {name: values[f"contribution_{name}"] for name in features}
-    return reply
+        return as_list(prediction.values)
+    if output in ("lower", "upper") and prediction.interval is not None:
+        return as_list(getattr(prediction.interval, output))
+    return prediction.objects()

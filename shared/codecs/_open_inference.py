@@ -1,4 +1,4 @@
-"""The Open Inference Protocol (KServe V2), JSON form: tensors <-> DataFrames.
+"""The Open Inference Protocol (KServe V2), JSON form: tensors in, tensors out.
 
 One input tensor per feature, shape [n] or [n, 1], in any order; outputs are the target and,
 when asked for, the interval bounds and contributions, each as an FP64 tensor of shape [n].
@@ -8,13 +8,14 @@ Binary tensor data is refused with a clear message: only the JSON form is served
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
-from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
+from shared.codecs._json import check_count
+from shared.errors import BadRequest, InvalidInput, Problem
+from shared.predict import Prediction, as_list, output_columns
 from shared.schema import CategoricalFeature, ModelSchema
+from shared.validation import Rows
 
 DATATYPES = {
     "BOOL",
@@ -36,11 +37,10 @@ BINARY_REFUSED = "binary tensor data is not supported; send JSON tensors (binary
 
 @dataclass(frozen=True)
 class InferRequest:
-    rows: pd.DataFrame
+    rows: Rows
     parameters: Mapping[str, Any]
     outputs: tuple[str, ...] | None
     request_id: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> InferRequest:
@@ -57,13 +57,11 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
     if len(lengths) > 1:
         raise BadRequest("every input tensor must hold the same number of rows")
     rows = lengths.pop()
-    if rows > max_instances:
-        raise PayloadTooLarge(f"at most {max_instances} instances are accepted per request")
+    check_count(rows, max_instances)
     _check_names(columns, schema)
-    frame = pd.DataFrame(columns, index=pd.RangeIndex(rows), dtype=object)
     request_id = document.get("id")
     return InferRequest(
-        rows=frame,
+        rows=Rows.of_columns(columns, rows),
         parameters=parameters,
         outputs=_requested_outputs(document.get("outputs")),
         request_id=request_id if isinstance(request_id, str) else None,
@@ -71,13 +69,14 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
 
 
 def encode_infer(
-    result: pd.DataFrame,
+    prediction: Prediction,
     model_name: str,
     version: str,
     outputs: Sequence[str] | None,
     request_id: str | None,
 ) -> dict[str, Any]:
-    names = list(result.columns)
+    columns = prediction.columns()
+    names = list(columns)
     if outputs is not None:
         unknown = [name for name in outputs if name not in names]
         if unknown:
@@ -92,9 +91,9 @@ def encode_infer(
         "outputs": [
             {
                 "name": name,
-                "shape": [len(result)],
+                "shape": [len(prediction)],
                 "datatype": "FP64",
-                "data": result[name].to_numpy(dtype=float),
+                "data": _tensor_data(columns[name], len(prediction)),
             }
             for name in names
         ],
@@ -104,10 +103,13 @@ def encode_infer(
     return body
 
 
+def _tensor_data(values: Any, count: int) -> list[float]:
+    """Python floats; a lone number (the base value) repeated for every row."""
+    return [float(values)] * count if isinstance(values, float) else as_list(values)
+
+
 def model_metadata(schema: ModelSchema, model_name: str, version: str) -> dict[str, Any]:
-    target = schema.target
-    outputs = [target, f"{target}_lower", f"{target}_upper", "base_value"]
-    outputs += [f"contribution_{name}" for name in schema.feature_names]
+    outputs = output_columns(schema)
     return {
         "name": model_name,
         "versions": [version],

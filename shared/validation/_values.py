@@ -1,20 +1,17 @@
-"""The schema's rules for one value, and a validator for JSON instances in plain Python.
+"""The schema's rules for one value: what is missing, a number, in range, a category.
 
-shared/preprocessing.py applies the same rules column by column with pandas (CSV files,
-training data, large batches); `validate_records` applies them row by row without pandas, for
-the small requests where importing and building a DataFrame would cost more than the work.
-Both name the same rows, fields and reasons: tests feed the same rows through both.
+Every validator of the package applies these rules, and names faults with these reasons.
+Plain Python: the row-by-row validator runs without numpy or pandas.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from shared.errors import Problem
-from shared.schema import NUMBER_PATTERN, CategoricalFeature, ModelSchema, NumericFeature
+from shared.schema import NUMBER_PATTERN, CategoricalFeature, NumericFeature
 
 
 class _Absent:
@@ -98,40 +95,3 @@ def category(
     if is_missing(value):
         return None, MISSING
     return None, f"must be one of {', '.join(feature.categories)}"
-
-
-def validate_records(
-    instances: Sequence[Mapping[str, Any]], schema: ModelSchema
-) -> tuple[list[dict[str, Any]], list[int], tuple[Problem, ...]]:
-    """Canonical valid rows, their row numbers, and every fault (as preprocessing.validate)."""
-    keys = list(dict.fromkeys(key for item in instances for key in item))
-    known = set(schema.feature_names)
-    rank = {key: i for i, key in enumerate(key for key in keys if key not in known)}
-    absent = [f.name for f in schema.features if f.name not in keys] if instances else []
-    lookups = {f.name: f.lookup() for f in schema.features if isinstance(f, CategoricalFeature)}
-    rows: list[dict[str, Any]] = []
-    numbers: list[int] = []
-    problems: list[Problem] = [Problem(None, name, MISSING_COLUMN) for name in absent]
-    for position, item in enumerate(instances):
-        # in the order the keys were first seen, as the frame's columns are
-        extra = sorted((key for key in item if key not in known), key=rank.__getitem__)
-        faults = [Problem(position, key, UNKNOWN_FIELD) for key in extra]
-        row: dict[str, Any] = {}
-        for feature in schema.features:
-            if feature.name in absent:
-                continue
-            raw = item.get(feature.name, ABSENT)
-            value: float | str | None
-            if isinstance(feature, NumericFeature):
-                value, reason = number(raw)
-                reason = reason or in_range(feature, value)
-            else:
-                value, reason = category(feature, lookups[feature.name], raw)
-            if reason:
-                faults.append(Problem(position, feature.name, reason))
-            row[feature.name] = value
-        problems += faults
-        if not faults and not absent:
-            rows.append(row)
-            numbers.append(position)
-    return rows, numbers, tuple(problems)

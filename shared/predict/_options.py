@@ -1,17 +1,19 @@
 """What a request may ask for beyond the bare prediction, and whether the model can give it.
 
-Plain Python: the fast path answers small requests without importing pandas or numpy.
+Plain Python: small requests are answered without importing pandas or numpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidInput, Problem
-from shared.intervals import LevelTooHigh, half_width
-from shared.model_store import LoadedModel
+from shared.predict._intervals import LevelTooHigh, half_width
+
+if TYPE_CHECKING:
+    from shared.model_store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
 

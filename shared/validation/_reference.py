@@ -1,8 +1,9 @@
-"""Check raw rows against a model's schema and turn them into the model's input frame.
+"""The reference validator: raw rows checked against a schema, column by column with pandas.
 
-Pure pandas: a DataFrame of raw values in (numbers, numeric strings, category spellings,
-`ABSENT` where a JSON instance lacked a key), a `Validated` out. Training cleans its data with
-the same function that serving uses to check requests, so the two can never disagree.
+A DataFrame of raw values in (numbers, numeric strings, category spellings, `ABSENT` where a
+JSON instance lacked a key), a `Validated` out. Rows are named by the frame's index, which holds
+their positions in the input. Training cleans its data with the same function that serving
+uses to check rows, so the two can never disagree.
 """
 
 from __future__ import annotations
@@ -12,32 +13,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.columnar import numeric_cells
 from shared.errors import Problem
-from shared.records import (
+from shared.schema import CategoricalFeature, Feature, ModelSchema, NumericFeature
+from shared.validation._numbers import numeric_cells
+from shared.validation._values import (
     ABSENT,
     MISSING,
     MISSING_COLUMN,
-    NOT_A_NUMBER,
     NOT_FINITE,
     NUMBER,
     UNKNOWN_FIELD,
     category,
     number,
 )
-from shared.schema import CategoricalFeature, Feature, ModelSchema, NumericFeature
-
-# The reasons are defined with the per-value rules; they are re-exported for callers here.
-__all__ = [
-    "ABSENT",
-    "MISSING",
-    "MISSING_COLUMN",
-    "NOT_A_NUMBER",
-    "NOT_FINITE",
-    "UNKNOWN_FIELD",
-    "Validated",
-    "validate",
-]
 
 
 @dataclass(frozen=True)
@@ -107,7 +95,7 @@ def _check(feature: Feature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]
 
 
 def _numeric(feature: NumericFeature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """shared.records.number for every value, vectorised for the common cases."""
+    """`_values.number` for every value, vectorised for the common cases."""
     raw = column.to_numpy(dtype=object)
     reasons = np.full(len(raw), "", dtype=object)
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):

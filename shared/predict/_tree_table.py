@@ -31,7 +31,7 @@ class TreeTable:
         self.sizes = table.shape
 
     def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
-        """The ensemble's predictions for canonical columns, as compiled_model.matrix takes.
+        """The ensemble's predictions for canonical columns, as CompiledModel.matrix takes.
 
         Values must be finite (validated): the table has no cell for a missing value."""
         index: np.ndarray | int = 0

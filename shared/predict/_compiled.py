@@ -1,19 +1,20 @@
 """Evaluate a model's serving form (see models/compile.py) without scikit-learn or pandas.
 
 Rows come in as canonical values (numbers as floats, categories as canonical strings), as
-shared/preprocessing.py produces them. One row costs microseconds in plain Python.
+the validators produce them. One row costs microseconds in plain Python; batches go by
+column with numpy, or through the lookup table for boosted trees.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.once import once
 
 if TYPE_CHECKING:
-    from shared.tree_table import TreeTable
+    from shared.predict._tree_table import TreeTable
 
 FORMAT = 1
 
@@ -32,14 +33,12 @@ class CompiledModel:
             ]
         elif self.kind not in ("linear", "log_linear"):
             raise ValueError(f"unknown estimator kind {self.kind!r}")
-        # Up to this many rows, plain Python beats building columns for numpy.
-        self.max_rows = 64
         self.table = once(self._table)  # batches of trees: the ensemble as a lookup table
 
     def _table(self) -> TreeTable | None:
         if self.kind != "trees":
             return None
-        from shared import tree_table  # numpy, batches only
+        from shared.predict import _tree_table as tree_table  # numpy, batches only
 
         try:
             return tree_table.build({"inputs": self.inputs, "estimator": self.estimator})
@@ -93,6 +92,29 @@ class CompiledModel:
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
         return [self.predict_one(row) for row in rows]
+
+    def predict_columns(self, columns: Mapping[str, Any], trees: Callable[[], Any]) -> Any:
+        """Predictions for canonical columns, as a numpy array. `trees` gives the fitted
+        ensemble, whose own predictor answers when the lookup table cannot be built."""
+        import numpy as np  # batches only
+
+        from shared.kernels import cores_for
+
+        table = self.table()
+        if table is not None:
+            return table.predict(columns)
+        matrix = self.matrix(columns)
+        estimator = self.estimator
+        if self.kind == "linear":
+            values = matrix @ np.asarray(estimator["coef"]) + estimator["intercept"]
+        elif self.kind == "log_linear":
+            mean, scale = np.asarray(estimator["mean"]), np.asarray(estimator["scale"])
+            scaled = (np.log(matrix) - mean) / scale
+            values = np.exp(scaled @ np.asarray(estimator["coef"]) + estimator["intercept"])
+        else:  # the boosted trees' own predictor, fed the matrix without the ColumnTransformer
+            with cores_for(len(matrix)):
+                values = trees().predict(matrix)
+        return np.asarray(values, dtype=float)
 
 
 def _dot(coef: Sequence[float], x: Sequence[float]) -> float:

@@ -1,0 +1,147 @@
+"""One handler per path: decode the body, predict, encode the answer, a few lines each.
+
+Every prediction, whatever its protocol, is made by `shared.predict.predict`; each handler only
+turns its wire format into rows and the prediction back into its wire format. Handlers import
+nothing that loads pandas, numpy or scikit-learn, so a function starts, and answers small
+requests, without them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from functions.http_io import Call, Style, csv_response, json_response, media_type, read_body
+from shared import codecs
+from shared.errors import BadRequest, ModelUnavailable
+from shared.model_store import LoadedModel
+from shared.predict import Options, Prediction, invalid_rows, options_from_query, parse_options
+from shared.predict import predict as predict_rows
+from shared.validation import Rows
+
+SERVER_NAME = "marketcast"
+
+
+# --- the function's own URL ------------------------------------------------------------------
+
+
+def root(call: Call) -> flask.Response:
+    if call.request.method in ("GET", "HEAD"):
+        model = call.model()
+        card = codecs.model_card(model, call.function_name)
+        return json_response(card, model.name, model.version)
+    kind = media_type(call.request)
+    body = read_body(call.request, call.settings.max_body_bytes)
+    if kind == "text/csv":
+        return _predict_csv(call, body)
+    document = codecs.parse_json(body)
+    if isinstance(document, dict) and "calls" in document and "instances" not in document:
+        call.style = Style.BIGQUERY  # a BigQuery remote-function batch
+        return _bigquery(call, document)
+    return _predict_json(call, document)
+
+
+def _predict_json(call: Call, document: object) -> flask.Response:
+    parsed = codecs.envelope(document, call.settings.max_instances)
+    call.rows = len(parsed.instances)
+    model = call.model()
+    rows = codecs.instance_rows(parsed.instances, model.schema.feature_names)
+    prediction = _predict(model, rows, parse_options(parsed.parameters))
+    answer = {
+        "predictions": codecs.json_predictions(prediction),
+        "model": {"name": model.name, "version": model.version},
+    }
+    return json_response(answer, model.name, model.version)
+
+
+def _predict_csv(call: Call, body: bytes) -> flask.Response:
+    table = codecs.read_csv(body, call.settings.max_instances)
+    call.rows = len(table)
+    model = call.model()
+    options = parse_options(options_from_query(call.request.args))
+    prediction = _predict(model, table.rows(), options)
+    answer = codecs.encode_table(table, prediction.columns())
+    return csv_response(answer, model.name, model.version)
+
+
+def _bigquery(call: Call, document: Any) -> flask.Response:
+    model = call.model()
+    calls = codecs.decode_calls(document, model.schema.feature_names, call.settings.max_instances)
+    call.rows = calls.total
+    call.log["bigquery_output"] = calls.output
+    options = parse_options(calls.parameters)
+    prediction = predict_rows(model, calls.rows, options)
+    if prediction.problems:
+        raise invalid_rows(calls.call_numbers(prediction.problems), calls.rows.count)
+    return json_response(codecs.encode_replies(prediction, calls), model.name, model.version)
+
+
+# --- KServe V1 -------------------------------------------------------------------------------
+
+
+def v1_status(call: Call) -> flask.Response:
+    model = call.model()
+    return json_response({"name": model.name, "ready": True}, model.name, model.version)
+
+
+def v1_predict(call: Call) -> flask.Response:
+    media_type(call.request, default="application/json")
+    document = codecs.parse_json(read_body(call.request, call.settings.max_body_bytes))
+    if not isinstance(document, dict) or "instances" not in document:
+        raise BadRequest('a V1 request is {"instances": [...]}')
+    return _predict_json(call, document)
+
+
+# --- Open Inference Protocol (V2) ------------------------------------------------------------
+
+
+def v2_server(call: Call) -> flask.Response:
+    return json_response({"name": SERVER_NAME, "version": "1", "extensions": []})
+
+
+def v2_live(call: Call) -> flask.Response:
+    return json_response({"live": True})
+
+
+def v2_ready(call: Call) -> flask.Response:
+    """Ready once the model is loaded; asking loads it, so a probe warms the instance."""
+    try:
+        model = call.model()
+    except ModelUnavailable as exc:
+        response = json_response({"ready": False, "error": exc.message}, status=503)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    return json_response({"name": model.name, "ready": True}, model.name, model.version)
+
+
+def v2_metadata(call: Call) -> flask.Response:
+    model = call.model()
+    document = codecs.model_metadata(model.schema, model.name, model.version)
+    return json_response(document, model.name, model.version)
+
+
+def v2_infer(call: Call) -> flask.Response:
+    if call.request.headers.get("Inference-Header-Content-Length") is not None:
+        raise BadRequest(codecs.BINARY_REFUSED)
+    media_type(call.request, default="application/json")
+    document = codecs.parse_json(read_body(call.request, call.settings.max_body_bytes))
+    model = call.model()
+    request = codecs.decode_infer(document, model.schema, call.settings.max_instances)
+    call.rows = request.rows.count
+    prediction = _predict(model, request.rows, parse_options(request.parameters))
+    body = codecs.encode_infer(
+        prediction, model.name, model.version, request.outputs, request.request_id
+    )
+    return json_response(body, model.name, model.version)
+
+
+# --- shared steps ----------------------------------------------------------------------------
+
+
+def _predict(model: LoadedModel, rows: Rows, options: Options) -> Prediction:
+    """Every row predicted, or InvalidInput naming every fault (rows by position)."""
+    prediction = predict_rows(model, rows, options)
+    if prediction.problems:
+        raise invalid_rows(prediction.problems, rows.count)
+    return prediction

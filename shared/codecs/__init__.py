@@ -1,0 +1,61 @@
+"""Wire formats in and out: small pure functions from a body to `Rows`, and from a
+`Prediction` to a body. No protocol knows another's layout; none of them computes anything.
+
+    _json            {"instances": [...]} bodies, and JSON predictions
+    _csv             CSV bodies and CSV answers (the rows as sent, predictions appended)
+    _csv_reader      the one CSV reader, for request bodies and uploaded files alike
+    _open_inference  Open Inference Protocol (KServe V2) tensors and metadata
+    _bigquery        BigQuery remote-function calls and replies
+    _model_card      what a GET answers
+"""
+
+from __future__ import annotations
+
+from shared.codecs._bigquery import Calls, decode_calls, encode_replies
+from shared.codecs._csv import Table, encode_table, float_texts, lines_with_cells, read_csv
+from shared.codecs._csv_reader import Chunk, CsvFile, NotCsv, NotUtf8
+from shared.codecs._json import (
+    Envelope,
+    check_count,
+    encode_json,
+    envelope,
+    instance_rows,
+    json_predictions,
+    parse_json,
+)
+from shared.codecs._model_card import model_card
+from shared.codecs._open_inference import (
+    BINARY_REFUSED,
+    InferRequest,
+    decode_infer,
+    encode_infer,
+    model_metadata,
+)
+
+__all__ = [
+    "BINARY_REFUSED",
+    "Calls",
+    "Chunk",
+    "CsvFile",
+    "Envelope",
+    "InferRequest",
+    "NotCsv",
+    "NotUtf8",
+    "Table",
+    "check_count",
+    "decode_calls",
+    "decode_infer",
+    "encode_infer",
+    "encode_json",
+    "encode_replies",
+    "encode_table",
+    "envelope",
+    "float_texts",
+    "instance_rows",
+    "json_predictions",
+    "lines_with_cells",
+    "model_card",
+    "model_metadata",
+    "parse_json",
+    "read_csv",
+]

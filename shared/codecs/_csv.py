@@ -1,0 +1,134 @@
+"""CSV bodies: a header row and data rows in, the same rows with prediction columns out.
+
+Cells are read as text, so columns the model does not use come back exactly as they were sent.
+Rows are numbered from 0, the first data row, as in every other protocol.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.codecs._csv_reader import CsvFile, NotCsv
+from shared.codecs._json import check_count
+from shared.errors import BadRequest
+from shared.validation import Rows
+
+CSV_BLOCK_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class Table:
+    """A CSV body as text: the header and the data rows by column, every cell as sent.
+
+    `text` holds each row as sent, when every row was plain (no quotes).
+    """
+
+    header: list[str]
+    cells: list[list[str]]
+    text: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.cells[0]) if self.cells else 0
+
+    def columns(self) -> dict[str, list[str]]:
+        return dict(zip(self.header, self.cells, strict=True))
+
+    def rows(self) -> Rows:
+        """The rows to predict; columns the model does not know are kept, not faults."""
+        return Rows.of_columns(self.columns(), len(self), allow_extra=True)
+
+
+def read_csv(body: bytes, max_instances: int) -> Table:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"CSV body is not UTF-8 (byte {exc.start})") from exc
+    file = CsvFile.of_text(text)
+    try:
+        header = file.header()
+        if not header or file.header_line != 1 or not any(name.strip() for name in header):
+            raise BadRequest("CSV body is empty; expected a header row")
+        _check_header(header)
+        cells: list[list[str]] = [[] for _ in header]
+        rows, texts, plain = 0, [], True
+        # Blocks of rows at C speed; the row limit still stops the read early.
+        for chunk in file.chunks(len(header), CSV_BLOCK_ROWS):
+            if chunk.ragged:
+                line, ragged = chunk.ragged[0]
+                row = rows + bisect.bisect(chunk.lines, line)
+                raise BadRequest(
+                    f"CSV row {row} has {len(ragged)} fields; the header has {len(header)}"
+                )
+            rows += len(chunk.lines)
+            check_count(rows, max_instances)
+            for column, values in zip(cells, chunk.columns, strict=True):
+                column += values
+            plain = plain and chunk.text is not None
+            if plain and chunk.text is not None:
+                texts += chunk.text
+    except NotCsv as exc:
+        raise BadRequest(f"CSV body cannot be parsed: {exc.reason} (line {exc.line})") from exc
+    return Table(header, cells, texts if plain else None)
+
+
+def encode_table(table: Table, added: Mapping[str, Any]) -> bytes:
+    """The rows as sent with columns appended (a number is the same in every row).
+
+    Plain rows are written back as they were sent, which is what a CSV writer writes for
+    cells without quotes, commas or line ends.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*table.header, *added])
+    appended = [float_texts(values, len(table)) for values in added.values()]
+    if table.text is None:
+        writer.writerows(zip(*table.cells, *appended, strict=True))
+        return out.getvalue().encode("utf-8")
+    out.write(lines_with_cells(table.text, appended))
+    return out.getvalue().encode("utf-8")
+
+
+def lines_with_cells(lines: list[str], appended: Sequence[list[str]]) -> str:
+    """Each line, then a comma and its cell of each appended column, then CRLF."""
+    width = 2 * len(appended) + 2
+    parts = [","] * (width * len(lines))
+    parts[0::width] = lines
+    for position, cells in enumerate(appended):
+        parts[2 * position + 2 :: width] = cells
+    parts[width - 1 :: width] = ["\r\n"] * len(lines)
+    return "".join(parts)
+
+
+def float_texts(values: Any, count: int = 1) -> list[str]:
+    """repr() of each float (a lone float: `count` times): the shortest text that reads back
+    as the same float.
+
+    For numpy arrays, orjson writes the same text many times faster, except for magnitudes
+    under 1e-4 (which it writes without an exponent) and for NaN and infinities.
+    """
+    if isinstance(values, float):
+        return [repr(values)] * count
+    if isinstance(values, list):
+        return list(map(repr, values))
+    import numpy as np  # batches only
+
+    magnitude = np.abs(values)
+    if np.isfinite(values).all() and not ((magnitude < 1e-4) & (magnitude > 0)).any():
+        return orjson.dumps(values.tolist()).decode()[1:-1].split(",") if len(values) else []
+    return list(map(repr, values.tolist()))
+
+
+def _check_header(header: list[str]) -> None:
+    if any(not name.strip() for name in header):
+        raise BadRequest("CSV header has an empty column name")
+    repeated = sorted(name for name, count in collections.Counter(header).items() if count > 1)
+    if repeated:
+        raise BadRequest(f"CSV header repeats the column {repeated[0]!r}")

@@ -1,0 +1,186 @@
+"""`predict`: the one place that chooses how rows are checked and how they are computed.
+
+    path      when                                  checked by            computed by
+    records   serving form, up to SMALL_ROWS rows   the row validator     plain Python
+    columns   serving form, larger batches          the clean check,      numpy, or the
+                                                    then a reference      trees' lookup table
+                                                    validator for the
+                                                    rows it cannot pass
+    frame     no usable serving form                the frame validator   the pipeline
+
+Whatever the path, a row gets the same answer and the same faults (property tests hold them
+together). Intervals come from the calibration residuals in the metadata; contributions, when
+asked for, from the pipeline (exact Shapley values). Nothing here knows a wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import Problem
+from shared.predict._compiled import CompiledModel
+from shared.predict._options import Options, check_available, interval_half_width
+from shared.predict._result import Explanation, Interval, Positions, Prediction
+from shared.schema import CategoricalFeature, ModelSchema
+from shared.validation import Rows, clean_columns, clean_records, validate, validate_records
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from shared.model_store import LoadedModel
+
+SMALL_ROWS = 64  # up to this many rows, plain Python beats building columns for numpy
+
+
+def predict(
+    model: LoadedModel, rows: Rows, options: Options, *, all_or_nothing: bool = True
+) -> Prediction:
+    """Predictions for the valid rows, with what `options` ask for, and every row's faults.
+
+    `all_or_nothing`: one fault anywhere means no predictions at all (a request); otherwise
+    the valid rows are predicted and the others are only named (a file). Raises InvalidInput
+    when an option cannot be given by this model.
+    """
+    form = model.compiled
+    if form is not None and rows.count <= SMALL_ROWS:
+        checked = _by_record(rows, model)
+    elif form is not None:
+        checked = _by_column(rows, model)
+    else:
+        checked = _by_frame(rows, model)
+    if checked.problems and all_or_nothing:
+        return Prediction(model.schema, [], [], checked.problems, options=options)
+    if all_or_nothing or len(checked.positions):
+        check_available(model, options)
+    values = _values(model, form, checked)
+    return Prediction(
+        model.schema,
+        checked.positions,
+        values,
+        checked.problems,
+        interval=_interval(model, values, options),
+        explanation=_explanation(model, checked) if options.explain else None,
+        options=options,
+    )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The valid rows, canonical, as records or as columns; and every fault."""
+
+    positions: Positions
+    problems: tuple[Problem, ...]
+    records: list[dict[str, Any]] | None = None
+    columns: Mapping[str, Any] | None = None
+
+    def frame(self, names: Sequence[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        if self.records is not None:
+            return pd.DataFrame(self.records, columns=list(names))
+        return pd.DataFrame({name: (self.columns or {})[name] for name in names})
+
+
+def _by_record(rows: Rows, model: LoadedModel) -> _Checked:
+    schema = model.schema
+    records = rows.as_records(schema.feature_names)
+    valid, positions, problems = validate_records(records, schema, allow_extra=rows.allow_extra)
+    return _Checked(positions, problems, records=valid)
+
+
+def _by_column(rows: Rows, model: LoadedModel) -> _Checked:
+    """Clean rows straight into columns; the others through a reference validator."""
+    import numpy as np
+
+    schema = model.schema
+    if rows.records is not None:
+        columns = clean_records(rows.records, schema)
+        if columns is not None:
+            return _Checked(np.arange(rows.count), (), columns=columns)
+        # Not all clean: the row validator names every fault without a frame column per key.
+        valid, positions, problems = validate_records(
+            rows.records, schema, allow_extra=rows.allow_extra
+        )
+        return _Checked(positions, problems, columns=_as_columns(valid, schema))
+    columns, clean = clean_columns(rows.as_columns(), rows.count, schema)
+    if clean.all():
+        return _Checked(np.arange(rows.count), (), columns=columns)
+    rest = np.flatnonzero(~clean)
+    checked = validate(rows.frame(rest), schema, allow_extra=rows.allow_extra)
+    passed = checked.features.index.to_numpy()
+    if not columns:  # a column is missing: every row went to the reference
+        return _Checked(passed, checked.problems, columns=_frame_columns(checked.features))
+    for name, column in columns.items():
+        column[passed] = checked.features[name].to_numpy(dtype=column.dtype)
+    clean[passed] = True
+    kept = {name: column[clean] for name, column in columns.items()}
+    return _Checked(np.flatnonzero(clean), checked.problems, columns=kept)
+
+
+def _by_frame(rows: Rows, model: LoadedModel) -> _Checked:
+    checked = validate(rows.frame(), model.schema, allow_extra=rows.allow_extra)
+    features = checked.features
+    return _Checked(features.index.to_numpy(), checked.problems, columns=_frame_columns(features))
+
+
+def _as_columns(records: list[dict[str, Any]], schema: ModelSchema) -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        feature.name: np.array(
+            [record[feature.name] for record in records],
+            dtype=object if isinstance(feature, CategoricalFeature) else float,
+        )
+        for feature in schema.features
+    }
+
+
+def _frame_columns(features: pd.DataFrame) -> dict[str, Any]:
+    return {str(name): features[name].to_numpy() for name in features.columns}
+
+
+def _values(model: LoadedModel, form: CompiledModel | None, checked: _Checked) -> Any:
+    if checked.records is not None and form is not None:
+        return form.predict(checked.records)
+    columns = checked.columns or {}
+    if form is not None:
+        return form.predict_columns(columns, lambda: model.pipeline[-1])
+    return _pipeline_values(model, checked)
+
+
+def _pipeline_values(model: LoadedModel, checked: _Checked) -> np.ndarray:
+    import numpy as np
+
+    from shared.kernels import cores_for
+
+    if not len(checked.positions):
+        return np.empty(0)
+    frame = checked.frame(model.schema.feature_names)
+    with cores_for(len(frame)):
+        return np.asarray(model.pipeline.predict(frame), dtype=float)
+
+
+def _interval(model: LoadedModel, values: Any, options: Options) -> Interval | None:
+    if options.interval is None:
+        return None
+    width = interval_half_width(model, options.interval)
+    if isinstance(values, list):
+        lower, upper = [v - width for v in values], [v + width for v in values]
+    else:
+        lower, upper = values - width, values + width
+    return Interval(options.interval, lower, upper)
+
+
+def _explanation(model: LoadedModel, checked: _Checked) -> Explanation:
+    import pandas as pd
+
+    from shared.predict._explain import shapley
+
+    names = list(model.schema.feature_names)
+    background = pd.DataFrame(model.metadata["explanations"]["background"])[names]
+    rows = checked.frame(names)
+    base, contributions = shapley(model.pipeline.predict, rows, background, names)
+    return Explanation(base, {name: contributions[:, i] for i, name in enumerate(names)})

@@ -1,0 +1,117 @@
+"""What one call to `predict` gives back, and the names of its output columns.
+
+Every protocol lays out the same `Prediction`: JSON objects, CSV columns, tensors, BigQuery
+replies, scored files. Column names are spelled here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import InvalidInput, Problem
+from shared.predict._options import Options
+from shared.schema import ModelSchema
+
+BASE_VALUE = "base_value"
+
+Numbers = Any  # a list of floats (small inputs) or a numpy array of them (batches)
+Positions = Any  # a list of ints or a numpy array of them, ascending
+
+
+def lower_name(target: str) -> str:
+    return f"{target}_lower"
+
+
+def upper_name(target: str) -> str:
+    return f"{target}_upper"
+
+
+def contribution_name(feature: str) -> str:
+    return f"contribution_{feature}"
+
+
+def output_columns(schema: ModelSchema, options: Options | None = None) -> list[str]:
+    """The columns a prediction has, in order: those `options` ask for, or every one there can
+    be (None)."""
+    target = schema.target
+    names = [target]
+    if options is None or options.interval is not None:
+        names += [lower_name(target), upper_name(target)]
+    if options is None or options.explain:
+        names += [BASE_VALUE, *map(contribution_name, schema.feature_names)]
+    return names
+
+
+@dataclass(frozen=True)
+class Interval:
+    level: float
+    lower: Numbers
+    upper: Numbers
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Exact Shapley values: `base_value` + the contributions of a row = its prediction."""
+
+    base_value: float
+    contributions: Mapping[str, Numbers]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predictions for the rows at `positions` (ascending positions in the input), and every
+    fault of the others. `values` is a list for small inputs, a numpy array for batches."""
+
+    schema: ModelSchema
+    positions: Positions
+    values: Numbers
+    problems: tuple[Problem, ...] = ()
+    interval: Interval | None = None
+    explanation: Explanation | None = None
+    options: Options = field(default_factory=Options)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def columns(self) -> dict[str, Any]:
+        """Each output column by name, in `output_columns` order; the base value is a scalar."""
+        target = self.schema.target
+        columns: dict[str, Any] = {target: self.values}
+        if self.interval is not None:
+            columns[lower_name(target)] = self.interval.lower
+            columns[upper_name(target)] = self.interval.upper
+        if self.explanation is not None:
+            columns[BASE_VALUE] = self.explanation.base_value
+            for name in self.schema.feature_names:
+                columns[contribution_name(name)] = self.explanation.contributions[name]
+        return columns
+
+    def objects(self) -> list[dict[str, Any]]:
+        """One JSON object per row: the target, then `interval`, `base_value`, `contributions`."""
+        target = self.schema.target
+        objects: list[dict[str, Any]] = [{target: value} for value in as_list(self.values)]
+        if self.interval is not None:
+            level = self.interval.level
+            lower, upper = as_list(self.interval.lower), as_list(self.interval.upper)
+            for item, low, high in zip(objects, lower, upper, strict=True):
+                item["interval"] = {"level": level, "lower": low, "upper": high}
+        if self.explanation is not None:
+            names = self.schema.feature_names
+            columns = [as_list(self.explanation.contributions[name]) for name in names]
+            for row, item in enumerate(objects):
+                item[BASE_VALUE] = self.explanation.base_value
+                item["contributions"] = {n: c[row] for n, c in zip(names, columns, strict=True)}
+        return objects
+
+
+def as_list(values: Numbers) -> list[float]:
+    """Python floats, from a list or a numpy array."""
+    return values if isinstance(values, list) else list(values.tolist())
+
+
+def invalid_rows(problems: tuple[Problem, ...], rows: int) -> InvalidInput:
+    """The error for a request with faults: how many rows are at fault, and every fault."""
+    invalid = len({p.row for p in problems if p.row is not None}) or "all"
+    return InvalidInput(f"{invalid} of {rows} rows are invalid", problems)

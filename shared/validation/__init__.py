@@ -1,0 +1,55 @@
+"""Checking rows against a model's schema: one set of rules, applied three ways.
+
+    _values      the rules for one value, and the reasons every validator names
+    _records     the rules row by row in plain Python (small requests, unclean JSON batches)
+    _reference   the rules column by column with pandas (training data, unclean columns)
+    _clean       the clean check: plainly valid rows straight into numpy columns; it never
+                 decides an error, a row it cannot pass goes to one of the two above
+    _rows        rows as a protocol decoded them, numbered by position
+
+Which of them checks a request is chosen in one place, `shared.predict`. Every validator names
+rows by their position in the input and fields by name; tests hold them to the same answers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.validation._clean import clean_columns, clean_records
+from shared.validation._records import validate_records
+from shared.validation._rows import Rows
+from shared.validation._values import (
+    ABSENT,
+    MISSING,
+    MISSING_COLUMN,
+    NOT_A_NUMBER,
+    NOT_FINITE,
+    UNKNOWN_FIELD,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from shared.schema import ModelSchema
+    from shared.validation._reference import Validated
+
+__all__ = [
+    "ABSENT",
+    "MISSING",
+    "MISSING_COLUMN",
+    "NOT_A_NUMBER",
+    "NOT_FINITE",
+    "UNKNOWN_FIELD",
+    "Rows",
+    "clean_columns",
+    "clean_records",
+    "validate",
+    "validate_records",
+]
+
+
+def validate(frame: pd.DataFrame, schema: ModelSchema, *, allow_extra: bool = False) -> Validated:
+    """The reference validator (`_reference.validate`); pandas is imported on first use."""
+    from shared.validation import _reference
+
+    return _reference.validate(frame, schema, allow_extra=allow_extra)
