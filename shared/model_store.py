@@ -44,11 +44,15 @@ FAILURE_BACKOFF_SECONDS = 1.0
 
 
 class ObjectMissing(Exception):
-    """No object at that key (internal to the store; surfaces as ModelNotFound)."""
+    """No object at that key, or not at that generation any more.
+
+    Loading a model turns it into ModelNotFound (503).
+    """
 
 
 class PreconditionFailed(Exception):
-    """The object's generation was not the one expected (internal; surfaces as PublishConflict)."""
+    """A generation precondition failed: a create-if-absent found an object at the key, or
+    another writer moved it first. Publishing turns it into PublishConflict (409)."""
 
 
 class Backend(Protocol):

@@ -2,11 +2,11 @@
 
 The model store reads models; this module reads the files people upload and writes what is
 made from them. Every call is bounded by the storage timeout and retried only where a retry is
-safe. Failures surface as three exceptions:
+safe. Failures surface as the model store's three exceptions:
 
-    ObjectStoreUnavailable   storage did not answer or failed: retry the whole event later
-    ObjectAbsent             no such object (or no longer that generation)
-    AlreadyExists            a create-if-absent found an object at the name (HTTP 412)
+    StorageUnavailable   storage did not answer or failed: retry the whole event later
+    ObjectMissing        no such object (or no longer that generation)
+    PreconditionFailed   a create-if-absent found an object at the name (HTTP 412)
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from shared.errors import StorageUnavailable
 from shared.gcs import client
 from shared.logs import log
+from shared.model_store import ObjectMissing, PreconditionFailed
 
 READ_CHUNK_BYTES = 2 * 1024 * 1024  # one range in hand and one ahead: memory stays flat
 WRITE_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
@@ -40,18 +42,6 @@ _UNAVAILABLE = (
 )
 
 T = TypeVar("T")
-
-
-class ObjectStoreUnavailable(Exception):
-    """Cloud Storage failed or did not answer in time; the work can be retried as a whole."""
-
-
-class ObjectAbsent(Exception):
-    """No object at that name, or not at that generation any more."""
-
-
-class AlreadyExists(Exception):
-    """A create-if-absent found an object at the name: someone else wrote it first (412)."""
 
 
 @dataclass(frozen=True)
@@ -163,18 +153,18 @@ class ObjectStore:
                 f"delete {name}",
                 lambda: blob.delete(timeout=self._request_timeout(), retry=self._retry()),
             )
-        except ObjectAbsent:
+        except ObjectMissing:
             return
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
         try:
             return action()
         except api_exceptions.PreconditionFailed as exc:
-            raise AlreadyExists(what) from exc
+            raise PreconditionFailed(what) from exc
         except api_exceptions.NotFound as exc:
-            raise ObjectAbsent(what) from exc
+            raise ObjectMissing(what) from exc
         except _UNAVAILABLE as exc:
-            raise ObjectStoreUnavailable(f"cannot {what}: {type(exc).__name__}") from exc
+            raise StorageUnavailable(f"cannot {what}: {type(exc).__name__}") from exc
 
     def _bucket(self, name: str) -> Any:
         return self._client_handle().bucket(name)
@@ -222,9 +212,7 @@ class StreamedUpload:
         try:
             self._upload.close()
         except _UNAVAILABLE as exc:
-            raise ObjectStoreUnavailable(
-                f"cannot finish {self.name}: {type(exc).__name__}"
-            ) from exc
+            raise StorageUnavailable(f"cannot finish {self.name}: {type(exc).__name__}") from exc
 
     def discard(self) -> None:
         """Cancel the upload; best effort, since this runs while another error is on its way."""
@@ -252,7 +240,7 @@ class StreamedUpload:
         if exc is None:
             return
         if isinstance(exc, _UNAVAILABLE):
-            raise ObjectStoreUnavailable(f"cannot write {self.name}: {type(exc).__name__}") from exc
+            raise StorageUnavailable(f"cannot write {self.name}: {type(exc).__name__}") from exc
         raise exc
 
 
@@ -317,7 +305,7 @@ class _Translated(io.RawIOBase):
 
     def _translated(self, exc: BaseException) -> BaseException:
         if isinstance(exc, api_exceptions.NotFound):
-            return ObjectAbsent(f"read {self._name}")
+            return ObjectMissing(f"read {self._name}")
         if isinstance(exc, _UNAVAILABLE):
-            return ObjectStoreUnavailable(f"cannot read {self._name}: {type(exc).__name__}")
+            return StorageUnavailable(f"cannot read {self._name}: {type(exc).__name__}")
         return exc
