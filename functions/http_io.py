@@ -18,9 +18,9 @@ from shared.errors import (
     UnsupportedMediaType,
     one_line,
 )
-from shared.model_store import ModelStore, open_backend
 from shared.once import once
 from shared.settings import Settings
+from shared.store import ModelStore, open_backend
 
 READ_CHUNK_BYTES = 64 * 1024
 

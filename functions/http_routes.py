@@ -44,7 +44,6 @@ from shared.errors import (
     Problem,
 )
 from shared.model_card import model_card
-from shared.model_store import LoadedModel
 from shared.options import (
     Options,
     check_available,
@@ -54,6 +53,7 @@ from shared.options import (
 )
 from shared.records import validate_records
 from shared.settings import Settings
+from shared.store import LoadedModel
 
 if TYPE_CHECKING:
     import pandas as pd

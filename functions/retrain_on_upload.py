@@ -50,18 +50,6 @@ from models.training import RECIPES, Recipe
 from shared import settings as settings_module
 from shared.errors import ArtifactRejected, ModelNotFound, ModelUnavailable, PublishConflict
 from shared.logs import log
-from shared.model_store import (
-    Backend,
-    LoadedModel,
-    ObjectMissing,
-    PreconditionFailed,
-    live_pointer,
-    load_current,
-    open_backend,
-    set_current,
-    upload_version,
-)
-from shared.object_store import ObjectStore
 from shared.once import once
 from shared.retraining import (
     MAX_ATTEMPTS,
@@ -90,6 +78,18 @@ from shared.retraining import (
 )
 from shared.schema import SCHEMAS
 from shared.settings import Settings
+from shared.store import (
+    Backend,
+    LoadedModel,
+    ObjectMissing,
+    ObjectStore,
+    PreconditionFailed,
+    live_pointer,
+    load_current,
+    open_backend,
+    set_current,
+    upload_version,
+)
 from shared.upload_scoring import INPUT_GONE, UNKNOWN_MODEL, Ignored, is_too_old
 
 JSON = "application/json"

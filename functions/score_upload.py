@@ -34,17 +34,17 @@ from shared import settings as settings_module
 from shared.errors import ModelUnavailable, StorageUnavailable
 from shared.inference import Options
 from shared.logs import log
-from shared.model_store import (
-    LoadedModel,
-    ModelStore,
-    ObjectMissing,
-    PreconditionFailed,
-    open_backend,
-)
-from shared.object_store import ObjectStore
 from shared.once import once
 from shared.schema import SCHEMAS
 from shared.settings import Settings
+from shared.store import (
+    LoadedModel,
+    ModelStore,
+    ObjectMissing,
+    ObjectStore,
+    PreconditionFailed,
+    open_backend,
+)
 from shared.upload_scoring import (
     INPUT_GONE,
     OUTPUT_CONFLICT,

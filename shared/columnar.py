@@ -20,9 +20,9 @@ import orjson
 from shared.codecs import Table
 from shared.compiled_model import CompiledModel
 from shared.kernels import cores_for
-from shared.model_store import LoadedModel
 from shared.records import NUMBER
 from shared.schema import CategoricalFeature, ModelSchema
+from shared.store import LoadedModel
 
 
 def clean_columns(

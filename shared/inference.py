@@ -10,7 +10,6 @@ import pandas as pd
 
 from shared.explanations import shapley
 from shared.kernels import cores_for
-from shared.model_store import LoadedModel
 from shared.options import (
     NOT_AVAILABLE,
     Options,
@@ -19,6 +18,7 @@ from shared.options import (
     options_from_query,
     parse_options,
 )
+from shared.store import LoadedModel
 
 __all__ = [
     "NOT_AVAILABLE",

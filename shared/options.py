@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.errors import InvalidInput, Problem
 from shared.intervals import LevelTooHigh, half_width
-from shared.model_store import LoadedModel
+from shared.store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
 

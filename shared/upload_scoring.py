@@ -48,10 +48,10 @@ from shared import codecs, columnar
 from shared.csv_chunks import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.errors import InvalidInput, Problem
 from shared.inference import Options, predict
-from shared.model_store import LoadedModel
 from shared.options import check_available, interval_half_width
 from shared.preprocessing import validate
 from shared.schema import SCHEMAS, ModelSchema
+from shared.store import LoadedModel
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 INCOMING, RESULTS, STAGING = "incoming/", "results/", "staging/"

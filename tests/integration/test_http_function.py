@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from shared.intervals import half_width
-from shared.model_store import load_current, publish
+from shared.store import load_current, publish
 from tests.integration.conftest import (
     BUNDLED,
     TARGETS,

@@ -18,7 +18,7 @@ import pytest
 
 from shared.explanations import shapley
 from shared.intervals import half_width
-from shared.model_store import LoadedModel, load_current
+from shared.store import LoadedModel, load_current
 from tests.integration import kserve_env
 from tests.integration.conftest import (
     BUNDLED,

@@ -29,7 +29,7 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from openapi_core.deserializing.media_types.util import plain_loads
 
 from shared.intervals import max_level
-from shared.model_store import publish
+from shared.store import publish
 from tests.integration.conftest import (
     BUNDLED,
     StartFunction,

@@ -22,8 +22,8 @@ import requests
 
 from models import data
 from shared.inference import Options, predict
-from shared.model_store import load_current, set_current, upload_version
 from shared.retraining import claim_document
+from shared.store import load_current, set_current, upload_version
 from tests.integration.conftest import (
     BUNDLED,
     BUNDLED_VERSION,

@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from shared.inference import Options, predict
-from shared.model_store import LoadedModel, load_current, publish
 from shared.schema import SCHEMAS, CategoricalFeature, ModelSchema
+from shared.store import LoadedModel, load_current, publish
 from tests.integration.conftest import (
     BUNDLED,
     StartFunction,

@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 
 from shared.explanations import shapley
 from shared.intervals import half_width
-from shared.model_store import LoadedModel, load_current
+from shared.store import LoadedModel, load_current
 from tests.integration.conftest import (
     BUNDLED,
     MODELS,

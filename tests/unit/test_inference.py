@@ -18,8 +18,8 @@ from shared.inference import (
     parse_options,
     predict,
 )
-from shared.model_store import LoadedModel, LocalFolder, load_current, publish
 from shared.preprocessing import validate
+from shared.store import LoadedModel, LocalFolder, load_current, publish
 
 LEVEL = "must be a number between 0 and 1"
 

@@ -25,10 +25,10 @@ from shared.columnar import clean_columns, clean_text_columns, predict_columns
 from shared.compiled_model import CompiledModel
 from shared.inference import Options, predict
 from shared.intervals import half_width
-from shared.model_store import LocalFolder, load_current, publish
 from shared.preprocessing import validate
 from shared.records import validate_records
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
+from shared.store import LocalFolder, load_current, publish
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 

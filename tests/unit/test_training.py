@@ -16,8 +16,8 @@ from models.report import summary
 from models.training import RECIPES, SEED_MODEL, Trained, clean, train
 from shared.explanations import shapley
 from shared.intervals import half_width
-from shared.model_store import LocalFolder, load_current
 from shared.schema import CUSTOMER_NEEDS
+from shared.store import LocalFolder, load_current
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.inference import Options
-from shared.model_store import LoadedModel, LocalFolder, load_current
 from shared.records import validate_records
+from shared.store import LoadedModel, LocalFolder, load_current
 from shared.upload_scoring import neutralise, score_stream
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
