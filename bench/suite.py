@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.model_store import LoadedModel, LocalFolder, load_current
 from shared.schema import NumericFeature
+from shared.store import LoadedModel, LocalFolder, load_current
 from tests.integration.support import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ import orjson
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from shared.object_store import WRITE_CHUNK_BYTES
+from shared.store import WRITE_CHUNK_BYTES
 from tests.integration.conftest import publish_all
 from tests.integration.support import (
     FakeGcs,
@@ -149,9 +149,9 @@ def measure(sizes: list[int], compress: bool = False) -> list[dict[str, float]]:
 def in_process_rows_per_second(rows: int) -> float:
     """The same generated file scored by `score_stream` in this process, from memory to memory:
     the rate without storage, HTTP or a second process."""
-    from shared.model_store import LocalFolder, load_current
     from shared.predict import Options
     from shared.settings import Settings
+    from shared.store import LocalFolder, load_current
     from shared.upload_scoring import score_stream
 
     def discard(data: bytes) -> None:

@@ -20,9 +20,9 @@ from shared.errors import (
     UnsupportedMediaType,
     one_line,
 )
-from shared.model_store import LoadedModel, ModelStore, open_backend
 from shared.once import once
 from shared.settings import Settings
+from shared.store import LoadedModel, ModelStore, open_backend
 
 READ_CHUNK_BYTES = 64 * 1024
 

@@ -15,9 +15,9 @@ import flask
 from functions.http_io import Call, Style, csv_response, json_response, media_type, read_body
 from shared import codecs
 from shared.errors import BadRequest, ModelUnavailable
-from shared.model_store import LoadedModel
 from shared.predict import Options, Prediction, invalid_rows, options_from_query, parse_options
 from shared.predict import predict as predict_rows
+from shared.store import LoadedModel
 from shared.validation import Rows
 
 SERVER_NAME = "marketcast"

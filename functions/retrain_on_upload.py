@@ -50,16 +50,6 @@ from models.training import RECIPES, Recipe
 from shared import settings as settings_module
 from shared.errors import ArtifactRejected, ModelNotFound, ModelUnavailable, PublishConflict
 from shared.logs import log
-from shared.model_store import (
-    Backend,
-    LoadedModel,
-    live_pointer,
-    load_current,
-    open_backend,
-    set_current,
-    upload_version,
-)
-from shared.object_store import AlreadyExists, ObjectAbsent, ObjectStore, ObjectStoreUnavailable
 from shared.once import once
 from shared.retraining import (
     MAX_ATTEMPTS,
@@ -88,6 +78,18 @@ from shared.retraining import (
 )
 from shared.schema import SCHEMAS
 from shared.settings import Settings
+from shared.store import (
+    Backend,
+    LoadedModel,
+    ObjectMissing,
+    ObjectStore,
+    PreconditionFailed,
+    live_pointer,
+    load_current,
+    open_backend,
+    set_current,
+    upload_version,
+)
 from shared.upload_scoring import INPUT_GONE, UNKNOWN_MODEL, Ignored, is_too_old
 
 JSON = "application/json"
@@ -117,7 +119,7 @@ def retrain_on_upload(event: CloudEvent) -> None:
         run = _claim(runtime, upload, started)
         document = _retrain(runtime, upload, run, started)
         _finish(runtime, upload, document)
-    except (ObjectStoreUnavailable, ModelUnavailable, ClaimHeld) as exc:
+    except (ModelUnavailable, ClaimHeld) as exc:  # StorageUnavailable is one
         log(
             "WARNING",
             "retraining not finished; the event will be retried",
@@ -160,7 +162,7 @@ def _claim(runtime: _Runtime, upload: TrainingUpload, now: datetime) -> _Run:
         document = claim_document(run_id, attempt, upload.event_id, now)
         try:
             runtime.objects.create_if_absent(upload.bucket, names.claim(attempt), document, JSON)
-        except AlreadyExists as exc:
+        except PreconditionFailed as exc:
             held = _read_whole(runtime.objects, upload.bucket, names.claim(attempt))
             if held is not None and not claim_is_stale(held, now, runtime.policy.claim_seconds):
                 raise ClaimHeld(f"attempt {attempt} at this upload is still running") from exc
@@ -176,7 +178,7 @@ def _read_whole(objects: ObjectStore, bucket: str, name: str) -> bytes | None:
     try:
         with objects.reader(bucket, name, info.generation) as source:
             return source.read()
-    except ObjectAbsent:
+    except ObjectMissing:
         return None
 
 
@@ -349,7 +351,7 @@ def _source_data(runtime: _Runtime, recipe: Recipe, source: dict[str, str]) -> p
     try:
         with runtime.objects.reader(bucket, name, generation) as stream:
             return parse_csv(read_capped(stream, runtime.policy.max_rows), recipe.schema)
-    except ObjectAbsent as exc:
+    except ObjectMissing as exc:
         raise _Unjoinable(f"gs://{bucket}/{name} generation {generation} is gone") from exc
     except TooManyLines as exc:
         raise Refused(
@@ -371,7 +373,7 @@ def _read_upload(runtime: _Runtime, upload: TrainingUpload, joined_rows: int) ->
             return read_capped(source, limit - joined_rows)
     except TooManyLines as exc:
         raise too_many_rows(limit, joined_rows) from exc
-    except ObjectAbsent as exc:
+    except ObjectMissing as exc:
         raise Refused(
             INPUT_GONE,
             f"generation {upload.generation} of the file no longer exists (replaced or deleted "
@@ -404,7 +406,7 @@ def _finish(runtime: _Runtime, upload: TrainingUpload, document: dict[str, Any])
             upload.bucket, run_names(upload).report, encode_report(document), JSON
         )
         written = True
-    except AlreadyExists:
+    except PreconditionFailed:
         written = False
     rows, metrics = document["rows"] or {}, document["metrics"] or {}
     log(

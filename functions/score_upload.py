@@ -31,19 +31,20 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 
 from shared import settings as settings_module
-from shared.errors import ModelUnavailable
+from shared.errors import ModelUnavailable, StorageUnavailable
 from shared.logs import log
-from shared.model_store import LoadedModel, ModelStore, open_backend
-from shared.object_store import (
-    AlreadyExists,
-    ObjectAbsent,
-    ObjectStore,
-    ObjectStoreUnavailable,
-)
 from shared.once import once
 from shared.predict import Options
 from shared.schema import SCHEMAS
 from shared.settings import Settings
+from shared.store import (
+    LoadedModel,
+    ModelStore,
+    ObjectMissing,
+    ObjectStore,
+    PreconditionFailed,
+    open_backend,
+)
 from shared.upload_scoring import (
     INPUT_GONE,
     OUTPUT_CONFLICT,
@@ -89,7 +90,7 @@ def score_upload(event: CloudEvent) -> None:
             log("INFO", "upload already scored; nothing to do", **_about(upload))
             return
         _score(upload, runtime, started)
-    except (ObjectStoreUnavailable, ModelUnavailable) as exc:
+    except ModelUnavailable as exc:  # StorageUnavailable is one
         log(
             "WARNING",
             "upload not scored; the event will be retried",
@@ -200,7 +201,7 @@ def _stage(
                 scored.write,
                 rejected.write,
             )
-    except ObjectAbsent as exc:
+    except ObjectMissing as exc:
         scored.discard()
         rejected.discard()
         raise FileProblem(
@@ -228,7 +229,7 @@ def _publish_outputs(
             try:
                 objects.copy_if_absent(upload.bucket, source, destination)
                 continue
-            except AlreadyExists:
+            except PreconditionFailed:
                 existing = objects.info(upload.bucket, destination)
         if existing is not None and existing.metadata != identity:
             raise FileProblem(
@@ -243,7 +244,7 @@ def _create_report(objects: ObjectStore, upload: Upload, data: bytes) -> bool:
     """True if this attempt's report was written; False if another attempt's came first."""
     try:
         objects.create_if_absent(upload.bucket, output_names(upload).report, data, JSON)
-    except AlreadyExists:
+    except PreconditionFailed:
         return False
     return True
 
@@ -252,7 +253,7 @@ def _remove(objects: ObjectStore, bucket: str, staging: OutputNames) -> None:
     for name in (staging.scored, staging.rejected):
         try:
             objects.delete(bucket, name)
-        except ObjectStoreUnavailable as exc:
+        except StorageUnavailable as exc:
             log("WARNING", "staging object left behind", object=name, error=str(exc))
 
 

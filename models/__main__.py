@@ -29,7 +29,7 @@ from models.report import summary
 from models.training import RECIPES, Trained, creation_time, train
 from shared import settings
 from shared.errors import MarketcastError
-from shared.model_store import Backend, LocalFolder, open_backend, publish
+from shared.store import Backend, LocalFolder, open_backend, publish
 
 MODELS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = MODELS_DIR.parent / "build" / "models"

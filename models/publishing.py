@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from shared.model_store import Backend, live_pointer, read_pointer, set_current, upload_version
+from shared.store import Backend, live_pointer, read_pointer, set_current, upload_version
 
 
 def publish_version(

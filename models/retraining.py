@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from models.training import Recipe, Trained, clean, fingerprint, split, train
-from shared.model_store import LoadedModel
 from shared.retraining import (
     COVERAGE_LEVEL,
     TOO_FEW_ROWS,
@@ -35,6 +34,7 @@ from shared.retraining import (
     scores,
 )
 from shared.schema import ModelSchema
+from shared.store import LoadedModel
 
 MIN_EVALUATION_ROWS = 200  # below this, the coverage gate could not tell 90% from 85%
 BUNDLED = {"source": "bundled"}

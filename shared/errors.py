@@ -11,7 +11,7 @@
     └── ModelUnavailable (503 model_unavailable)  carries Retry-After
         ├── ModelNotFound                         nothing published at the location
         ├── ArtifactRejected                      sha256 mismatch or foreign scikit-learn version
-        └── StorageUnavailable                    the store did not answer in time
+        └── StorageUnavailable                    storage failed or did not answer in time
     PublishConflict (409 conflict)                another publisher moved current.json first
 
 One handler at the HTTP edge maps every one of them to a JSON body; nothing else turns an
@@ -131,7 +131,10 @@ class ArtifactRejected(ModelUnavailable):
 
 
 class StorageUnavailable(ModelUnavailable):
-    """The model store did not answer within the configured time (503)."""
+    """Storage failed or did not answer in time (503): the model store or a data bucket.
+
+    Nothing is wrong with the request or the event; it can be retried as a whole.
+    """
 
 
 class PublishConflict(MarketcastError):

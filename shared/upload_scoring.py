@@ -46,9 +46,9 @@ import orjson
 from shared import codecs
 from shared.codecs import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.errors import InvalidInput, Problem
-from shared.model_store import LoadedModel
 from shared.predict import Options, as_list, output_columns, predict
 from shared.schema import SCHEMAS, ModelSchema
+from shared.store import LoadedModel
 from shared.validation import Rows
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.model_store import LoadedModel
+from shared.store import LoadedModel
 
 
 def model_card(model: LoadedModel, function_name: str) -> dict[str, Any]:

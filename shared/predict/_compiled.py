@@ -8,6 +8,8 @@ column with numpy, or through the lookup table for boosted trees.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +17,30 @@ from shared.once import once
 
 if TYPE_CHECKING:
     from shared.predict._tree_table import TreeTable
+    from shared.store import LoadedModel
 
 FORMAT = 1
+
+_forms: weakref.WeakKeyDictionary[LoadedModel, CompiledModel | None] = weakref.WeakKeyDictionary()
+_forms_lock = threading.Lock()
+
+
+def serving_form(model: LoadedModel) -> CompiledModel | None:
+    """The model's serving form, made once per loaded version; None when it has none that
+    can be evaluated (the pipeline then answers)."""
+    with _forms_lock:
+        if model not in _forms:
+            _forms[model] = _evaluator(model.serving)
+        return _forms[model]
+
+
+def _evaluator(form: Mapping[str, Any] | None) -> CompiledModel | None:
+    if form is None:
+        return None
+    try:
+        return CompiledModel(form)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class CompiledModel:

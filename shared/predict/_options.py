@@ -13,7 +13,8 @@ from shared.errors import InvalidInput, Problem
 from shared.predict._intervals import LevelTooHigh, half_width
 
 if TYPE_CHECKING:
-    from shared.model_store import LoadedModel
+    from shared.store import LoadedModel
+from shared.store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Problem
-from shared.predict._compiled import CompiledModel
+from shared.predict._compiled import CompiledModel, serving_form
 from shared.predict._options import Options, check_available, interval_half_width
 from shared.predict._result import Explanation, Interval, Positions, Prediction
 from shared.schema import CategoricalFeature, ModelSchema
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from shared.model_store import LoadedModel
+    from shared.store import LoadedModel
 
 SMALL_ROWS = 64  # up to this many rows, plain Python beats building columns for numpy
 
@@ -44,7 +44,7 @@ def predict(
     the valid rows are predicted and the others are only named (a file). Raises InvalidInput
     when an option cannot be given by this model.
     """
-    form = model.compiled
+    form = serving_form(model)
     if form is not None and rows.count <= SMALL_ROWS:
         checked = _by_record(rows, model)
     elif form is not None:

@@ -8,8 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from shared.gcs import GcsBucket
-from shared.model_store import LocalFolder, publish
+from shared.store import GcsBucket, LocalFolder, publish
 from tests.integration.support import REPO, FakeGcs, FunctionServer, PersistentFakeGcs
 
 BUNDLED = LocalFolder(REPO / "models")

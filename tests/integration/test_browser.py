@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from shared.model_store import LoadedModel, load_current
+from shared.store import LoadedModel, load_current
 from tests.integration.conftest import BUNDLED, MODELS, TARGETS, StartFunction, bundled_version
 from tests.integration.support import REPO, FunctionServer
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import requests
 
-from shared.model_store import load_current, publish
 from shared.predict._intervals import half_width
+from shared.store import load_current, publish
 from tests.integration.conftest import (
     BUNDLED,
     TARGETS,

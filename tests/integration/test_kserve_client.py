@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared.model_store import LoadedModel, load_current
 from shared.predict._explain import shapley
 from shared.predict._intervals import half_width
+from shared.store import LoadedModel, load_current
 from tests.integration import kserve_env
 from tests.integration.conftest import (
     BUNDLED,

@@ -16,7 +16,7 @@ import requests
 
 from models import data
 from models.training import RECIPES, creation_time, train
-from shared.model_store import publish
+from shared.store import publish
 from tests.integration.conftest import (
     BUNDLED_VERSION,
     StartFunction,

@@ -28,8 +28,8 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_core.deserializing.media_types.util import plain_loads
 
-from shared.model_store import publish
 from shared.predict._intervals import max_level
+from shared.store import publish
 from tests.integration.conftest import (
     BUNDLED,
     StartFunction,

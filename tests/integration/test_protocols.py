@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import requests
 
-from shared.model_store import load_current
+from shared.store import load_current
 from tests.integration.conftest import BUNDLED, TARGETS, StartFunction, bundled_version
 from tests.integration.support import FakeGcs, FunctionServer
 

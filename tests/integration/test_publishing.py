@@ -15,7 +15,7 @@ import requests
 from models import data
 from models.training import RECIPES, creation_time, train
 from shared.errors import PublishConflict
-from shared.model_store import LocalFolder, load_current, publish, set_current
+from shared.store import LocalFolder, load_current, publish, set_current
 from tests.integration.conftest import BUNDLED_VERSION, StartFunction, gcs_backend, publish_all
 from tests.integration.support import REPO, FakeGcs, free_port
 

@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 import requests
 
-from shared.model_store import LoadedModel, load_current, publish
 from shared.predict import Options, predict
 from shared.schema import SCHEMAS, CategoricalFeature, ModelSchema
+from shared.store import LoadedModel, load_current, publish
 from shared.validation import Rows
 from tests.integration.conftest import (
     BUNDLED,

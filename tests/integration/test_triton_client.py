@@ -12,9 +12,9 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from shared.model_store import LoadedModel, load_current
 from shared.predict._explain import shapley
 from shared.predict._intervals import half_width
+from shared.store import LoadedModel, load_current
 from tests.integration.conftest import (
     BUNDLED,
     MODELS,

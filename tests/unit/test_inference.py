@@ -11,7 +11,6 @@ import pytest
 from models.training import Trained
 from shared.codecs import json_predictions
 from shared.errors import InvalidInput, Problem
-from shared.model_store import LoadedModel, LocalFolder, load_current, publish
 from shared.predict import (
     NOT_AVAILABLE,
     Options,
@@ -20,6 +19,7 @@ from shared.predict import (
     parse_options,
     predict,
 )
+from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.validation import Rows, validate
 
 LEVEL = "must be a number between 0 and 1"

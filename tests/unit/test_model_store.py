@@ -24,7 +24,8 @@ from shared.errors import (
     ModelUnavailable,
     PublishConflict,
 )
-from shared.model_store import (
+from shared.schema import CUSTOMER_NEEDS
+from shared.store import (
     FAILURE_BACKOFF_SECONDS,
     Backend,
     LoadedModel,
@@ -34,7 +35,6 @@ from shared.model_store import (
     publish,
     set_current,
 )
-from shared.schema import CUSTOMER_NEEDS
 
 NAME = "customer_needs"
 REFRESH = 60.0

@@ -24,11 +24,11 @@ from models import data
 from models.compile import compile_pipeline
 from models.training import RECIPES, train
 from shared.codecs import encode_table, read_csv
-from shared.model_store import LoadedModel, LocalFolder, load_current, publish
 from shared.predict import SMALL_ROWS, Options, Prediction, predict
 from shared.predict._compiled import CompiledModel
 from shared.predict._intervals import half_width
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
+from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.validation import Rows, clean_columns, clean_records, validate, validate_records
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
@@ -148,7 +148,7 @@ def test_a_model_published_without_a_serving_form_is_served_by_scikit_learn(tmp_
 
     model = load_current(LocalFolder(tmp_path), "market_trend")
 
-    assert model.compiled is None
+    assert model.serving is None
     frame = data.macro()[["sales", "population", "gdp"]][:5]
     expected = joblib.load(io.BytesIO(trained.artifact)).predict(frame)
     np.testing.assert_allclose(model.pipeline.predict(frame), expected)
@@ -163,7 +163,7 @@ def test_a_tampered_serving_form_is_not_trusted(tmp_path):
 
     model = load_current(store, "market_trend")
 
-    assert model.compiled is None  # its sha256 no longer matches current.json
+    assert model.serving is None  # its sha256 no longer matches current.json
 
 
 def every_path(model: LoadedModel, rows: list[dict[str, object]]) -> dict[str, Prediction]:
@@ -179,7 +179,7 @@ def every_path(model: LoadedModel, rows: list[dict[str, object]]) -> dict[str, P
             len(rows),
         ),
         "frame": predict(
-            dataclasses.replace(model, compiled=None),
+            dataclasses.replace(model, serving=None),
             Rows.of_records(rows),
             Options(),
             all_or_nothing=False,

@@ -27,7 +27,6 @@ from models.retraining import (
     verified_earlier,
 )
 from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
-from shared.model_store import LocalFolder, load_current, publish
 from shared.retraining import (
     BAD_DATA,
     PROMOTED,
@@ -62,6 +61,7 @@ from shared.retraining import (
 )
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
+from shared.store import LocalFolder, load_current, publish
 from shared.upload_scoring import (
     EMPTY,
     MISSING_COLUMNS,

@@ -14,10 +14,10 @@ from models import data
 from models.__main__ import main
 from models.report import summary
 from models.training import RECIPES, SEED_MODEL, Trained, clean, train
-from shared.model_store import LocalFolder, load_current
 from shared.predict._explain import shapley
 from shared.predict._intervals import half_width
 from shared.schema import CUSTOMER_NEEDS
+from shared.store import LocalFolder, load_current
 
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.model_store import LoadedModel, LocalFolder, load_current
 from shared.predict import Options
+from shared.store import LoadedModel, LocalFolder, load_current
 from shared.upload_scoring import neutralise, score_stream
 from shared.validation import validate_records
 
@@ -24,7 +24,7 @@ BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 @pytest.fixture(scope="module", params=["serving form", "pipeline only"])
 def model(request: pytest.FixtureRequest) -> LoadedModel:
     loaded = load_current(BUNDLED, "customer_needs")
-    return loaded if request.param == "serving form" else dataclasses.replace(loaded, compiled=None)
+    return loaded if request.param == "serving form" else dataclasses.replace(loaded, serving=None)
 
 
 def expected(model: LoadedModel, text: str, interval: float | None) -> tuple[list, list]:

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from models.training import Trained
-from shared.model_store import LoadedModel, LocalFolder, load_current, publish
 from shared.predict import Options
 from shared.schema import CUSTOMER_NEEDS
 from shared.settings import SettingsError, from_env
+from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.upload_scoring import (
     COLUMN_CLASH,
     EMPTY,

@@ -1,0 +1,79 @@
+"""Cloud Storage: the client, the bounds every call keeps, and what its failures mean here.
+
+Imported only when a gs:// model store or an ObjectStore is first used, so local serving never
+pays for the client library. Every call has a total deadline, so an unreachable store fails in
+seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import requests
+from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry
+from google.auth import exceptions as auth_exceptions
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from shared.errors import StorageUnavailable
+from shared.once import once
+from shared.store._errors import ObjectMissing, PreconditionFailed
+
+UNAVAILABLE = (
+    api_exceptions.GoogleAPIError,
+    auth_exceptions.GoogleAuthError,
+    requests.exceptions.RequestException,
+    OSError,
+)
+
+T = TypeVar("T")
+
+
+class Cloud:
+    """A client made on first use, with the timeout and retry policy of every call to it."""
+
+    def __init__(self, timeout_seconds: float, emulator_host: str | None) -> None:
+        self.timeout = (min(timeout_seconds, 3.0), timeout_seconds)  # (connect, read) seconds
+        self.retry: Retry = DEFAULT_RETRY.with_timeout(timeout_seconds).with_delay(
+            initial=0.1, maximum=1.0
+        )
+        self._client = once(lambda: client(emulator_host))
+
+    def bucket(self, name: str) -> storage.Bucket:
+        return self._client().bucket(name)
+
+    def call(self, what: str, action: Callable[[], T], *, missing: bool = True) -> T:
+        """`action()`, its failures raised as the store's errors (see `translated`)."""
+        try:
+            return action()
+        except UNAVAILABLE as exc:
+            raise self.translated(exc, what, missing=missing) from exc
+
+    def translated(self, exc: BaseException, what: str, *, missing: bool = True) -> BaseException:
+        """The store's error for a failed call that tried to `what`, or `exc` if it is none.
+
+        `missing`: whether a 404 answers the call (no such object, or not that generation)
+        rather than failing it (the bucket, or the upload being written, is gone).
+        """
+        if isinstance(exc, api_exceptions.PreconditionFailed):
+            return PreconditionFailed(what)
+        if missing and isinstance(exc, api_exceptions.NotFound):
+            return ObjectMissing(what)
+        if isinstance(exc, UNAVAILABLE):
+            return StorageUnavailable(f"cannot {what}: {type(exc).__name__}")
+        return exc
+
+
+def client(emulator_host: str | None) -> storage.Client:
+    """A Cloud Storage client; anonymous against an emulator."""
+    if emulator_host:
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(
+            project="local",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": emulator_host},
+        )
+    return storage.Client()
