@@ -24,6 +24,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from models.data import default_data
 from models.training import Recipe, Trained, clean, fingerprint, split, train
 from shared.model_store import LoadedModel
 from shared.retraining import (
@@ -162,8 +163,6 @@ def promoted_upload(metadata: Mapping[str, Any]) -> dict[str, str] | None:
 
 def bundled_data(name: str) -> pd.DataFrame:
     """The bundled default data of `name`, as `python -m models regenerate` trains on it."""
-    from models.__main__ import default_data
-
     return default_data(name, None)
 
 
