@@ -152,7 +152,7 @@ def in_process_rows_per_second(rows: int) -> float:
     from shared.inference import Options
     from shared.model_store import LocalFolder, load_current
     from shared.settings import Settings
-    from shared.upload_scoring import score_stream
+    from shared.uploads import score_stream
 
     def discard(data: bytes) -> None:
         del data

@@ -88,7 +88,7 @@ from shared.retraining import (
 )
 from shared.schema import SCHEMAS
 from shared.settings import Settings
-from shared.upload_scoring import INPUT_GONE, UNKNOWN_MODEL, Ignored, is_too_old
+from shared.uploads import INPUT_GONE, UNKNOWN_MODEL, Ignored, is_too_old
 
 JSON = "application/json"
 

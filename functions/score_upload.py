@@ -1,7 +1,7 @@
 """CloudEvent function `score_upload`: scores CSV files uploaded to a bucket.
 
 Triggered by `google.cloud.storage.object.v1.finalized`; the bucket layout is described in
-`shared.upload_scoring`. Events arrive at least once, sometimes concurrently, and the results
+`shared.uploads`. Events arrive at least once, sometimes concurrently, and the results
 are written exactly once:
 
 1. report.json already there: the work is done; nothing else happens.
@@ -44,7 +44,7 @@ from shared.object_store import (
 from shared.once import once
 from shared.schema import SCHEMAS
 from shared.settings import Settings
-from shared.upload_scoring import (
+from shared.uploads import (
     INPUT_GONE,
     OUTPUT_CONFLICT,
     UNKNOWN_MODEL,

@@ -42,7 +42,7 @@ import pandas as pd
 from shared.intervals import LevelTooHigh, half_width
 from shared.schema import ModelSchema
 from shared.settings import Settings
-from shared.upload_scoring import (
+from shared.uploads import (
     EMPTY,
     MAX_NAME_BYTES,
     MISSING_COLUMNS,
@@ -68,7 +68,7 @@ FAILED_GATES = "not promoted: failed"
 PUBLISHED_MEANWHILE = "not promoted: another version was published meanwhile"
 
 # Codes of refusals, as they appear in report.json, and the decision each one leads to; the
-# codes of unreadable files are upload scoring's (shared.upload_scoring).
+# codes of unreadable files are upload scoring's (shared.uploads).
 TOO_FEW_ROWS = "too_few_rows"
 UNTRAINABLE = "untrainable"
 TOO_MANY_ROWS = "too_many_rows"

@@ -62,7 +62,7 @@ from shared.retraining import (
 )
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
-from shared.upload_scoring import (
+from shared.uploads import (
     EMPTY,
     MISSING_COLUMNS,
     NOT_GZIP,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from shared.inference import Options
 from shared.model_store import LoadedModel, LocalFolder, load_current
 from shared.records import validate_records
-from shared.upload_scoring import neutralise, score_stream
+from shared.uploads import neutralise, score_stream
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 

@@ -16,7 +16,7 @@ from shared.inference import Options
 from shared.model_store import LoadedModel, LocalFolder, load_current, publish
 from shared.schema import CUSTOMER_NEEDS
 from shared.settings import SettingsError, from_env
-from shared.upload_scoring import (
+from shared.uploads import (
     COLUMN_CLASH,
     EMPTY,
     FINALIZED,
