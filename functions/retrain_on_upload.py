@@ -24,7 +24,6 @@ event is delivered again.
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,24 +70,31 @@ from shared.retraining import (
     ClaimHeld,
     Outcome,
     Policy,
-    Refused,
     TooManyLines,
     TrainingUpload,
     claim_document,
     claim_is_stale,
-    encode_report,
     gate_decision,
     gates,
     parse_csv,
     parse_event,
     read_capped,
+    refusal_decision,
     report,
     run_names,
     too_many_rows,
 )
 from shared.schema import SCHEMAS
 from shared.settings import Settings
-from shared.uploads import INPUT_GONE, UNKNOWN_MODEL, Ignored, is_too_old
+from shared.uploads import (
+    INPUT_GONE,
+    UNKNOWN_MODEL,
+    FileProblem,
+    Ignored,
+    Laps,
+    encode_report,
+    is_too_old,
+)
 
 JSON = "application/json"
 
@@ -108,11 +114,11 @@ def retrain_on_upload(event: CloudEvent) -> None:
         return
     runtime = _runtime_once()
     if is_too_old(upload.event_time, started, runtime.settings.max_event_age_seconds):
-        log("WARNING", "event too old; dropped without training", **_about(upload))
+        log("WARNING", "event too old; dropped without training", **upload.log_fields())
         return
     try:
         if runtime.objects.info(upload.bucket, run_names(upload).report) is not None:
-            log("INFO", "upload already retrained on; nothing to do", **_about(upload))
+            log("INFO", "upload already retrained on; nothing to do", **upload.log_fields())
             return
         run = _claim(runtime, upload, started)
         document = _retrain(runtime, upload, run, started)
@@ -122,7 +128,7 @@ def retrain_on_upload(event: CloudEvent) -> None:
             "WARNING",
             "retraining not finished; the event will be retried",
             error=str(exc),
-            **_about(upload),
+            **upload.log_fields(),
         )
         raise
 
@@ -184,12 +190,12 @@ def _retrain(
     runtime: _Runtime, upload: TrainingUpload, run: _Run, started: datetime
 ) -> dict[str, Any]:
     """Everything between the claim and the report; a refusal ends it early, with reasons."""
-    laps = _Laps()
+    laps = Laps()
     outcome = Outcome()
     try:
         _attempt(runtime, upload, run, outcome, laps, started)
-    except Refused as refused:
-        outcome.problem, outcome.decision = refused, refused.decision
+    except FileProblem as refused:
+        outcome.problem, outcome.decision = refused, refusal_decision(refused)
         laps.lap("seconds_until_refused")
     about_run = {
         "id": run.id,
@@ -205,7 +211,7 @@ def _attempt(
     upload: TrainingUpload,
     run: _Run,
     outcome: Outcome,
-    laps: _Laps,
+    laps: Laps,
     started: datetime,
 ) -> None:
     _check_runnable(upload, run)
@@ -251,13 +257,13 @@ def _attempt(
 
 def _check_runnable(upload: TrainingUpload, run: _Run) -> None:
     if run.attempt > MAX_ATTEMPTS:
-        raise Refused(
+        raise FileProblem(
             UNFINISHED,
             f"{MAX_ATTEMPTS} earlier attempts at this file did not finish (out of memory or "
             "time); upload fewer rows, or give the function more memory",
         )
     if not upload.known_model:
-        raise Refused(
+        raise FileProblem(
             UNKNOWN_MODEL,
             f"there is no model named {upload.model}; upload into training/<model>/ with one "
             f"of: {', '.join(SCHEMAS)}",
@@ -352,12 +358,12 @@ def _source_data(runtime: _Runtime, recipe: Recipe, source: dict[str, str]) -> p
     except ObjectAbsent as exc:
         raise _Unjoinable(f"gs://{bucket}/{name} generation {generation} is gone") from exc
     except TooManyLines as exc:
-        raise Refused(
+        raise FileProblem(
             TOO_MANY_ROWS,
             f"the current model's training data alone has more than {exc.limit} data lines "
             "(RETRAIN_MAX_ROWS); set RETRAIN_JOIN_CURRENT to false",
         ) from exc
-    except Refused as exc:
+    except FileProblem as exc:
         raise _Unjoinable(f"gs://{bucket}/{name} is no longer readable: {exc.message}") from exc
 
 
@@ -372,7 +378,7 @@ def _read_upload(runtime: _Runtime, upload: TrainingUpload, joined_rows: int) ->
     except TooManyLines as exc:
         raise too_many_rows(limit, joined_rows) from exc
     except ObjectAbsent as exc:
-        raise Refused(
+        raise FileProblem(
             INPUT_GONE,
             f"generation {upload.generation} of the file no longer exists (replaced or deleted "
             "before it was trained on)",
@@ -424,29 +430,5 @@ def _finish(runtime: _Runtime, upload: TrainingUpload, document: dict[str, Any])
         run_id=document["run"]["id"],
         report_written=written,
         timings=document["timings"],
-        **_about(upload),
+        **upload.log_fields(),
     )
-
-
-class _Laps:
-    """Seconds spent in each phase, for the report (timings never decide anything)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self._last, 3)
-        self._last = now
-
-
-def _about(upload: TrainingUpload) -> dict[str, Any]:
-    """Which upload a log line is about: names and numbers, never file contents."""
-    return {
-        "event_id": upload.event_id,
-        "bucket": upload.bucket,
-        "object": upload.name,
-        "generation": str(upload.generation),
-        "model": upload.model,
-    }

@@ -20,7 +20,6 @@ model store failures raise, so the platform retries the event.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from shared.uploads import (
     UNKNOWN_MODEL,
     FileProblem,
     Ignored,
+    Laps,
     OutputNames,
     Tally,
     Upload,
@@ -82,11 +82,11 @@ def score_upload(event: CloudEvent) -> None:
         return
     runtime = _runtime_once()
     if is_too_old(upload.event_time, started, runtime.settings.max_event_age_seconds):
-        log("WARNING", "event too old; dropped without scoring", **_about(upload))
+        log("WARNING", "event too old; dropped without scoring", **upload.log_fields())
         return
     try:
         if runtime.objects.info(upload.bucket, output_names(upload).report) is not None:
-            log("INFO", "upload already scored; nothing to do", **_about(upload))
+            log("INFO", "upload already scored; nothing to do", **upload.log_fields())
             return
         _score(upload, runtime, started)
     except (ObjectStoreUnavailable, ModelUnavailable) as exc:
@@ -94,7 +94,7 @@ def score_upload(event: CloudEvent) -> None:
             "WARNING",
             "upload not scored; the event will be retried",
             error=str(exc),
-            **_about(upload),
+            **upload.log_fields(),
         )
         raise
 
@@ -124,7 +124,7 @@ _runtime_once = once(_make_runtime)
 
 def _score(upload: Upload, runtime: _Runtime, started: datetime) -> None:
     """Stage, publish, report: the report is the last thing written, or nothing is."""
-    laps = _Laps()
+    laps = Laps()
     model: LoadedModel | None = None
     tally: Tally | None = None
     problem: FileProblem | None = None
@@ -137,7 +137,7 @@ def _score(upload: Upload, runtime: _Runtime, started: datetime) -> None:
             )
         model = runtime.models.get(upload.model)
         laps.lap("model_seconds")
-        log("INFO", "scoring upload", model_version=model.version, **_about(upload))
+        log("INFO", "scoring upload", model_version=model.version, **upload.log_fields())
         staging = staging_names(upload, uuid.uuid4().hex)
         identity = output_identity(model, runtime.options)
         tally = _stage(upload, runtime, model, staging, identity)
@@ -164,19 +164,6 @@ def _score(upload: Upload, runtime: _Runtime, started: datetime) -> None:
     )
     written = _create_report(runtime.objects, upload, encode_report(document))
     _log_outcome(upload, document, written)
-
-
-class _Laps:
-    """Seconds spent in each phase, for the report (timings never decide anything)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self._last, 3)
-        self._last = now
 
 
 def _stage(
@@ -262,17 +249,6 @@ def _age(upload: Upload, started: datetime) -> float | None:
     return round((started - upload.event_time).total_seconds(), 3)
 
 
-def _about(upload: Upload) -> dict[str, Any]:
-    """Which upload a log line is about: names and numbers, never file contents."""
-    return {
-        "event_id": upload.event_id,
-        "bucket": upload.bucket,
-        "object": upload.name,
-        "generation": str(upload.generation),
-        "model": upload.model,
-    }
-
-
 def _log_outcome(upload: Upload, document: dict[str, Any], written: bool) -> None:
     problem = document["problem"]
     log(
@@ -283,5 +259,5 @@ def _log_outcome(upload: Upload, document: dict[str, Any], written: bool) -> Non
         rows=document["rows"],
         model_version=document["model"]["version"],
         timings=document["timings"],
-        **_about(upload),
+        **upload.log_fields(),
     )

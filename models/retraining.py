@@ -32,10 +32,10 @@ from shared.retraining import (
     TOO_FEW_ROWS,
     UNTRAINABLE,
     Evaluation,
-    Refused,
     scores,
 )
 from shared.schema import ModelSchema
+from shared.uploads import FileProblem
 
 MIN_EVALUATION_ROWS = 200  # below this, the coverage gate could not tell 90% from 85%
 BUNDLED = {"source": "bundled"}
@@ -72,7 +72,7 @@ def training_frame(parts: Sequence[pd.DataFrame], schema: ModelSchema) -> pd.Dat
 def prepare(recipe: Recipe, frame: pd.DataFrame, uploaded_from: int) -> Prepared:
     """Clean and split as `train` will; rows at `uploaded_from` and after are the upload's.
 
-    Raises Refused when too few of the upload's rows would be held out to measure on.
+    Raises FileProblem when too few of the upload's rows would be held out to measure on.
     """
     cleaned = clean(frame, recipe.schema)
     origin = cleaned.features.index.to_numpy()
@@ -104,7 +104,7 @@ def prepare(recipe: Recipe, frame: pd.DataFrame, uploaded_from: int) -> Prepared
 
 
 def raise_too_few(evaluation_rows: int, used: int) -> None:
-    raise Refused(
+    raise FileProblem(
         TOO_FEW_ROWS,
         f"{used} usable rows in the file leave {evaluation_rows} held-out rows to compare the "
         f"models on; at least {MIN_EVALUATION_ROWS} are needed (about "
@@ -123,7 +123,7 @@ def challenge(
     try:
         trained = train(recipe, prepared.frame, None, created)
     except ValueError as exc:
-        raise Refused(UNTRAINABLE, f"training failed on this data: {exc}") from exc
+        raise FileProblem(UNTRAINABLE, f"training failed on this data: {exc}") from exc
     rows = prepared.features.iloc[prepared.evaluation][list(recipe.schema.feature_names)]
     actual = prepared.target.iloc[prepared.evaluation].to_numpy(dtype=float)
     challenger = joblib.load(io.BytesIO(trained.artifact))

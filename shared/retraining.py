@@ -50,6 +50,7 @@ from shared.uploads import (
     NOT_GZIP,
     NOT_UTF8,
     REPEATED_COLUMN,
+    FileProblem,
     Ignored,
     Upload,
     parse_time,
@@ -57,7 +58,6 @@ from shared.uploads import (
 )
 
 TRAINING, RETRAINING = "training/", "retraining/"
-SUFFIXES = (".csv", ".csv.gz")
 COVERAGE_LEVEL = 0.9
 MAX_ATTEMPTS = 3  # attempts that died (out of memory or time) before a run is given up
 READ_CHUNK_BYTES = 1024 * 1024
@@ -68,7 +68,8 @@ FAILED_GATES = "not promoted: failed"
 PUBLISHED_MEANWHILE = "not promoted: another version was published meanwhile"
 
 # Codes of refusals, as they appear in report.json, and the decision each one leads to; the
-# codes of unreadable files are upload scoring's (shared.uploads).
+# codes of unreadable files, and the error that carries them all, are upload scoring's
+# (shared.uploads: FileProblem).
 TOO_FEW_ROWS = "too_few_rows"
 UNTRAINABLE = "untrainable"
 TOO_MANY_ROWS = "too_many_rows"
@@ -80,17 +81,9 @@ _DECISIONS = {
 BAD_DATA = "refused: bad data"
 
 
-class Refused(Exception):
-    """The run ends here with a report and without a new model; the event is done."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    @property
-    def decision(self) -> str:
-        return _DECISIONS.get(self.code, BAD_DATA)
+def refusal_decision(problem: FileProblem) -> str:
+    """The decision of a run refused with this problem: it ends with a report, no new model."""
+    return _DECISIONS.get(problem.code, BAD_DATA)
 
 
 class ClaimHeld(Exception):
@@ -105,15 +98,15 @@ class TooManyLines(Exception):
         self.limit = limit
 
 
-def too_many_rows(limit: int, joined: int) -> Refused:
+def too_many_rows(limit: int, joined: int) -> FileProblem:
     """The refusal for a run over RETRAIN_MAX_ROWS, with the joined rows counted in."""
     if joined == 0:
-        return Refused(
+        return FileProblem(
             TOO_MANY_ROWS,
             f"the file has more than {limit} data lines (RETRAIN_MAX_ROWS), more than one run "
             "can train on within the function's time and memory; upload a sample, or split it",
         )
-    return Refused(
+    return FileProblem(
         TOO_MANY_ROWS,
         f"the file and the {joined} rows joined from the current model's training data have "
         f"more than {limit} data lines together (RETRAIN_MAX_ROWS), more than one run can "
@@ -229,7 +222,7 @@ def read_capped(source: IO[bytes], max_rows: int) -> bytes:
             if newlines - 1 > max_rows:
                 raise TooManyLines(max_rows)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise Refused(
+        raise FileProblem(
             NOT_GZIP, f"the file starts like gzip but cannot be decompressed: {exc}"
         ) from exc
     if newlines + (last != b"\n") - 1 > max_rows:
@@ -259,23 +252,23 @@ def parse_csv(data: bytes, schema: ModelSchema) -> pd.DataFrame:
             usecols=lambda column: str(column).strip().casefold() in folded,
         )
     except pd.errors.EmptyDataError as exc:
-        raise Refused(EMPTY, "the file is empty; expected a header row and data rows") from exc
+        raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows") from exc
     except UnicodeDecodeError as exc:
-        raise Refused(NOT_UTF8, "the file is not UTF-8 text; save it as CSV UTF-8") from exc
+        raise FileProblem(NOT_UTF8, "the file is not UTF-8 text; save it as CSV UTF-8") from exc
     except pd.errors.ParserError as exc:
-        raise Refused(NOT_CSV, f"the file is not valid CSV: {exc}") from exc
+        raise FileProblem(NOT_CSV, f"the file is not valid CSV: {exc}") from exc
     found: dict[str, list[str]] = {}
     for column in frame.columns:
         found.setdefault(str(column).strip().casefold(), []).append(str(column))
     repeated = [columns for columns in found.values() if len(columns) > 1]
     if repeated:
-        raise Refused(
+        raise FileProblem(
             REPEATED_COLUMN,
             f"the header names one column more than once ({', '.join(repeated[0])}); keep one",
         )
     missing = [name for name in wanted if name.casefold() not in found]
     if missing:
-        raise Refused(
+        raise FileProblem(
             MISSING_COLUMNS,
             f"the header has no column {', '.join(missing)}; training data needs the columns "
             f"{', '.join(wanted)} (in any order; other columns are ignored)",
@@ -485,7 +478,7 @@ class Outcome:
     """What one run found out, filled in as it goes; `decision` is set last."""
 
     decision: str = ""
-    problem: Refused | None = None
+    problem: FileProblem | None = None
     current: dict[str, Any] = field(default_factory=dict)
     challenger: dict[str, Any] = field(default_factory=dict)
     live_after: str | None = None
@@ -537,7 +530,3 @@ def report(
         "settings": policy.to_dict(),
         "timings": dict(timings),
     }
-
-
-def encode_report(document: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
