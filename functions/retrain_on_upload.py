@@ -1,7 +1,7 @@
 """CloudEvent function `retrain_on_upload`: retrains a model on labelled data uploaded to a bucket.
 
 Triggered by `google.cloud.storage.object.v1.finalized`; the bucket layout and the gates are
-described in `shared.retraining`. Events arrive at least once, sometimes concurrently, and each
+described in `models.retraining`. Events arrive at least once, sometimes concurrently, and each
 upload generation is trained on at most once:
 
 1. report.json already there: the run is over; nothing else happens.
@@ -33,17 +33,36 @@ import functions_framework
 import pandas as pd
 from cloudevents.http.event import CloudEvent
 
-from models.retraining import (
+from models.retraining.challenger import challenge, prepare, training_frame
+from models.retraining.claims import (
+    MAX_ATTEMPTS,
+    ClaimHeld,
+    TrainingUpload,
+    claim_document,
+    claim_is_stale,
+    parse_event,
+    run_names,
+)
+from models.retraining.gates import Policy, gate_decision, gates
+from models.retraining.lineage import (
     BUNDLED,
     bundled_data,
-    challenge,
     object_source,
-    prepare,
     promoted_upload,
     recorded_sources,
     retraining_record,
-    training_frame,
     verified_earlier,
+)
+from models.retraining.reading import TooManyLines, parse_csv, read_capped, too_many_rows
+from models.retraining.report import (
+    PROMOTED,
+    PROMOTED_EARLIER,
+    PUBLISHED_MEANWHILE,
+    TOO_MANY_ROWS,
+    UNFINISHED,
+    Outcome,
+    refusal_decision,
+    report,
 )
 from models.training import RECIPES, Recipe
 from shared import settings as settings_module
@@ -60,30 +79,6 @@ from shared.model_store import (
 )
 from shared.object_store import AlreadyExists, ObjectAbsent, ObjectStore, ObjectStoreUnavailable
 from shared.once import once
-from shared.retraining import (
-    MAX_ATTEMPTS,
-    PROMOTED,
-    PROMOTED_EARLIER,
-    PUBLISHED_MEANWHILE,
-    TOO_MANY_ROWS,
-    UNFINISHED,
-    ClaimHeld,
-    Outcome,
-    Policy,
-    TooManyLines,
-    TrainingUpload,
-    claim_document,
-    claim_is_stale,
-    gate_decision,
-    gates,
-    parse_csv,
-    parse_event,
-    read_capped,
-    refusal_decision,
-    report,
-    run_names,
-    too_many_rows,
-)
 from shared.schema import SCHEMAS
 from shared.settings import Settings
 from shared.uploads import (

@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from models import data
+from models.retraining.claims import claim_document
 from shared.inference import Options, predict
 from shared.model_store import load_current, set_current, upload_version
-from shared.retraining import claim_document
 from tests.integration.conftest import (
     BUNDLED,
     BUNDLED_VERSION,

@@ -16,49 +16,47 @@ import pandas as pd
 import pytest
 
 from models import data
-from models.retraining import (
-    MIN_EVALUATION_ROWS,
-    challenge,
-    object_source,
-    prepare,
-    recorded_sources,
-    retraining_record,
-    training_frame,
-    verified_earlier,
-)
-from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
-from shared.model_store import LocalFolder, load_current, publish
-from shared.retraining import (
-    BAD_DATA,
-    PROMOTED,
-    TOO_FEW_ROWS,
-    TOO_MANY_ROWS,
-    UNFINISHED,
-    Evaluation,
-    Gate,
-    Outcome,
-    Policy,
-    Scores,
-    TooManyLines,
+from models.retraining.challenger import MIN_EVALUATION_ROWS, challenge, prepare, training_frame
+from models.retraining.claims import (
     TrainingUpload,
     claim_document,
     claim_is_stale,
+    parse_event,
+    run_names,
+)
+from models.retraining.gates import (
+    Evaluation,
+    Gate,
+    Policy,
+    Scores,
     coverage_gate,
     finite_gate,
     gate_decision,
     gates,
     improvement_gate,
-    parse_csv,
-    parse_event,
-    read_capped,
-    refusal_decision,
-    report,
-    run_names,
     schema_differences,
     schema_gate,
     scores,
-    too_many_rows,
 )
+from models.retraining.lineage import (
+    object_source,
+    recorded_sources,
+    retraining_record,
+    verified_earlier,
+)
+from models.retraining.reading import TooManyLines, parse_csv, read_capped, too_many_rows
+from models.retraining.report import (
+    BAD_DATA,
+    PROMOTED,
+    TOO_FEW_ROWS,
+    TOO_MANY_ROWS,
+    UNFINISHED,
+    Outcome,
+    refusal_decision,
+    report,
+)
+from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
+from shared.model_store import LocalFolder, load_current, publish
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
 from shared.uploads import (
