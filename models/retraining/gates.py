@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from shared.intervals import LevelTooHigh, half_width
+from models.training import coverage, metrics
 from shared.settings import Settings
 
 COVERAGE_LEVEL = 0.9
@@ -87,32 +87,26 @@ class Evaluation:
 def scores(
     actual: np.ndarray, predicted: np.ndarray, residuals: Sequence[float] | None, level: float
 ) -> Scores:
-    """RMSE, MAE, R2 and interval coverage; non-finite predictions make the errors infinite."""
+    """RMSE, MAE, R2 and interval coverage, as `train` measures its held-out rows.
+
+    Training never meets a non-finite error; here one makes the errors infinite (and R2 minus
+    infinity), for the gates to see. So does a target without spread, for R2.
+    """
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+    non_finite = int((~np.isfinite(predicted)).sum())
     with np.errstate(all="ignore"):
-        errors = actual - predicted
-        finite = bool(np.isfinite(errors).all())
-        squared = float(np.mean(errors**2)) if finite else math.inf
+        covered = coverage(actual, predicted, residuals, level) if residuals else None
+        if not np.isfinite(actual - predicted).all():
+            return Scores(math.inf, math.inf, -math.inf, non_finite, covered)
+        measured = metrics(actual, predicted)
         spread = float(np.sum((actual - actual.mean()) ** 2))
-        r2 = 1 - squared * len(actual) / spread if spread > 0 and finite else -math.inf
     return Scores(
-        rmse=round(math.sqrt(squared), 6),
-        mae=round(float(np.mean(np.abs(errors))), 6) if finite else math.inf,
-        r2=round(r2, 6),
-        non_finite=int((~np.isfinite(predicted)).sum()),
-        coverage=_coverage(errors, residuals, level),
+        rmse=measured["rmse"],
+        mae=measured["mae"],
+        r2=measured["r2"] if spread > 0 else -math.inf,
+        non_finite=non_finite,
+        coverage=covered,
     )
-
-
-def _coverage(errors: np.ndarray, residuals: Sequence[float] | None, level: float) -> float | None:
-    if not residuals:
-        return None
-    try:
-        width = half_width(residuals, level)
-    except LevelTooHigh:
-        return None
-    with np.errstate(invalid="ignore"):
-        return round(float(np.mean(np.abs(errors) <= width)), 4)
 
 
 def _finite_or_none(value: float) -> float | None:
