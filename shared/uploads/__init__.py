@@ -26,6 +26,8 @@ parsing, and refuses a file it cannot use with the same FileProblem and codes.
     _layout    output names and identity; where the model's columns sit in a file's rows
     _scoring   a file streamed through the model: each row scored or rejected
     _report    report.json and the timings of its phases
+    _workflow  one upload scored: staged, published create-if-absent, reported last; the only
+               module that talks to storage, through the ObjectStore handed in
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from shared.uploads._problems import (
 )
 from shared.uploads._report import Laps, encode_report, report
 from shared.uploads._scoring import Tally, neutralise_column, score_stream
+from shared.uploads._workflow import create_report, score_file
 
 __all__ = [
     "COLUMN_CLASH",
@@ -89,6 +92,7 @@ __all__ = [
     "OutputNames",
     "Tally",
     "Upload",
+    "create_report",
     "encode_report",
     "is_too_old",
     "neutralise",
@@ -99,6 +103,7 @@ __all__ = [
     "parse_time",
     "read_layout",
     "report",
+    "score_file",
     "score_stream",
     "staging_names",
     "storage_object",
