@@ -21,17 +21,23 @@ The gates a challenger must pass, each reported with its numbers:
     improvement  challenger RMSE <= current RMSE * (1 - RETRAIN_MIN_IMPROVEMENT)
     coverage     the challenger's 90% intervals cover 90% (+- RETRAIN_COVERAGE_TOLERANCE) of them
 
-    claims      which upload an event names, where its run writes, the claims on it
+    claims      which upload an event names, where its run writes, and claiming the run
     reading     the upload's bytes, capped at RETRAIN_MAX_ROWS data lines, and its columns
     challenger  the challenger, trained as `python -m models train` trains, and both measured
-    lineage     what a version was trained on, and what a new one records
+    lineage     what a version was trained on, read back for RETRAIN_JOIN_CURRENT, and what a
+                new version records
     gates       the gates, what they demand, and the decision
     report      what a run found out, as report.json says it
+    run         one run, from the claim to the report
+
+Storage and the model store are reached only through the ObjectStore and Backend handed to
+`retrain`; reading, challenger, gates and report never talk to them.
 """
 
 from __future__ import annotations
 
 from models.retraining.claims import ClaimHeld, TrainingUpload, parse_event, run_names
 from models.retraining.gates import Policy
+from models.retraining.run import retrain
 
-__all__ = ["ClaimHeld", "Policy", "TrainingUpload", "parse_event", "run_names"]
+__all__ = ["ClaimHeld", "Policy", "TrainingUpload", "parse_event", "retrain", "run_names"]

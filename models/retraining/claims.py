@@ -1,8 +1,11 @@
 """Which labelled upload an event names, where its run writes, and the claims that let one
-delivery at a time train. Nothing here talks to storage."""
+delivery at a time train: their documents and staleness, and `claim`, which creates one
+through the ObjectStore handed in."""
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,10 +13,12 @@ from typing import Any
 
 import orjson
 
+from shared.object_store import AlreadyExists, ObjectAbsent, ObjectStore
 from shared.uploads import MAX_NAME_BYTES, Ignored, Upload, parse_time, storage_object
 
 TRAINING, RETRAINING = "training/", "retraining/"
 MAX_ATTEMPTS = 3  # attempts that died (out of memory or time) before a run is given up
+JSON = "application/json"
 
 
 class ClaimHeld(Exception):
@@ -68,3 +73,38 @@ def claim_is_stale(data: bytes, now: datetime, claim_seconds: float) -> bool:
     except (orjson.JSONDecodeError, AttributeError):
         return True
     return claimed is None or (now - claimed).total_seconds() > claim_seconds
+
+
+@dataclass(frozen=True)
+class Run:
+    """One attempt at a run: the claim it holds."""
+
+    id: str
+    attempt: int
+
+
+def claim(objects: ObjectStore, upload: TrainingUpload, now: datetime, claim_seconds: float) -> Run:
+    """Create the first claim not yet taken; raise ClaimHeld if a live attempt holds one."""
+    names, run_id = run_names(upload), uuid.uuid4().hex
+    for attempt in itertools.count(1):
+        document = claim_document(run_id, attempt, upload.event_id, now)
+        try:
+            objects.create_if_absent(upload.bucket, names.claim(attempt), document, JSON)
+        except AlreadyExists as exc:
+            held = _read_whole(objects, upload.bucket, names.claim(attempt))
+            if held is not None and not claim_is_stale(held, now, claim_seconds):
+                raise ClaimHeld(f"attempt {attempt} at this upload is still running") from exc
+            continue
+        return Run(run_id, attempt)
+    raise AssertionError("unreachable")
+
+
+def _read_whole(objects: ObjectStore, bucket: str, name: str) -> bytes | None:
+    info = objects.info(bucket, name)
+    if info is None:
+        return None
+    try:
+        with objects.reader(bucket, name, info.generation) as source:
+            return source.read()
+    except ObjectAbsent:
+        return None

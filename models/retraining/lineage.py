@@ -5,6 +5,8 @@ files in its metadata (`retraining.training_data`: objects at their generations,
 for the bundled default data); a version without that list was trained on the bundled default
 data (`python -m models regenerate`). Either is used only if it reproduces the training
 fingerprint in the version's metadata; otherwise nothing is joined and the report says why.
+
+`current_training_data` reads it, through the ObjectStore handed in; the rest is pure.
 """
 
 from __future__ import annotations
@@ -16,8 +18,14 @@ import pandas as pd
 
 from models.data import default_data
 from models.retraining.challenger import training_frame
-from models.training import fingerprint
+from models.retraining.gates import Policy
+from models.retraining.reading import TooManyLines, parse_csv, read_capped
+from models.retraining.report import TOO_MANY_ROWS, Outcome
+from models.training import Recipe, fingerprint
+from shared.model_store import LoadedModel
+from shared.object_store import ObjectAbsent, ObjectStore
 from shared.schema import ModelSchema
+from shared.uploads import FileProblem
 
 BUNDLED = {"source": "bundled"}
 
@@ -75,3 +83,71 @@ def retraining_record(
         "upload": dict(upload),
         "report": report,
     }
+
+
+class _Unjoinable(Exception):
+    """The current model's training data cannot be had; `str()` says why, for the report."""
+
+
+def current_training_data(
+    objects: ObjectStore,
+    policy: Policy,
+    recipe: Recipe,
+    current: LoadedModel | None,
+    outcome: Outcome,
+) -> tuple[pd.DataFrame | None, list[dict[str, str]]]:
+    """The current model's training data and its sources, when configured and reproducible."""
+    if not policy.join_current:
+        return None, []
+    try:
+        if current is None:
+            raise _Unjoinable("there is no usable current model")
+        recorded = recorded_sources(current.metadata)
+        sources = recorded or [dict(BUNDLED)]
+        parts = [_source_data(objects, policy, recipe, source) for source in sources]
+        frame = verified_earlier(parts, recorded is not None, current.metadata, recipe.schema)
+        if frame is None:
+            raise _Unjoinable(
+                f"the data listed for version {current.version} does not reproduce the "
+                "fingerprint of the data it was trained on"
+            )
+    except _Unjoinable as exc:
+        outcome.join = {"requested": True, "used": False, "reason": str(exc)}
+        return None, []
+    outcome.join = {
+        "requested": True,
+        "used": True,
+        "version": current.version,
+        "sources": sources,
+        "rows": len(frame),
+    }
+    return frame, sources
+
+
+def _source_data(
+    objects: ObjectStore, policy: Policy, recipe: Recipe, source: dict[str, str]
+) -> pd.DataFrame:
+    if source.get("source") == "bundled":
+        try:
+            return bundled_data(recipe.name)
+        except OSError as exc:
+            raise _Unjoinable(
+                f"the bundled training data of {recipe.name} is not deployed with the function"
+            ) from exc
+    try:
+        bucket, name, generation = source["bucket"], source["name"], int(source["generation"])
+    except (KeyError, ValueError) as exc:
+        raise _Unjoinable(f"a training data source is malformed: {source}") from exc
+    try:
+        with objects.reader(bucket, name, generation) as stream:
+            return parse_csv(read_capped(stream, policy.max_rows), recipe.schema)
+    except ObjectAbsent as exc:
+        raise _Unjoinable(f"gs://{bucket}/{name} generation {generation} is gone") from exc
+    except TooManyLines as exc:
+        raise FileProblem(
+            TOO_MANY_ROWS,
+            f"the current model's training data alone has more than {exc.limit} data lines "
+            "(RETRAIN_MAX_ROWS); set RETRAIN_JOIN_CURRENT to false",
+        ) from exc
+    except FileProblem as exc:
+        raise _Unjoinable(f"gs://{bucket}/{name} is no longer readable: {exc.message}") from exc
