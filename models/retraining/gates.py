@@ -1,7 +1,9 @@
 """The gates a challenger must pass, what they demand, and the decision.
 
-Both models are measured on the same evaluation rows; every gate is evaluated and reported with
-its numbers, even when one has failed. Nothing here talks to storage or trains.
+Both models are measured on the same evaluation rows with training's own metric functions
+(`models.training.metrics` and `coverage`), so a report's numbers mean what metadata.json's do;
+every gate is evaluated and reported with its numbers, even when one has failed. Nothing here
+talks to storage or trains.
 """
 
 from __future__ import annotations
