@@ -152,7 +152,7 @@ def in_process_rows_per_second(rows: int) -> float:
     from shared.predict import Options
     from shared.settings import Settings
     from shared.store import LocalFolder, load_current
-    from shared.upload_scoring import score_stream
+    from shared.uploads import score_stream
 
     def discard(data: bytes) -> None:
         del data

@@ -34,13 +34,6 @@ from shared.store import Backend, LocalFolder, open_backend, publish
 MODELS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = MODELS_DIR.parent / "build" / "models"
 BUNDLED_CREATED = 1795824000  # 2026-11-28T00:00:00Z: the bundled models' fixed creation time
-BUNDLED_CUSTOMERS = 20_000
-
-
-def default_data(name: str, rows: int | None) -> pd.DataFrame:
-    if name == "customer_needs":
-        return data.customers(rows or BUNDLED_CUSTOMERS)
-    return data.markets(rows) if rows else data.macro()
 
 
 def train_into(
@@ -57,7 +50,7 @@ def regenerate() -> None:
     for name in RECIPES:
         with tempfile.TemporaryDirectory() as staging:
             trained = train_into(
-                LocalFolder(Path(staging)), name, default_data(name, None), BUNDLED_CREATED
+                LocalFolder(Path(staging)), name, data.default_data(name, None), BUNDLED_CREATED
             )
             shutil.rmtree(MODELS_DIR / name, ignore_errors=True)
             shutil.copytree(Path(staging) / name, MODELS_DIR / name)
@@ -104,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "train":
-            frame = pd.read_csv(args.data) if args.data else default_data(args.name, args.rows)
+            frame = pd.read_csv(args.data) if args.data else data.default_data(args.name, args.rows)
             trained = train_into(_store(args.out), args.name, frame, None)
             print(summary(trained.metadata))
             print(f"{args.name}: version {trained.metadata['version']} is current in {args.out}")

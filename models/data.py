@@ -20,11 +20,20 @@ import numpy as np
 import pandas as pd
 
 DATASETS = Path(__file__).resolve().parent / "datasets"
+BUNDLED_CUSTOMERS = 20_000
 SPELLINGS = {
     "female": ["female", "Female", "F", "f", " woman"],
     "male": ["male", "Male", "M", "m", "man "],
     "other": ["other", "Other", "X", "diverse"],
 }
+
+
+def default_data(name: str, rows: int | None) -> pd.DataFrame:
+    """What `python -m models train NAME` trains on without --data: `rows` synthetic rows, or
+    the bundled default data (what `regenerate` trains the bundled models on) when None."""
+    if name == "customer_needs":
+        return customers(rows or BUNDLED_CUSTOMERS)
+    return markets(rows) if rows else macro()
 
 
 def customer_truth(age: np.ndarray, gender: np.ndarray, income: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import io
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -228,12 +228,12 @@ def _train(
     x_test, y_test = features.iloc[held_out], target.iloc[held_out].to_numpy()
     predicted = winner.predict(x_test)
     held_out_metrics = {
-        "chosen": _metrics(y_test, predicted),
-        SEED_MODEL: _metrics(y_test, fitted[SEED_MODEL].predict(x_test)),
-        recipe.naive_name: _metrics(y_test, recipe.naive(y_fit, x_test)),
+        "chosen": metrics(y_test, predicted),
+        SEED_MODEL: metrics(y_test, fitted[SEED_MODEL].predict(x_test)),
+        recipe.naive_name: metrics(y_test, recipe.naive(y_fit, x_test)),
     }
-    coverage = {
-        f"{level:g}": _coverage(y_test, predicted, residuals, level) for level in COVERAGE_LEVELS
+    coverages = {
+        f"{level:g}": coverage(y_test, predicted, residuals, level) for level in COVERAGE_LEVELS
     }
     background = x_fit.sample(min(BACKGROUND_ROWS, len(x_fit)), random_state=SEED)
     artifact = _dump(winner)
@@ -249,7 +249,7 @@ def _train(
         "metrics": {
             "held_out": held_out_metrics,
             "cross_validation": cv_scores,
-            "interval_coverage": coverage,
+            "interval_coverage": coverages,
         },
         "training": {
             "fingerprint": fingerprint(data),
@@ -272,6 +272,29 @@ def _train(
         "example_instance": _records(features.iloc[:1])[0],
     }
     return Trained(artifact, metadata, {"seconds": seconds})
+
+
+def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """R2, MAE and RMSE of finite predictions, rounded as metadata.json and report.json keep them.
+
+    Retraining's gates measure both models with this too, so their numbers are `train`'s.
+    """
+    return {
+        "r2": round(float(r2_score(actual, predicted)), 6),
+        "mae": round(float(mean_absolute_error(actual, predicted)), 6),
+        "rmse": round(float(np.sqrt(mean_squared_error(actual, predicted))), 6),
+    }
+
+
+def coverage(
+    actual: np.ndarray, predicted: np.ndarray, residuals: Sequence[float], level: float
+) -> float | None:
+    """Share of rows inside the interval; None where calibration is too small for the level."""
+    try:
+        width = half_width(residuals, level)
+    except LevelTooHigh:
+        return None
+    return round(float(np.mean(np.abs(actual - predicted) <= width)), 4)
 
 
 def cross_validate(
@@ -302,17 +325,6 @@ def cross_validate(
             "rmse_std": round(float(np.std(errors)), 6),
         }
     return scores
-
-
-def _coverage(
-    actual: np.ndarray, predicted: np.ndarray, residuals: list[float], level: float
-) -> float | None:
-    """Share of held-out rows inside the interval; None where calibration is too small."""
-    try:
-        width = half_width(residuals, level)
-    except LevelTooHigh:
-        return None
-    return round(float(np.mean(np.abs(actual - predicted) <= width)), 4)
 
 
 def version_name(created: datetime, sha256: str) -> str:
@@ -347,14 +359,6 @@ def _dump(model: Pipeline) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     return buffer.getvalue()
-
-
-def _metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    return {
-        "r2": round(float(r2_score(actual, predicted)), 6),
-        "mae": round(float(mean_absolute_error(actual, predicted)), 6),
-        "rmse": round(float(np.sqrt(mean_squared_error(actual, predicted))), 6),
-    }
 
 
 def _ranges(features: pd.DataFrame, schema: ModelSchema) -> dict[str, Any]:

@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from models import data
+from models.retraining.claims import claim_document
 from shared.predict import Options, predict
-from shared.retraining import claim_document
 from shared.store import load_current, set_current, upload_version
 from shared.validation import Rows
 from tests.integration.conftest import (

@@ -15,7 +15,7 @@ import pytest
 NEAR_MISS_NUMBERS = """
 from shared.validation._numbers import numeric_cells
 from shared.validation._values import NUMBER
-from shared.upload_scoring import neutralise
+from shared.uploads import neutralise
 
 cells = ["1234567890.5"] * 5000 + ["52,000"]
 assert numeric_cells(cells) is None

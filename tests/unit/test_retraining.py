@@ -16,59 +16,58 @@ import pandas as pd
 import pytest
 
 from models import data
-from models.retraining import (
-    MIN_EVALUATION_ROWS,
-    challenge,
+from models.retraining.challenger import MIN_EVALUATION_ROWS, challenge, prepare, training_frame
+from models.retraining.claims import (
+    TrainingUpload,
+    claim_document,
+    claim_is_stale,
+    parse_event,
+    run_names,
+)
+from models.retraining.gates import (
+    Evaluation,
+    Gate,
+    Policy,
+    Scores,
+    coverage_gate,
+    finite_gate,
+    gate_decision,
+    gates,
+    improvement_gate,
+    schema_differences,
+    schema_gate,
+    scores,
+)
+from models.retraining.lineage import (
     object_source,
-    prepare,
     recorded_sources,
     retraining_record,
-    training_frame,
     verified_earlier,
 )
-from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
-from shared.retraining import (
+from models.retraining.reading import TooManyLines, parse_csv, read_capped, too_many_rows
+from models.retraining.report import (
     BAD_DATA,
     PROMOTED,
     TOO_FEW_ROWS,
     TOO_MANY_ROWS,
     UNFINISHED,
-    Evaluation,
-    Gate,
     Outcome,
-    Policy,
-    Refused,
-    Scores,
-    TooManyLines,
-    TrainingUpload,
-    claim_document,
-    claim_is_stale,
-    coverage_gate,
-    encode_report,
-    finite_gate,
-    gate_decision,
-    gates,
-    improvement_gate,
-    parse_csv,
-    parse_event,
-    read_capped,
+    refusal_decision,
     report,
-    run_names,
-    schema_differences,
-    schema_gate,
-    scores,
-    too_many_rows,
 )
+from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
 from shared.store import LocalFolder, load_current, publish
-from shared.upload_scoring import (
+from shared.uploads import (
     EMPTY,
     MISSING_COLUMNS,
     NOT_GZIP,
     NOT_UTF8,
     REPEATED_COLUMN,
+    FileProblem,
     Ignored,
+    encode_report,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -206,11 +205,11 @@ def test_a_large_file_is_read_only_until_it_is_known_to_be_too_large() -> None:
 def test_a_broken_gzip_is_refused_as_bad_data() -> None:
     broken = gzip.compress(b"age,gender\n" * 1000)[:-30]
 
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(FileProblem) as refused:
         read_capped(io.BytesIO(broken), 10_000)
 
     assert refused.value.code == NOT_GZIP
-    assert refused.value.decision == BAD_DATA
+    assert refusal_decision(refused.value) == BAD_DATA
 
 
 def test_columns_are_found_by_name_and_others_never_loaded() -> None:
@@ -232,7 +231,7 @@ def test_columns_are_found_by_name_and_others_never_loaded() -> None:
     ],
 )
 def test_unusable_files_are_refused_with_a_reason(data: bytes, code: str, words: str) -> None:
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(FileProblem) as refused:
         parse_csv(data, CUSTOMER_NEEDS)
 
     assert refused.value.code == code
@@ -242,7 +241,7 @@ def test_unusable_files_are_refused_with_a_reason(data: bytes, code: str, words:
 def test_too_many_rows_says_which_limit_and_how_to_stay_under_it() -> None:
     alone, joined = too_many_rows(1000, 0), too_many_rows(1000, 400)
 
-    assert (alone.code, alone.decision) == (TOO_MANY_ROWS, "refused: too many rows")
+    assert (alone.code, refusal_decision(alone)) == (TOO_MANY_ROWS, "refused: too many rows")
     assert "more than 1000 data lines" in alone.message
     assert "400 rows joined" in joined.message
     assert "RETRAIN_JOIN_CURRENT" in joined.message
@@ -359,8 +358,10 @@ def test_every_gate_is_evaluated_and_the_decision_names_the_failures() -> None:
 
 
 def test_refusals_map_to_their_decisions() -> None:
-    assert Refused(UNFINISHED, "x").decision == "refused: earlier attempts did not finish"
-    assert Refused(TOO_FEW_ROWS, "x").decision == BAD_DATA
+    assert refusal_decision(FileProblem(UNFINISHED, "x")) == (
+        "refused: earlier attempts did not finish"
+    )
+    assert refusal_decision(FileProblem(TOO_FEW_ROWS, "x")) == BAD_DATA
 
 
 # The report
@@ -508,7 +509,7 @@ def test_too_few_rows_to_evaluate_are_refused_before_training() -> None:
     recipe = fast("customer_needs")
     small = data.customers(MIN_EVALUATION_ROWS * 4, seed=34)
 
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(FileProblem) as refused:
         prepare(recipe, training_frame([small], recipe.schema), 0)
 
     assert refused.value.code == TOO_FEW_ROWS

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shared.predict import Options
 from shared.store import LoadedModel, LocalFolder, load_current
-from shared.upload_scoring import neutralise, score_stream
+from shared.uploads import neutralise, score_stream
 from shared.validation import validate_records
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")

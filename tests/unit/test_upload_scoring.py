@@ -16,7 +16,7 @@ from shared.predict import Options
 from shared.schema import CUSTOMER_NEEDS
 from shared.settings import SettingsError, from_env
 from shared.store import LoadedModel, LocalFolder, load_current, publish
-from shared.upload_scoring import (
+from shared.uploads import (
     COLUMN_CLASH,
     EMPTY,
     FINALIZED,

@@ -1,0 +1,193 @@
+"""Scoring an uploaded file's rows: streamed through the model in chunks, each row scored or
+rejected with its reasons.
+
+Files are UTF-8 (with or without BOM), CRLF or LF, gzip-compressed or not (recognised by their
+first bytes); columns are matched by header name, ignoring case and surrounding spaces.
+Line numbers are physical lines, header = line 1, counting newlines inside quoted fields.
+Every text cell written out is neutralised against spreadsheet formulas: a cell starting with
+= + - @ tab or carriage return gets a leading apostrophe, unless it is a plain number.
+
+Nothing here talks to storage: streams and sinks are handed in.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import itertools
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shared import codecs
+from shared.codecs import Chunk, CsvFile, NotCsv, NotUtf8
+from shared.errors import InvalidInput, Problem
+from shared.predict import Options, as_list, output_columns, predict
+from shared.store import LoadedModel
+from shared.uploads._layout import Layout, neutralise, read_layout
+from shared.uploads._problems import (
+    EMPTY,
+    NOT_CSV,
+    NOT_GZIP,
+    NOT_UTF8,
+    OPTIONS_UNAVAILABLE,
+    FileProblem,
+)
+from shared.validation import Rows
+
+WRONG_FIELD_COUNT = "wrong number of fields"
+
+_FORMULA_LINE_START = re.compile(r"^[=+\-@\t\r]", re.MULTILINE)
+
+
+@dataclass
+class Tally:
+    """Rows counted as they stream by: read = scored + rejected, always."""
+
+    read: int = 0
+    scored: int = 0
+    rejected: int = 0
+    reasons: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+
+    def add(self, chunk: ScoredChunk) -> None:
+        self.scored += chunk.scored_count
+        self.rejected += len(chunk.rejected)
+        self.read += chunk.scored_count + len(chunk.rejected)
+        self.reasons.update(chunk.reasons)
+
+    def reasons_counted(self) -> list[dict[str, Any]]:
+        ordered = sorted(self.reasons.items(), key=lambda item: (item[0][0] or "", item[0][1]))
+        return [{"field": key[0], "reason": key[1], "rows": count} for key, count in ordered]
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk's outputs: scored rows as CSV, rejected rows in order, reasons counted."""
+
+    scored_csv: bytes
+    scored_count: int
+    rejected: list[list[Any]]
+    reasons: Counter[tuple[str | None, str]]
+
+
+def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Options) -> ScoredChunk:
+    """Validate and predict one chunk; every row lands in exactly one of the two outputs."""
+    cells = {name: chunk.columns[at] for name, at in layout.positions.items()}
+    rows = Rows.of_columns(cells, len(chunk.lines), allow_extra=True)
+    try:
+        prediction = predict(model, rows, options, all_or_nothing=False)
+    except InvalidInput as exc:
+        details = "; ".join(problem.reason for problem in exc.problems)
+        raise FileProblem(OPTIONS_UNAVAILABLE, f"{exc.message}: {details}") from exc
+    problems: dict[int, list[Problem]] = {}
+    for problem in prediction.problems:
+        if problem.row is not None:  # every column is present, so every problem has a row
+            problems.setdefault(problem.row, []).append(problem)
+    valid = np.zeros(len(chunk.lines), dtype=bool)
+    valid[np.asarray(prediction.positions, dtype=int)] = True
+    neutral = [neutralise_column(column) for column in chunk.columns]
+    rejected, reasons = _rejected(chunk, neutral, problems)
+    scored = _scored_csv(chunk, neutral, valid, list(prediction.columns().values()))
+    return ScoredChunk(scored, int(valid.sum()), rejected, reasons)
+
+
+def _scored_csv(
+    chunk: Chunk, neutral: Sequence[list[str]], valid: np.ndarray, predictions: list[Any]
+) -> bytes:
+    """The valid rows as uploaded (neutralised), then their predictions; CRLF line ends.
+
+    Rows read as plain text are written back as they were read, which is what the csv module
+    writes for cells without quotes, commas or line ends.
+    """
+    keep = valid.tolist()
+    if chunk.text is None or any(
+        n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True)
+    ):
+        columns = [itertools.compress(column, keep) for column in neutral]
+        return encode_rows(zip(*columns, *map(as_list, predictions), strict=True))
+    kept = list(itertools.compress(chunk.text, keep))
+    cells = [codecs.float_texts(values, len(kept)) for values in predictions]
+    return codecs.lines_with_cells(kept, cells).encode("utf-8")
+
+
+def _rejected(
+    chunk: Chunk, neutral: Sequence[Sequence[str]], problems: Mapping[int, Sequence[Problem]]
+) -> tuple[list[list[Any]], Counter[tuple[str | None, str]]]:
+    """`line_number, reasons, cells...` for each rejected row, in file order; reasons counted."""
+    rows: list[tuple[int, list[Any]]] = []
+    reasons: Counter[tuple[str | None, str]] = Counter()
+    for row, found in problems.items():
+        line = chunk.lines[row]
+        text = "; ".join(f"{problem.field}: {problem.reason}" for problem in found)
+        rows.append((line, [line, text, *(column[row] for column in neutral)]))
+        reasons.update((problem.field, problem.reason) for problem in found)
+    width = len(chunk.columns)
+    for line, cells in chunk.ragged:
+        text = f"has {len(cells)} fields; the header has {width}"
+        rows.append((line, [line, text, *map(neutralise, cells)]))
+        reasons[(None, WRONG_FIELD_COUNT)] += 1
+    rows.sort(key=lambda item: item[0])
+    return [row for _, row in rows], reasons
+
+
+def neutralise_column(cells: list[str]) -> list[str]:
+    """`neutralise` applied to a column; the column itself when no cell needs it (the norm)."""
+    if not _FORMULA_LINE_START.search("\n".join(cells)):
+        return cells
+    return [neutralise(cell) for cell in cells]
+
+
+def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes:
+    """CSV with CRLF line ends (RFC 4180); floats in their shortest round-trip form."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def score_stream(
+    source: io.BufferedReader[Any],
+    model: LoadedModel,
+    options: Options,
+    chunk_rows: int,
+    write_scored: Callable[[bytes], None],
+    write_rejected: Callable[[bytes], None],
+) -> Tally:
+    """Stream a whole file through: at most `chunk_rows` rows are in memory at a time.
+
+    Raises FileProblem when the file cannot be scored as a whole; errors of the sinks and of
+    the source's storage pass through untouched.
+    """
+    file = CsvFile(source)
+    try:
+        header = file.header()
+        if header is None:
+            raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
+        layout = read_layout(header, model.schema, output_columns(model.schema, options))
+        write_scored(encode_rows([layout.scored_header]))
+        write_rejected(encode_rows([layout.rejected_header]))
+        tally = Tally()
+        for chunk in file.chunks(len(header), chunk_rows):
+            scored = score_chunk(chunk, layout, model, options)
+            write_scored(scored.scored_csv)
+            write_rejected(encode_rows(scored.rejected))
+            tally.add(scored)
+        return tally
+    except NotUtf8 as exc:
+        raise FileProblem(
+            NOT_UTF8,
+            f"the file is not UTF-8 text: invalid bytes near line {exc.line}; save it as CSV UTF-8",
+        ) from exc
+    except NotCsv as exc:
+        raise FileProblem(
+            NOT_CSV, f"the file is not valid CSV at line {exc.line}: {exc.reason}"
+        ) from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise FileProblem(
+            NOT_GZIP, f"the file starts like gzip but cannot be decompressed: {exc}"
+        ) from exc
