@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-ENTRY_POINTS = {
-    "predict_customer_needs": "functions.customer_needs",
-    "predict_market_trend": "functions.market_trend",
+from shared.schema import MODELS
+
+# Each served model's HTTP function lives in functions/<model>.py.
+ENTRY_POINTS = {model.function: f"functions.{model.name}" for model in MODELS.values()} | {
     "score_upload": "functions.score_upload",
     "retrain_on_upload": "functions.retrain_on_upload",
 }

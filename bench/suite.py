@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.schema import MODELS as SERVED
 from shared.schema import NumericFeature
 from shared.store import LoadedModel, LocalFolder, load_current
 from tests.integration.support import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
+MODELS = {name: model.function for name, model in SERVED.items()}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import statistics
 import time
 
 from models import data
-from models.training import RECIPES, creation_time, train
+from models.recipes import RECIPES
+from models.training import creation_time, train
 
 
 def measure(rows: int, runs: int) -> dict[str, float]:

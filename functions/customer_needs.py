@@ -6,6 +6,7 @@ import flask
 import functions_framework
 
 from functions.http import serve
+from shared.schema import MODELS
 
 
 @functions_framework.http
@@ -15,4 +16,4 @@ def predict_customer_needs(request: flask.Request) -> flask.Response:
     POST JSON `{"instances": [{"age": 35, "gender": "female", "income": 52000}]}` or CSV;
     GET returns the model card. Errors are JSON with the status they deserve.
     """
-    return serve(request, model_name="customer_needs", function_name="predict_customer_needs")
+    return serve(request, MODELS["customer_needs"])

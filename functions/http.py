@@ -30,6 +30,7 @@ from functions import protocols
 from functions.http_io import Call, Handler, Style, error_response, runtime
 from shared.errors import MarketcastError, MethodNotAllowed, NotFound, OriginNotAllowed
 from shared.logs import log, trace_fields
+from shared.schema import ServedModel
 from shared.settings import Settings
 
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Cloud-Trace-Context"
@@ -37,8 +38,9 @@ CORS_EXPOSED_HEADERS = "X-Model-Name, X-Model-Version, Retry-After"
 READ, WRITE = ("GET", "HEAD", "OPTIONS"), ("POST", "OPTIONS")
 
 
-def serve(request: flask.Request, model_name: str, function_name: str) -> flask.Response:
-    """Answer one request for `model_name`; always JSON or CSV, never a stack trace."""
+def serve(request: flask.Request, model: ServedModel) -> flask.Response:
+    """Answer one request for `model`; always JSON or CSV, never a stack trace."""
+    model_name, function_name = model.name, model.function
     started = time.perf_counter()
     call: Call | None = None
     error_code: str | None = None

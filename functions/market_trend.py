@@ -6,6 +6,7 @@ import flask
 import functions_framework
 
 from functions.http import serve
+from shared.schema import MODELS
 
 
 @functions_framework.http
@@ -15,4 +16,4 @@ def predict_market_trend(request: flask.Request) -> flask.Response:
     POST JSON `{"instances": [{"sales": 9000, "population": 300000, "gdp": 13000}]}` or CSV;
     GET returns the model card. Errors are JSON with the status they deserve.
     """
-    return serve(request, model_name="market_trend", function_name="predict_market_trend")
+    return serve(request, MODELS["market_trend"])

@@ -25,10 +25,12 @@ import pandas as pd
 
 from models import data
 from models.publishing import publish_version, rollback
+from models.recipes import RECIPES
 from models.report import summary
-from models.training import RECIPES, Trained, creation_time, train
+from models.training import Trained, creation_time, train
 from shared import settings
 from shared.errors import MarketcastError
+from shared.schema import MODELS
 from shared.store import Backend, LocalFolder, open_backend, publish
 
 MODELS_DIR = Path(__file__).resolve().parent
@@ -47,7 +49,7 @@ def train_into(
 
 def regenerate() -> None:
     """Rebuild models/<name>/ for every model from the default data, reproducibly."""
-    for name in RECIPES:
+    for name in MODELS:
         with tempfile.TemporaryDirectory() as staging:
             trained = train_into(
                 LocalFolder(Path(staging)), name, data.default_data(name, None), BUNDLED_CREATED
@@ -69,7 +71,7 @@ def _progress(message: str) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m models", description=__doc__.split("\n\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
-    names = sorted(RECIPES)
+    names = sorted(MODELS)
     trainer = commands.add_parser("train", help="train a new version into a local store")
     trainer.add_argument("name", choices=names)
     trainer.add_argument("--data", type=Path, help="CSV with the features and the target")

@@ -24,42 +24,25 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.base import RegressorMixin, clone
-from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import KFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from models.compile import try_compile
+from models.recipes import SEED, SEED_MODEL, Recipe
 from shared.predict import LevelTooHigh, calibration_residuals, half_width
-from shared.schema import CUSTOMER_NEEDS, MARKET_TREND, CategoricalFeature, ModelSchema
+from shared.schema import CategoricalFeature, ModelSchema
 from shared.validation import validate
 
-SEED = 20261128
 CV_FOLDS = 5
 CV_MAX_ROWS = 50_000
 BACKGROUND_ROWS = 50
 CALIBRATION_KEEP = 2_000
 COVERAGE_LEVELS = (0.8, 0.9, 0.95)
 OUTLIER_IQRS = 10.0
-SEED_MODEL = "linear_regression"
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How one model is trained: its schema, its candidates and its naive baseline."""
-
-    name: str
-    schema: ModelSchema
-    time_ordered: bool
-    candidates: Callable[[], dict[str, Pipeline]]
-    naive: Callable[[pd.Series, pd.DataFrame], np.ndarray]
-    naive_name: str
 
 
 @dataclass(frozen=True)
@@ -67,77 +50,6 @@ class Trained:
     artifact: bytes
     metadata: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
-
-
-def _columns(schema: ModelSchema, *, scale: bool) -> ColumnTransformer:
-    categorical = [f for f in schema.features if isinstance(f, CategoricalFeature)]
-    numeric = [f.name for f in schema.features if not isinstance(f, CategoricalFeature)]
-    steps: list[tuple[str, Any, list[str]]] = [
-        (f.name, OneHotEncoder(categories=[list(f.categories)], handle_unknown="ignore"), [f.name])
-        for f in categorical
-    ]
-    steps.append(("numeric", StandardScaler() if scale else "passthrough", numeric))
-    return ColumnTransformer(steps, verbose_feature_names_out=False)
-
-
-def _seed_model(schema: ModelSchema) -> Pipeline:
-    return Pipeline([("features", _columns(schema, scale=False)), ("model", LinearRegression())])
-
-
-def _boosting(schema: ModelSchema) -> Pipeline:
-    model = HistGradientBoostingRegressor(random_state=SEED)
-    return Pipeline([("features", _columns(schema, scale=False)), ("model", model)])
-
-
-def customer_candidates() -> dict[str, Pipeline]:
-    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13))
-    return {
-        SEED_MODEL: _seed_model(CUSTOMER_NEEDS),
-        "ridge": Pipeline([("features", _columns(CUSTOMER_NEEDS, scale=True)), ("model", ridge)]),
-        "gradient_boosting": _boosting(CUSTOMER_NEEDS),
-    }
-
-
-def market_candidates() -> dict[str, Pipeline]:
-    # Growth is multiplicative: a ridge on log features, predicting log sales, extrapolates.
-    log_ridge = TransformedTargetRegressor(
-        regressor=Pipeline(
-            [
-                ("log", FunctionTransformer(np.log, feature_names_out="one-to-one")),
-                ("scale", StandardScaler()),
-                ("ridge", RidgeCV(alphas=np.logspace(-4, 2, 13))),
-            ]
-        ),
-        func=np.log,
-        inverse_func=np.exp,
-    )
-    return {
-        SEED_MODEL: _seed_model(MARKET_TREND),
-        "log_ridge": Pipeline(
-            [("features", _columns(MARKET_TREND, scale=False)), ("model", log_ridge)]
-        ),
-        "gradient_boosting": _boosting(MARKET_TREND),
-    }
-
-
-RECIPES: Mapping[str, Recipe] = {
-    "customer_needs": Recipe(
-        name="customer_needs",
-        schema=CUSTOMER_NEEDS,
-        time_ordered=False,
-        candidates=customer_candidates,
-        naive=lambda fit_target, rows: np.full(len(rows), float(fit_target.mean())),
-        naive_name="mean",
-    ),
-    "market_trend": Recipe(
-        name="market_trend",
-        schema=MARKET_TREND,
-        time_ordered=True,
-        candidates=market_candidates,
-        naive=lambda fit_target, rows: rows["sales"].to_numpy(dtype=float),
-        naive_name="last_value",
-    ),
-}
 
 
 @dataclass(frozen=True)

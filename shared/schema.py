@@ -1,4 +1,5 @@
-"""Feature schemas: what each model accepts, written into its metadata and read back to serve.
+"""Feature schemas: what each model accepts, written into its metadata and read back to serve;
+and `MODELS`, the one list of the models this bundle serves.
 
 Training writes `ModelSchema.to_dict()` into metadata.json; serving rebuilds it with
 `ModelSchema.from_dict()`, so a request is checked against exactly what the model was
@@ -167,7 +168,24 @@ MARKET_TREND = ModelSchema(
     target_description="Predicted sales next quarter, in the units of sales.",
 )
 
-SCHEMAS: Mapping[str, ModelSchema] = {
-    "customer_needs": CUSTOMER_NEEDS,
-    "market_trend": MARKET_TREND,
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model this bundle trains and serves: its schema before training (serving reads the
+    trained version's own from its metadata) and the HTTP function that answers for it."""
+
+    name: str
+    schema: ModelSchema
+    function: str
+
+
+MODELS: Mapping[str, ServedModel] = {
+    model.name: model
+    for model in (
+        ServedModel("customer_needs", CUSTOMER_NEEDS, "predict_customer_needs"),
+        ServedModel("market_trend", MARKET_TREND, "predict_market_trend"),
+    )
 }
+"""The one list of models: the CLI, upload routing, the entry points, the benchmark suite and
+the docs take their names from it (deploy.sh and openapi.yaml spell them out; a test holds them
+to this list)."""

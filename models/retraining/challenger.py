@@ -17,9 +17,10 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from models.recipes import Recipe
 from models.retraining.gates import COVERAGE_LEVEL, Evaluation, scores
 from models.retraining.report import TOO_FEW_ROWS, UNTRAINABLE
-from models.training import Recipe, Trained, clean, split, train
+from models.training import Trained, clean, split, train
 from shared.schema import ModelSchema
 from shared.store import LoadedModel
 from shared.uploads import FileProblem

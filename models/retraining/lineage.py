@@ -17,11 +17,12 @@ from typing import Any
 import pandas as pd
 
 from models.data import default_data
+from models.recipes import Recipe
 from models.retraining.challenger import training_frame
 from models.retraining.gates import Policy
 from models.retraining.reading import TooManyLines, parse_csv, read_capped
 from models.retraining.report import TOO_MANY_ROWS, Outcome
-from models.training import Recipe, fingerprint
+from models.training import fingerprint
 from shared.schema import ModelSchema
 from shared.store import LoadedModel, ObjectMissing, ObjectStore
 from shared.uploads import FileProblem

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from models.recipes import RECIPES
 from models.retraining.challenger import challenge, prepare, training_frame
 from models.retraining.claims import MAX_ATTEMPTS, Run, TrainingUpload, claim, run_names
 from models.retraining.gates import Policy, gate_decision, gates
@@ -32,10 +33,9 @@ from models.retraining.report import (
     refusal_decision,
     report,
 )
-from models.training import RECIPES
 from shared.errors import ArtifactRejected, ModelNotFound, PublishConflict
 from shared.logs import log
-from shared.schema import SCHEMAS
+from shared.schema import MODELS
 from shared.store import (
     Backend,
     LoadedModel,
@@ -156,7 +156,7 @@ def _check_runnable(upload: TrainingUpload, run: Run) -> None:
         raise FileProblem(
             UNKNOWN_MODEL,
             f"there is no model named {upload.model}; upload into training/<model>/ with one "
-            f"of: {', '.join(SCHEMAS)}",
+            f"of: {', '.join(MODELS)}",
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.schema import SCHEMAS
+from shared.schema import MODELS
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 SUFFIXES = (".csv", ".csv.gz")
@@ -39,7 +39,7 @@ class Upload:
 
     @property
     def known_model(self) -> bool:
-        return self.model in SCHEMAS
+        return self.model in MODELS
 
     def log_fields(self) -> dict[str, Any]:
         """Which upload a log line is about: names and numbers, never file contents."""

@@ -16,7 +16,7 @@ from typing import Any
 from shared.errors import StorageUnavailable
 from shared.logs import log
 from shared.predict import Options
-from shared.schema import SCHEMAS
+from shared.schema import MODELS
 from shared.settings import Settings
 from shared.store import LoadedModel, ModelStore, ObjectMissing, ObjectStore, PreconditionFailed
 from shared.uploads._events import Upload
@@ -47,7 +47,7 @@ def score_file(
             raise FileProblem(
                 UNKNOWN_MODEL,
                 f"there is no model named {upload.model}; upload into incoming/<model>/ "
-                f"with one of: {', '.join(SCHEMAS)}",
+                f"with one of: {', '.join(MODELS)}",
             )
         model = models.get(upload.model)
         laps.lap("model_seconds")

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from models import data
-from models.training import RECIPES, creation_time, train
+from models.recipes import RECIPES
+from models.training import creation_time, train
 from shared.store import publish
 from tests.integration.conftest import (
     BUNDLED_VERSION,

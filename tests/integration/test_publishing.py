@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from models import data
-from models.training import RECIPES, creation_time, train
+from models.recipes import RECIPES
+from models.training import creation_time, train
 from shared.errors import PublishConflict
 from shared.store import LocalFolder, load_current, publish, set_current
 from tests.integration.conftest import BUNDLED_VERSION, StartFunction, gcs_backend, publish_all

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from shared.predict import Options, predict
-from shared.schema import SCHEMAS, CategoricalFeature, ModelSchema
+from shared.schema import MODELS, CategoricalFeature, ModelSchema
 from shared.store import LoadedModel, load_current, publish
 from shared.validation import Rows
 from tests.integration.conftest import (
@@ -72,7 +72,7 @@ def scorer(
 @pytest.fixture(scope="module")
 def in_process() -> dict[str, LoadedModel]:
     """The same bundled models, loaded in this process to score the expected way."""
-    return {name: load_current(BUNDLED, name) for name in SCHEMAS}
+    return {name: load_current(BUNDLED, name) for name in MODELS}
 
 
 def scorer_env(model_store: str, **extra: str) -> dict[str, str]:
@@ -198,7 +198,7 @@ def spoil(schema: ModelSchema, row: dict[str, str], kind: int) -> tuple[dict[str
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("model_name", list(SCHEMAS))
+@pytest.mark.parametrize("model_name", list(MODELS))
 def test_scored_rows_carry_the_predictions_of_in_process_scoring(
     gcs: FakeGcs,
     bucket: str,
@@ -207,7 +207,7 @@ def test_scored_rows_carry_the_predictions_of_in_process_scoring(
     model_name: str,
     mode: str,
 ) -> None:
-    schema = SCHEMAS[model_name]
+    schema = MODELS[model_name].schema
     rows, canonical = sample(schema, 300, seed=len(model_name))
     columns = ["id", *reversed(schema.feature_names), "note"]  # any order, extras kept
     table = [columns] + [
@@ -237,7 +237,7 @@ def test_scored_rows_carry_the_predictions_of_in_process_scoring(
 def test_every_row_is_accounted_for_with_its_line_and_reasons(
     gcs: FakeGcs, bucket: str, scorer: FunctionServer, in_process: dict[str, LoadedModel]
 ) -> None:
-    schema = SCHEMAS["customer_needs"]
+    schema = MODELS["customer_needs"].schema
     rows, canonical = sample(schema, 200, seed=3)
     header = ["id", "age", "gender", "income"]
     lines, line, valid, rejected = [header], 2, [], []
@@ -416,7 +416,7 @@ def test_three_deliveries_one_after_another_leave_one_output_set(
 def test_three_deliveries_at_the_same_moment_leave_one_output_set(
     gcs: FakeGcs, scorer: FunctionServer
 ) -> None:
-    rows, _ = sample(SCHEMAS["customer_needs"], 2000, seed=11)
+    rows, _ = sample(MODELS["customer_needs"].schema, 2000, seed=11)
     table = [["age", "gender", "income"]] + [[r["age"], r["gender"], r["income"]] for r in rows]
     table[5][0] = "200"
     data = as_csv(table)
@@ -556,7 +556,7 @@ def test_an_interval_level_adds_the_bounds_of_in_process_scoring(
     in_process: dict[str, LoadedModel],
 ) -> None:
     server = start_function("score_upload", **scorer_env(model_store, UPLOAD_INTERVAL_LEVEL="0.9"))
-    rows, canonical = sample(SCHEMAS["market_trend"], 50, seed=5)
+    rows, canonical = sample(MODELS["market_trend"].schema, 50, seed=5)
     table = [list(canonical.columns)] + [[row[c] for c in canonical.columns] for row in rows]
     name = "incoming/market_trend/quarters.csv"
 
@@ -666,7 +666,7 @@ def test_storage_lost_midway_fails_the_event_and_leaves_nothing_visible(
 def test_a_crash_midway_leaves_nothing_visible_and_the_next_delivery_completes(
     gcs: FakeGcs, bucket: str, model_store: str, start_function: StartFunction
 ) -> None:
-    rows, _ = sample(SCHEMAS["customer_needs"], 400_000, seed=21)
+    rows, _ = sample(MODELS["customer_needs"].schema, 400_000, seed=21)
     data = as_csv([["age", "gender", "income"]] + [list(r.values()) for r in rows])
     generation = put_object(gcs, bucket, CUSTOMERS, data)
     env = scorer_env(model_store, UPLOAD_CHUNK_ROWS="5000")

@@ -22,7 +22,8 @@ CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 def train_fast(name: str, rows: pd.DataFrame, version: str) -> Trained:
     # Imported here so that the files which train nothing do not pay for scikit-learn.
-    from models.training import RECIPES, SEED_MODEL, train
+    from models.recipes import RECIPES, SEED_MODEL
+    from models.training import train
 
     recipe = RECIPES[name]
     seed_only = dataclasses.replace(

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from models import data
 from models.compile import compile_pipeline
-from models.training import RECIPES, train
+from models.recipes import RECIPES
+from models.training import train
 from shared.codecs import encode_table, read_csv
 from shared.predict import SMALL_ROWS, Options, Prediction, predict
 from shared.predict._compiled import CompiledModel

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from models import data
+from models.recipes import RECIPES, SEED_MODEL, Recipe
 from models.retraining.challenger import MIN_EVALUATION_ROWS, challenge, prepare, training_frame
 from models.retraining.claims import (
     TrainingUpload,
@@ -55,7 +56,7 @@ from models.retraining.report import (
     refusal_decision,
     report,
 )
-from models.training import RECIPES, SEED_MODEL, Recipe, fingerprint, train
+from models.training import fingerprint, train
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
 from shared.store import LocalFolder, load_current, publish

@@ -8,7 +8,7 @@ import pytest
 from shared.schema import (
     CUSTOMER_NEEDS,
     MARKET_TREND,
-    SCHEMAS,
+    MODELS,
     CategoricalFeature,
     ModelSchema,
     NumericFeature,
@@ -17,19 +17,19 @@ from shared.schema import (
 GENDER = CUSTOMER_NEEDS.features[1]
 
 
-@pytest.mark.parametrize("name", sorted(SCHEMAS))
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_to_dict_from_dict_round_trip(name: str) -> None:
-    schema = SCHEMAS[name]
+    schema = MODELS[name].schema
 
     rebuilt = ModelSchema.from_dict(schema.to_dict())
 
     assert rebuilt == schema
 
 
-@pytest.mark.parametrize("name", sorted(SCHEMAS))
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_round_trip_through_json_text(name: str) -> None:
     # metadata.json is where the schema lives between training and serving.
-    schema = SCHEMAS[name]
+    schema = MODELS[name].schema
 
     rebuilt = ModelSchema.from_dict(orjson.loads(orjson.dumps(schema.to_dict())))
 
@@ -156,8 +156,15 @@ def test_lookup_covers_every_alias_and_nothing_else() -> None:
     assert table == {"small": "Small", "large": "Large", "l": "Large", "xl": "Large"}
 
 
-def test_schemas_lookup_table_names_both_models() -> None:
-    assert dict(SCHEMAS) == {"customer_needs": CUSTOMER_NEEDS, "market_trend": MARKET_TREND}
+def test_the_list_of_models_names_both_models_and_their_functions() -> None:
+    assert {name: model.schema for name, model in MODELS.items()} == {
+        "customer_needs": CUSTOMER_NEEDS,
+        "market_trend": MARKET_TREND,
+    }
+    assert {model.function for model in MODELS.values()} == {
+        "predict_customer_needs",
+        "predict_market_trend",
+    }
     assert CUSTOMER_NEEDS.target == "purchase_amount"
     assert MARKET_TREND.feature_names == ("sales", "population", "gdp")
     assert MARKET_TREND.target == "future_sales"

@@ -12,8 +12,9 @@ import pytest
 
 from models import data
 from models.__main__ import main
+from models.recipes import RECIPES, SEED_MODEL
 from models.report import summary
-from models.training import RECIPES, SEED_MODEL, Trained, clean, train
+from models.training import Trained, clean, train
 from shared.predict._explain import shapley
 from shared.predict._intervals import half_width
 from shared.schema import CUSTOMER_NEEDS
