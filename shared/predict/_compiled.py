@@ -62,10 +62,10 @@ class CompiledModel:
     def _table(self) -> TreeTable | None:
         if self.kind != "trees":
             return None
-        from shared.predict import _tree_table as tree_table  # numpy, batches only
+        from shared.predict._tree_table import build  # numpy, batches only
 
         try:
-            return tree_table.build({"inputs": self.inputs, "estimator": self.estimator})
+            return build({"inputs": self.inputs, "estimator": self.estimator})
         except ValueError:  # not a partition of the grid: the trees' own predictor answers
             return None
 

@@ -13,9 +13,8 @@ rows by their position in the input and fields by name; tests hold them to the s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from shared.validation._clean import clean_columns, clean_records
 from shared.validation._records import validate_records
 from shared.validation._rows import Rows
 from shared.validation._values import (
@@ -28,6 +27,9 @@ from shared.validation._values import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy as np
     import pandas as pd
 
     from shared.schema import ModelSchema
@@ -48,8 +50,29 @@ __all__ = [
 ]
 
 
-def validate(frame: pd.DataFrame, schema: ModelSchema, *, allow_extra: bool = False) -> Validated:
-    """The reference validator (`_reference.validate`); pandas is imported on first use."""
-    from shared.validation import _reference
+# The validators that need numpy or pandas are imported on first use: small requests never do.
 
-    return _reference.validate(frame, schema, allow_extra=allow_extra)
+
+def validate(frame: pd.DataFrame, schema: ModelSchema, *, allow_extra: bool = False) -> Validated:
+    """The frame validator (`_reference.validate`)."""
+    from shared.validation._reference import validate as by_frame
+
+    return by_frame(frame, schema, allow_extra=allow_extra)
+
+
+def clean_records(
+    objects: Sequence[Mapping[str, Any]], schema: ModelSchema
+) -> dict[str, Any] | None:
+    """Canonical columns of JSON objects, or None unless every row is clean (`_clean`)."""
+    from shared.validation._clean import clean_records as by_record
+
+    return by_record(objects, schema)
+
+
+def clean_columns(
+    raw: Mapping[str, Sequence[Any]], count: int, schema: ModelSchema
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Canonical columns and which rows are clean (`_clean`)."""
+    from shared.validation._clean import clean_columns as by_column
+
+    return by_column(raw, count, schema)

@@ -1,4 +1,4 @@
-"""What importing the storage package costs, and that its modules import in one direction.
+"""What importing the packages costs, and that every module imports in one direction.
 
 The import checks run in a child process: this one has long since imported everything.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SHARED = REPOSITORY / "shared"
+PACKAGES = ("shared", "functions", "models")
 
 NOTHING_HEAVY_LOADED = """
 import sys
@@ -22,6 +22,10 @@ assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))
 """
 
 IMPORT_ONLY = "import shared.store" + NOTHING_HEAVY_LOADED
+REQUEST_PATH_PACKAGES = (
+    "import shared.predict, shared.validation, shared.codecs, functions.protocols"
+    + NOTHING_HEAVY_LOADED
+)
 
 LOCAL_FOLDER_AND_UNUSED_CLOUD_STORES = (
     """
@@ -37,10 +41,14 @@ ObjectStore(5.0)
 
 @pytest.mark.parametrize(
     "program",
-    [IMPORT_ONLY, LOCAL_FOLDER_AND_UNUSED_CLOUD_STORES],
-    ids=["import", "a local folder store, and cloud stores not yet used"],
+    [IMPORT_ONLY, LOCAL_FOLDER_AND_UNUSED_CLOUD_STORES, REQUEST_PATH_PACKAGES],
+    ids=[
+        "import",
+        "a local folder store, and cloud stores not yet used",
+        "the request path's packages",
+    ],
 )
-def test_the_client_library_is_not_imported_until_cloud_storage_is_used(program: str) -> None:
+def test_heavy_libraries_are_not_imported_until_they_are_used(program: str) -> None:
     finished = subprocess.run(
         [sys.executable, "-c", program],
         cwd=REPOSITORY,
@@ -52,25 +60,25 @@ def test_the_client_library_is_not_imported_until_cloud_storage_is_used(program:
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
 
 
-def test_no_module_of_the_store_imports_one_that_imports_it() -> None:
-    graph = {module: set(imported_by(path)) for module, path in shared_modules().items()}
-    store = [module for module in graph if module.startswith("shared.store")]
+def test_no_module_imports_one_that_imports_it() -> None:
+    graph = {module: set(imported_by(path)) for module, path in product_modules().items()}
 
-    assert len(store) > 1
-    for module in store:
-        assert module not in reachable(graph, module), f"{module} imports itself"
+    assert len([module for module in graph if module.startswith("shared.store")]) > 1
+    circles = [module for module in graph if module in reachable(graph, module)]
+    assert circles == []
 
 
-def shared_modules() -> dict[str, Path]:
+def product_modules() -> dict[str, Path]:
     modules = {}
-    for path in SHARED.rglob("*.py"):
-        parts = path.relative_to(REPOSITORY).with_suffix("").parts
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for package in PACKAGES:
+        for path in (REPOSITORY / package).rglob("*.py"):
+            parts = path.relative_to(REPOSITORY).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
 
 
 def imported_by(path: Path) -> list[str]:
-    """The shared modules `path` imports when it runs, lazy imports included (not the ones
+    """The product's modules `path` imports when it runs, lazy imports included (not the ones
     only a type checker sees)."""
     tree = ast.parse(path.read_text())
     type_only = {
@@ -89,7 +97,7 @@ def imported_by(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.append(node.module)
             names += [f"{node.module}.{alias.name}" for alias in node.names]
-    return [name for name in names if name.startswith("shared.")]
+    return [name for name in names if name.startswith(tuple(f"{p}." for p in PACKAGES))]
 
 
 def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
