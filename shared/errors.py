@@ -55,70 +55,55 @@ class MarketcastError(Exception):
     status = 500
     code = "internal"
 
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        """The status and code go in the class line: `BadRequest(..., status=400, ...)`."""
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
+
     def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.problems = problems
 
 
-class BadRequest(MarketcastError):
+class BadRequest(MarketcastError, status=400, code="bad_request"):
     """The body cannot be read as the declared format (400)."""
 
-    status = 400
-    code = "bad_request"
 
-
-class NotFound(MarketcastError):
+class NotFound(MarketcastError, status=404, code="not_found"):
     """No such path on this function (404)."""
 
-    status = 404
-    code = "not_found"
 
-
-class OriginNotAllowed(MarketcastError):
+class OriginNotAllowed(MarketcastError, status=403, code="origin_not_allowed"):
     """A CORS preflight from an origin that is not configured (403)."""
 
-    status = 403
-    code = "origin_not_allowed"
 
-
-class MethodNotAllowed(MarketcastError):
+class MethodNotAllowed(MarketcastError, status=405, code="method_not_allowed"):
     """The path exists but not for this method (405); `allow` feeds the Allow header."""
-
-    status = 405
-    code = "method_not_allowed"
 
     def __init__(self, message: str, allow: tuple[str, ...]) -> None:
         super().__init__(message)
         self.allow = allow
 
 
-class PayloadTooLarge(MarketcastError):
+class PayloadTooLarge(MarketcastError, status=413, code="payload_too_large"):
     """The body is over the byte limit or holds more instances than allowed (413)."""
 
-    status = 413
-    code = "payload_too_large"
 
-
-class UnsupportedMediaType(MarketcastError):
+class UnsupportedMediaType(MarketcastError, status=415, code="unsupported_media_type"):
     """The Content-Type is neither JSON nor CSV (415)."""
 
-    status = 415
-    code = "unsupported_media_type"
 
-
-class InvalidInput(MarketcastError):
+class InvalidInput(MarketcastError, status=422, code="invalid_input"):
     """Rows or options that break the model's schema (422); every fault is listed."""
 
-    status = 422
-    code = "invalid_input"
 
-
-class ModelUnavailable(MarketcastError):
+class ModelUnavailable(MarketcastError, status=503, code="model_unavailable"):
     """The model cannot be served right now (503); clients retry after `retry_after` s."""
 
-    status = 503
-    code = "model_unavailable"
     retry_after = 5
 
 
@@ -137,8 +122,5 @@ class StorageUnavailable(ModelUnavailable):
     """
 
 
-class PublishConflict(MarketcastError):
+class PublishConflict(MarketcastError, status=409, code="conflict"):
     """Another publisher moved current.json first (409); re-read it and decide again."""
-
-    status = 409
-    code = "conflict"

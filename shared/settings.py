@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T", int, float)
 
@@ -98,30 +98,52 @@ def _origins(raw: str) -> tuple[str, ...]:
 
 
 def _positive(env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:
+    value: T = _number(env, name, default, kind, _is_positive, "a positive number")
+    return value
+
+
+def _level(env: Mapping[str, str], name: str) -> float | None:
+    """A probability strictly between 0 and 1, or None when unset."""
+    level: float | None = _number(env, name, None, float, _is_level, "a number between 0 and 1")
+    return level
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share from 0 (inclusive) to 1 (exclusive)."""
+    share: float = _number(env, name, default, float, _is_share, "a number from 0 to below 1")
+    return share
+
+
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: Any,
+    kind: Callable[[str], Any],
+    accepted: Callable[[Any], bool],
+    requirement: str,
+) -> Any:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a positive number, got {raw!r}") from exc
-    if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{name} must be a positive number, got {raw!r}")
+        raise SettingsError(f"{name} must be {requirement}, got {raw!r}") from exc
+    if not accepted(value):
+        raise SettingsError(f"{name} must be {requirement}, got {raw!r}")
     return value
 
 
-def _level(env: Mapping[str, str], name: str) -> float | None:
-    """A probability strictly between 0 and 1, or None when unset."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from exc
-    if not 0 < value < 1:  # also refuses NaN
-        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}")
-    return value
+def _is_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _is_level(value: float) -> bool:
+    return 0 < value < 1  # also refuses NaN
+
+
+def _is_share(value: float) -> bool:
+    return 0 <= value < 1  # also refuses NaN
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -134,17 +156,3 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in {"false", "0", "no"}:
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
-
-
-def _share(env: Mapping[str, str], name: str, default: float) -> float:
-    """A share from 0 (inclusive) to 1 (exclusive)."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number from 0 to below 1, got {raw!r}") from exc
-    if not 0 <= value < 1:  # also refuses NaN
-        raise SettingsError(f"{name} must be a number from 0 to below 1, got {raw!r}")
-    return value
