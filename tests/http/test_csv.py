@@ -159,3 +159,26 @@ def test_csv_is_answered_under_the_function_name_too(market: FlaskClient) -> Non
     assert float(csv_rows(answer)[0]["future_sales"]) == pytest.approx(
         predicted("market_trend", MARKETS[:1])[0], rel=RTOL
     )
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("rows", [1, 100], ids=["one row", "a batch"])
+def test_every_appended_cell_is_the_very_float_json_answers(
+    clients: dict[str, FlaskClient], name: str, rows: int
+) -> None:
+    sent = (ROWS[name] * rows)[:rows]
+    target = TARGET[name]
+    body = csv_body(list(sent[0]), [list(r.values()) for r in sent])
+
+    by_csv = csv_rows(post_csv(clients[name], body, "/?interval=0.9&explain=true"))
+    by_json = clients[name].post(
+        "/", json={"instances": sent, "parameters": {"interval": 0.9, "explain": True}}
+    )
+
+    for cells, answer in zip(by_csv, by_json.get_json()["predictions"], strict=True):
+        assert float(cells[target]) == answer[target]
+        assert float(cells[f"{target}_lower"]) == answer["interval"]["lower"]
+        assert float(cells[f"{target}_upper"]) == answer["interval"]["upper"]
+        assert float(cells["base_value"]) == answer["base_value"]
+        for feature, contribution in answer["contributions"].items():
+            assert float(cells[f"contribution_{feature}"]) == contribution
