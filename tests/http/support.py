@@ -29,7 +29,10 @@ from shared.schema import NumericFeature
 REPO = Path(__file__).resolve().parents[2]
 MAIN = str(REPO / "main.py")
 BUNDLED = LocalFolder(REPO / "models")
+# For each model: the function that serves it (its functions-framework target), and the name
+# its prediction comes under.
 TARGETS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
+PREDICTION = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
 MODELS = tuple(TARGETS)
 RTOL = 1e-9
 

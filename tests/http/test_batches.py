@@ -9,9 +9,16 @@ import pytest
 from flask.testing import FlaskClient
 
 from models import data
-from tests.http.support import MODELS, RTOL, csv_body, csv_rows, features, half_width, predicted
-
-TARGET = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
+from tests.http.support import (
+    MODELS,
+    PREDICTION,
+    RTOL,
+    csv_body,
+    csv_rows,
+    features,
+    half_width,
+    predicted,
+)
 
 
 def rows_of(name: str) -> list[dict[str, Any]]:
@@ -48,7 +55,7 @@ def test_200_rows_get_the_same_answers_as_json_and_as_csv(
 
     assert by_json.status_code == by_csv.status_code == 200
     from_json = by_json.get_json()["predictions"]
-    from_csv = [float(row[TARGET[name]]) for row in csv_rows(by_csv.data)]
+    from_csv = [float(row[PREDICTION[name]]) for row in csv_rows(by_csv.data)]
     assert from_csv == from_json
     assert from_json == pytest.approx(predicted(name, rows), rel=RTOL)
     assert [row["id"] for row in csv_rows(by_csv.data)] == [f"r{i}" for i in range(200)]
@@ -58,7 +65,7 @@ def test_200_rows_get_the_same_answers_as_json_and_as_csv(
 def test_200_rows_get_the_same_intervals_as_json_and_as_csv(
     clients: dict[str, FlaskClient], name: str
 ) -> None:
-    rows, target = rows_of(name), TARGET[name]
+    rows, target = rows_of(name), PREDICTION[name]
 
     by_json = as_json(clients[name], rows, interval=0.9).get_json()["predictions"]
     by_csv = csv_rows(as_csv(clients[name], name, rows, "?interval=0.9").data)

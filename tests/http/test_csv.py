@@ -7,6 +7,7 @@ from flask.testing import FlaskClient
 
 from tests.http.support import (
     MODELS,
+    PREDICTION,
     RTOL,
     TARGETS,
     csv_body,
@@ -27,7 +28,6 @@ MARKETS = [
     {"sales": 4000.5, "population": 200, "gdp": 6000},
 ]
 ROWS = {"customer_needs": CUSTOMERS, "market_trend": MARKETS}
-TARGET = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
 
 
 def post_csv(client: FlaskClient, body: bytes, path: str = "/") -> bytes:
@@ -86,7 +86,7 @@ def test_csv_answers_are_the_models_predictions_and_name_the_version(
 
     assert response.status_code == 200, response.text
     assert response.headers["X-Model-Version"] == version(name)
-    values = [float(row[TARGET[name]]) for row in csv_rows(response.data)]
+    values = [float(row[PREDICTION[name]]) for row in csv_rows(response.data)]
     assert values == pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
 
 
@@ -95,7 +95,7 @@ def test_query_interval_appends_the_bounds_at_that_level(
     clients: dict[str, FlaskClient], name: str
 ) -> None:
     body = csv_body(list(ROWS[name][0]), [list(r.values()) for r in ROWS[name]])
-    target = TARGET[name]
+    target = PREDICTION[name]
 
     answer = post_csv(clients[name], body, "/?interval=0.8")
 
@@ -167,7 +167,7 @@ def test_every_appended_cell_is_the_very_float_json_answers(
     clients: dict[str, FlaskClient], name: str, rows: int
 ) -> None:
     sent = (ROWS[name] * rows)[:rows]
-    target = TARGET[name]
+    target = PREDICTION[name]
     body = csv_body(list(sent[0]), [list(r.values()) for r in sent])
 
     by_csv = csv_rows(post_csv(clients[name], body, "/?interval=0.9&explain=true"))

@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.http.support import MODELS, RTOL, TARGETS, half_width, predicted, shapley, version
+from tests.http.support import (
+    MODELS,
+    PREDICTION,
+    RTOL,
+    TARGETS,
+    half_width,
+    predicted,
+    shapley,
+    version,
+)
 
 # As a user sends them (numeric strings, aliases in any case), and as the model reads them.
 SENT = {
@@ -103,7 +112,7 @@ def test_no_instances_get_no_predictions(market: FlaskClient) -> None:
 def test_parameters_interval_adds_the_conformal_interval_at_that_level(
     clients: dict[str, FlaskClient], name: str, level: float
 ) -> None:
-    target = clients[name].get("/").get_json()["target"]["name"]
+    target = PREDICTION[name]
 
     body = post(clients[name], {"instances": SENT[name], "parameters": {"interval": level}})
 
@@ -121,7 +130,7 @@ def test_parameters_interval_adds_the_conformal_interval_at_that_level(
 def test_parameters_explain_adds_each_features_exact_shapley_value(
     clients: dict[str, FlaskClient], name: str
 ) -> None:
-    target = clients[name].get("/").get_json()["target"]["name"]
+    target = PREDICTION[name]
 
     body = post(clients[name], {"instances": SENT[name], "parameters": {"explain": True}})
 

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from tests.http.support import (
     MODELS,
+    PREDICTION,
     RTOL,
     TARGETS,
     features,
@@ -30,7 +31,6 @@ ROWS = {
         {"sales": 4000.5, "population": 200, "gdp": 6000},
     ],
 }
-TARGET = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
 
 
 def tensors(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_server_metadata_and_health(clients: dict[str, FlaskClient], name: str) 
 def test_model_metadata_lists_inputs_and_every_output(
     clients: dict[str, FlaskClient], name: str
 ) -> None:
-    target = TARGET[name]
+    target = PREDICTION[name]
 
     metadata = clients[name].get(f"/v2/models/{name}").get_json()
 
@@ -151,7 +151,9 @@ def test_infer_answers_the_target_tensor(clients: dict[str, FlaskClient], name: 
     body = response.get_json()
     assert (body["model_name"], body["model_version"]) == (name, version(name))
     assert "id" not in body
-    assert outputs(response) == {TARGET[name]: pytest.approx(predicted(name, ROWS[name]), rel=RTOL)}
+    assert outputs(response) == {
+        PREDICTION[name]: pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
+    }
 
 
 def test_inputs_in_any_order_any_numeric_datatype_and_shape_n_by_1(
@@ -182,7 +184,7 @@ def test_inputs_in_any_order_any_numeric_datatype_and_shape_n_by_1(
 
 @pytest.mark.parametrize("name", MODELS)
 def test_interval_and_explain_add_their_tensors(clients: dict[str, FlaskClient], name: str) -> None:
-    target, rows = TARGET[name], ROWS[name]
+    target, rows = PREDICTION[name], ROWS[name]
     body = tensors(name, rows, parameters={"interval": 0.8, "explain": True})
 
     found = outputs(clients[name].post(f"/v2/models/{name}/infer", json=body))

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.http.support import RTOL, csv_body, csv_rows, features, predicted
+from tests.http.support import PREDICTION, RTOL, csv_body, csv_rows, features, predicted
 
 SPELLINGS = {
     "female": "female",
@@ -40,7 +40,6 @@ RANGES = {
     "population": (0, 100_000),
     "gdp": (0, 10_000_000),
 }
-TARGET = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
 
 
 def number(low: int, high: int) -> st.SearchStrategy[Any]:
@@ -138,7 +137,7 @@ def test_a_valid_row_gets_the_same_float_in_every_protocol(
 
     responses = every_protocol(clients[name], name, row)
 
-    found = {p: prediction(p, r, TARGET[name]) for p, r in responses.items()}
+    found = {p: prediction(p, r, PREDICTION[name]) for p, r in responses.items()}
     assert len(set(found.values())) == 1, found
     assert found["json"] == pytest.approx(predicted(name, [canonical(row)])[0], rel=RTOL)
 
