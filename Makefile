@@ -1,15 +1,19 @@
-# The two commands of the quick start: `make serve` and `make test`.
+# The two commands of the quick start: `make serve` and `make test`; `make unit` while working.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint models clean system-tools
+.PHONY: serve test unit lint models clean system-tools
 
 serve: $(VENV)/.runtime
 	scripts/serve.sh
 
 test: $(VENV)/.dev system-tools lint
 	$(BIN)/pytest
+
+# The fast tiers, on every core: pure unit tests and the entry points in-process.
+unit: $(VENV)/.dev
+	$(BIN)/pytest -n auto tests/unit tests/http
 
 # Tools the tests run that come from the system's package manager (Debian).
 system-tools:

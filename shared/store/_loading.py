@@ -96,7 +96,7 @@ def read_file(backend: Backend, key: str) -> bytes:
     try:
         return backend.read(key)
     except ObjectMissing as exc:
-        raise ModelNotFound(f"nothing at {key} in the model store {backend.location}") from exc
+        raise ModelNotFound(f"nothing at {key} in the model store") from exc
 
 
 def json_object(data: bytes, key: str) -> dict[str, Any]:

@@ -105,7 +105,13 @@ class ModelStore:
         try:
             model = self._loader(self.backend, name)
         except ModelUnavailable as exc:
-            log("ERROR", "model load failed", model=name, error=exc.message)
+            log(
+                "ERROR",
+                "model load failed",
+                model=name,
+                error=exc.message,
+                store=self.backend.location,  # the log says where; callers are not told
+            )
             raise
         log(
             "INFO",

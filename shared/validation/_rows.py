@@ -44,6 +44,8 @@ class Rows:
         columns = dict(self.columns or {})
         if self.allow_extra:
             columns = {name: values for name, values in columns.items() if name in wanted}
+        if not columns:  # none of the model's columns: rows with no fields, every one absent
+            return [{} for _ in range(self.count)]
         names = list(columns)
         return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import math
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from models import data
 from models.compile import compile_pipeline
 from models.recipes import RECIPES
-from models.training import train
+from models.training import Trained, train
 from shared.codecs import encode_table, read_csv
 from shared.predict import SMALL_ROWS, Options, Prediction, predict
 from shared.predict._compiled import CompiledModel
@@ -33,6 +34,21 @@ from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.validation import Rows, clean_columns, clean_records, validate, validate_records
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
+
+
+@functools.cache
+def bundled(name: str) -> LoadedModel:
+    """Each bundled model loaded once for the module's examples: a load verifies the artifact,
+    and the first batch builds the trees' lookup table."""
+    return load_current(BUNDLED, name)
+
+
+@functools.cache
+def pipeline_only(model: LoadedModel) -> LoadedModel:
+    """`model` without its serving form, so that `predict` takes the frame path; its pipeline is
+    unpickled once, not once per example."""
+    return dataclasses.replace(model, serving=None)
+
 
 numbers = st.one_of(
     st.integers(-(10**6), 10**8),
@@ -120,7 +136,7 @@ def trained_variants():
             features = frame[list(recipe.schema.feature_names)].iloc[:-1]
             yield name, candidate, model.fit(features, frame[recipe.schema.target].iloc[:-1])
     for name in ("customer_needs", "market_trend"):
-        yield name, "bundled", load_current(BUNDLED, name).pipeline
+        yield name, "bundled", bundled(name).pipeline
 
 
 @pytest.mark.parametrize(
@@ -142,23 +158,29 @@ def test_serving_form_predicts_what_scikit_learn_predicts(name, candidate, pipel
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=0)
 
 
-def test_a_model_published_without_a_serving_form_is_served_by_scikit_learn(tmp_path):
-    trained = train(RECIPES["market_trend"], data.macro(), "v", datetime(2026, 1, 1, tzinfo=UTC))
-    metadata = {**trained.metadata, "serving": None}
-    publish(LocalFolder(tmp_path), "market_trend", "v", trained.artifact, metadata)
+@pytest.fixture(scope="module")
+def market_model() -> Trained:
+    """The market recipe trained once for the tests that publish it with their own changes."""
+    return train(RECIPES["market_trend"], data.macro(), "v", datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_a_model_published_without_a_serving_form_is_served_by_scikit_learn(
+    tmp_path, market_model: Trained
+):
+    metadata = {**market_model.metadata, "serving": None}
+    publish(LocalFolder(tmp_path), "market_trend", "v", market_model.artifact, metadata)
 
     model = load_current(LocalFolder(tmp_path), "market_trend")
 
     assert model.serving is None
     frame = data.macro()[["sales", "population", "gdp"]][:5]
-    expected = joblib.load(io.BytesIO(trained.artifact)).predict(frame)
+    expected = joblib.load(io.BytesIO(market_model.artifact)).predict(frame)
     np.testing.assert_allclose(model.pipeline.predict(frame), expected)
 
 
-def test_a_tampered_serving_form_is_not_trusted(tmp_path):
-    trained = train(RECIPES["market_trend"], data.macro(), "v", datetime(2026, 1, 1, tzinfo=UTC))
+def test_a_tampered_serving_form_is_not_trusted(tmp_path, market_model: Trained):
     store = LocalFolder(tmp_path)
-    publish(store, "market_trend", "v", trained.artifact, trained.metadata)
+    publish(store, "market_trend", "v", market_model.artifact, market_model.metadata)
     path = tmp_path / "market_trend" / "v" / "metadata.json"
     path.write_bytes(path.read_bytes().replace(b'"intercept":', b'"intercept": 1e6, "x":'))
 
@@ -180,7 +202,7 @@ def every_path(model: LoadedModel, rows: list[dict[str, object]]) -> dict[str, P
             len(rows),
         ),
         "frame": predict(
-            dataclasses.replace(model, serving=None),
+            pipeline_only(model),
             Rows.of_records(rows),
             Options(),
             all_or_nothing=False,
@@ -233,7 +255,7 @@ def assert_paths_agree(model: LoadedModel, rows: list[dict[str, object]]) -> Non
     ),
 )
 def test_every_path_gives_the_same_answers_and_faults(rows, clean):
-    model = load_current(BUNDLED, "customer_needs")
+    model = bundled("customer_needs")
     for batch in (clean, clean + rows):
         assert_paths_agree(model, batch)
     assert clean_records(clean, model.schema) is not None  # clean rows need no reference
@@ -242,11 +264,11 @@ def test_every_path_gives_the_same_answers_and_faults(rows, clean):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=instances(["sales", "population", "gdp"]))
 def test_every_market_path_gives_the_same_answers_and_faults(rows):
-    assert_paths_agree(load_current(BUNDLED, "market_trend"), rows)
+    assert_paths_agree(bundled("market_trend"), rows)
 
 
 def test_market_clean_batches_agree():
-    model = load_current(BUNDLED, "market_trend")
+    model = bundled("market_trend")
     frame = data.markets(300, seed=4)[["sales", "population", "gdp"]]
     objects = frame.to_dict(orient="records")
 
@@ -264,7 +286,7 @@ def test_an_integer_too_large_for_a_float_is_named_on_both_paths():
     assert fast == slow
     assert [p.reason for p in fast] == ["must be a finite number"]
     assert clean_records(rows, CUSTOMER_NEEDS) is None
-    assert_paths_agree(load_current(BUNDLED, "customer_needs"), rows)
+    assert_paths_agree(bundled("customer_needs"), rows)
 
 
 text_cells = st.text(alphabet=st.sampled_from(list('ab ,"\n=+-@é1')), max_size=8)
@@ -285,7 +307,7 @@ text_cells = st.text(alphabet=st.sampled_from(list('ab ,"\n=+-@é1')), max_size=
     interval=st.sampled_from([None, 0.8]),
 )
 def test_csv_answers_are_what_pandas_writes_for_the_pipelines_predictions(rows, interval):
-    model = load_current(BUNDLED, "customer_needs")
+    model = bundled("customer_needs")
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["note", "income", "gender", "age"])
@@ -317,7 +339,7 @@ def test_csv_answers_are_what_pandas_writes_for_the_pipelines_predictions(rows, 
 
 
 def test_a_csv_cell_that_needs_the_reference_leaves_the_column_path():
-    model = load_current(BUNDLED, "customer_needs")
+    model = bundled("customer_needs")
     for body in (
         b"age,gender,income\n35,f,1\nabc,f,1\n",
         b"age,gender,income\n35,robot,1\n",

@@ -1,0 +1,147 @@
+"""What the in-process tests share: the entry points' source, the bundled models, and the
+answers those models give when asked directly, without the functions in between.
+
+Every expected value here comes from the model itself (`model.pipeline.predict` on a pandas
+frame, the calibration residuals and the explanation background in its metadata), never from
+the code that serves it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import itertools
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from shared.schema import NumericFeature
+from shared.store import LoadedModel, LocalFolder, load_current
+
+REPO = Path(__file__).resolve().parents[2]
+MAIN = str(REPO / "main.py")
+BUNDLED = LocalFolder(REPO / "models")
+# For each model: the function that serves it (its functions-framework target), and the name
+# its prediction comes under.
+TARGETS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
+PREDICTION = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
+MODELS = tuple(TARGETS)
+RTOL = 1e-9
+
+Row = Mapping[str, Any]
+
+
+@functools.cache
+def bundled(name: str) -> LoadedModel:
+    """The bundled model `name`, loaded once per test process (it is never changed)."""
+    return load_current(BUNDLED, name)
+
+
+def version(name: str) -> str:
+    return bundled(name).version
+
+
+def features(name: str) -> list[str]:
+    return list(bundled(name).schema.feature_names)
+
+
+def frame(name: str, rows: Sequence[Row]) -> pd.DataFrame:
+    """Canonical rows (numbers, categories as the schema spells them) as the pipeline takes them."""
+    schema = bundled(name).schema
+    names = list(schema.feature_names)
+    table = pd.DataFrame([[row[n] for n in names] for row in rows], columns=names)
+    for feature in schema.features:
+        if isinstance(feature, NumericFeature):
+            table[feature.name] = table[feature.name].astype(float)
+    return table
+
+
+def predicted(name: str, rows: Sequence[Row]) -> list[float]:
+    """What the model's own pipeline predicts for canonical `rows`."""
+    return [float(value) for value in bundled(name).pipeline.predict(frame(name, rows))]
+
+
+def half_width(name: str, level: float) -> float:
+    """The split-conformal half-width: the ceil((n + 1) * level)-th smallest residual."""
+    residuals = sorted(bundled(name).metadata["intervals"]["abs_residuals"])
+    return float(residuals[math.ceil((len(residuals) + 1) * level) - 1])
+
+
+def shapley(name: str, row: Row) -> tuple[float, dict[str, float]]:
+    """(base value, contribution of each feature) for one canonical row, by the definition:
+    a coalition's value is the mean prediction over the background with its features taken
+    from the row; a feature's contribution is its weighted mean marginal value."""
+    model, names = bundled(name), features(name)
+    background = pd.DataFrame(model.metadata["explanations"]["background"])[names]
+
+    @functools.cache
+    def value(coalition: frozenset[str]) -> float:
+        table = background.copy()
+        for feature in coalition:
+            table[feature] = row[feature]
+        return float(model.pipeline.predict(table).mean())
+
+    k = len(names)
+    contributions = {}
+    for feature in names:
+        others = [n for n in names if n != feature]
+        contributions[feature] = sum(
+            math.factorial(size)
+            * math.factorial(k - size - 1)
+            / math.factorial(k)
+            * (value(frozenset((*subset, feature))) - value(frozenset(subset)))
+            for size in range(k)
+            for subset in itertools.combinations(others, size)
+        )
+    return value(frozenset()), contributions
+
+
+def csv_body(header: Sequence[str], rows: Sequence[Sequence[object]]) -> bytes:
+    """A CSV body as a spreadsheet writes it (quoted where needed, CRLF line ends)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([[text(cell) for cell in row] for row in rows])
+    return out.getvalue().encode()
+
+
+def text(cell: object) -> str:
+    """A cell as CSV text: repr() of a float reads back as the same float."""
+    return repr(cell) if isinstance(cell, float) else str(cell)
+
+
+def csv_rows(body: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(body.decode())))
+
+
+def json_body(document: object) -> bytes:
+    return orjson.dumps(document)
+
+
+def run_python(
+    program: str, settings: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
+    """`program` in a fresh interpreter at the repository root, with this environment and
+    `settings` on top of it."""
+    return subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=REPO,
+        env={**os.environ, **(settings or {})},
+        timeout=timeout,
+        check=False,
+        capture_output=True,
+    )
+
+
+def last_json_line(finished: subprocess.CompletedProcess[bytes]) -> Any:
+    """The last stdout line a child program printed (the functions log JSON lines before it)."""
+    assert finished.returncode == 0, finished.stderr.decode()[-3000:]
+    return orjson.loads(finished.stdout.splitlines()[-1])

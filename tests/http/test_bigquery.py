@@ -1,0 +1,223 @@
+"""BigQuery remote functions: `{"calls": [...]}` batches, NULL rows, and each output.
+
+BigQuery retries 408, 429, 500, 503 and 504 and fails the query on any other status, so a
+caller's mistake must be a plain 400 with `errorMessage`: the query stops with our message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.http.support import RTOL, half_width, predicted, shapley
+
+CALLS = [[35, "F", 52000], ["61", "male", "90000.5"], [18.0, "Other", 0]]
+CANONICAL = [
+    {"age": 35, "gender": "female", "income": 52000},
+    {"age": 61, "gender": "male", "income": 90000.5},
+    {"age": 18, "gender": "other", "income": 0},
+]
+
+
+def batch(calls: list[Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A request body as BigQuery sends it."""
+    return {
+        "requestId": "124ab1c",
+        "caller": "//bigquery.googleapis.com/projects/demo/jobs/job-1",
+        "sessionUser": "analyst@example.com",
+        "userDefinedContext": context or {},
+        "calls": calls,
+    }
+
+
+def replies(client: FlaskClient, body: dict[str, Any]) -> list[Any]:
+    response = client.post("/", json=body)
+    assert response.status_code == 200, response.text
+    assert set(response.get_json()) == {"replies"}
+    return list(response.get_json()["replies"])
+
+
+def refused(response: TestResponse) -> str:
+    """The message of a refusal that fails the query at once."""
+    assert response.status_code == 400, response.text
+    assert set(response.get_json()) == {"errorMessage"}
+    return str(response.get_json()["errorMessage"])
+
+
+def test_a_batch_gets_one_reply_per_call_in_order(customer: FlaskClient) -> None:
+    answer = replies(customer, batch(CALLS))
+
+    assert answer == pytest.approx(predicted("customer_needs", CANONICAL), rel=RTOL)
+
+
+def test_a_market_batch_gets_the_market_models_replies(market: FlaskClient) -> None:
+    calls = [[9000, 300.5, 13000], ["4000.5", "200", 6000]]
+    canonical = [
+        dict(zip(("sales", "population", "gdp"), map(float, c), strict=True)) for c in calls
+    ]
+
+    answer = replies(market, batch(calls))
+
+    assert answer == pytest.approx(predicted("market_trend", canonical), rel=RTOL)
+
+
+def test_a_call_with_a_null_argument_gets_a_null_reply(customer: FlaskClient) -> None:
+    calls = [[None, "f", 1000], CALLS[0], [35, None, 1000], CALLS[1], [None, None, None]]
+
+    answer = replies(customer, batch(calls))
+
+    assert [answer[0], answer[2], answer[4]] == [None, None, None]
+    assert [answer[1], answer[3]] == pytest.approx(
+        predicted("customer_needs", CANONICAL[:2]), rel=RTOL
+    )
+
+
+def test_a_batch_of_null_calls_only_gets_null_replies(customer: FlaskClient) -> None:
+    assert replies(customer, batch([[None, None, None]] * 3)) == [None, None, None]
+
+
+def test_an_empty_batch_gets_no_replies(customer: FlaskClient) -> None:
+    assert replies(customer, batch([])) == []
+
+
+@pytest.mark.parametrize("context", [{}, {"output": "prediction"}, {"output": " Prediction "}])
+def test_the_default_output_is_the_prediction(
+    customer: FlaskClient, context: dict[str, str]
+) -> None:
+    answer = replies(customer, batch(CALLS, context))
+
+    assert answer == pytest.approx(predicted("customer_needs", CANONICAL), rel=RTOL)
+
+
+@pytest.mark.parametrize(("output", "sign"), [("lower", -1), ("upper", 1)])
+@pytest.mark.parametrize("level", [None, "0.8", 0.95])
+def test_lower_and_upper_reply_with_the_bound_at_the_interval_level(
+    customer: FlaskClient, output: str, sign: int, level: str | float | None
+) -> None:
+    context = {"output": output} | ({} if level is None else {"interval_level": level})
+
+    answer = replies(customer, batch([*CALLS, [None, "f", 1]], context))
+
+    width = half_width("customer_needs", 0.9 if level is None else float(level))
+    expected = [v + sign * width for v in predicted("customer_needs", CANONICAL)]
+    assert answer[:3] == pytest.approx(expected, rel=RTOL)
+    assert answer[3] is None
+
+
+def test_interval_replies_with_objects_holding_the_value_and_its_interval(
+    customer: FlaskClient,
+) -> None:
+    answer = replies(customer, batch(CALLS, {"output": "interval", "interval_level": "0.8"}))
+
+    width = half_width("customer_needs", 0.8)
+    for reply, value in zip(answer, predicted("customer_needs", CANONICAL), strict=True):
+        assert set(reply) == {"purchase_amount", "interval"}
+        assert reply["purchase_amount"] == pytest.approx(value, rel=RTOL)
+        assert reply["interval"] == pytest.approx(
+            {"level": 0.8, "lower": value - width, "upper": value + width}, rel=RTOL
+        )
+
+
+@pytest.mark.parametrize("output", ["explain", "all"])
+def test_explain_and_all_reply_with_each_features_contribution(
+    customer: FlaskClient, output: str
+) -> None:
+    answer = replies(customer, batch([*CALLS, [None, "f", 1]], {"output": output}))
+
+    assert answer[3] is None
+    width = half_width("customer_needs", 0.9)
+    for reply, row, value in zip(
+        answer, CANONICAL, predicted("customer_needs", CANONICAL), strict=False
+    ):
+        base, contributions = shapley("customer_needs", row)
+        assert reply["purchase_amount"] == pytest.approx(value, rel=RTOL)
+        assert reply["base_value"] == pytest.approx(base, rel=RTOL)
+        assert reply["contributions"] == pytest.approx(contributions, rel=RTOL, abs=value * RTOL)
+        if output == "all":
+            assert reply["interval"] == pytest.approx(
+                {"level": 0.9, "lower": value - width, "upper": value + width}, rel=RTOL
+            )
+        else:
+            assert "interval" not in reply
+
+
+# --- faults: named by call, as BigQuery numbers them -----------------------------------------
+
+
+def test_a_bad_row_fails_the_query_naming_the_call_and_field(customer: FlaskClient) -> None:
+    calls = [CALLS[0], [35, "robot", 1000], [300, "f", 1000]]
+
+    message = refused(customer.post("/", json=batch(calls)))
+
+    assert message == (
+        "2 of 3 rows are invalid: row 1, gender: must be one of female, male, other; "
+        "row 2, age: must be between 18 and 100"
+    )
+
+
+def test_calls_with_null_arguments_are_counted_when_faults_are_numbered(
+    customer: FlaskClient,
+) -> None:
+    calls = [[None, "f", 1], CALLS[0], [None, None, None], [35, "robot", 1000]]
+
+    message = refused(customer.post("/", json=batch(calls)))
+
+    assert "row 3, gender: must be one of female, male, other" in message
+    assert "row 1" not in message
+
+
+def test_a_call_with_the_wrong_number_of_arguments_is_named(customer: FlaskClient) -> None:
+    message = refused(customer.post("/", json=batch([CALLS[0], [35, "f"], "x"])))
+
+    assert message == (
+        "calls do not match the function's arguments: "
+        "row 1: expected 3 arguments (age, gender, income); "
+        "row 2: expected 3 arguments (age, gender, income)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("context", "field"),
+    [
+        ({"output": "everything"}, "userDefinedContext.output"),
+        ({"output": "lower", "interval_level": "2"}, "parameters.interval"),
+        ({"output": "upper", "interval_level": "high"}, "parameters.interval"),
+        ({"output": "interval", "interval_level": None}, "parameters.interval"),
+        ({"output": "all", "interval_level": "0.99999"}, "parameters.interval"),
+    ],
+)
+def test_a_bad_user_defined_context_fails_the_query(
+    customer: FlaskClient, context: dict[str, Any], field: str
+) -> None:
+    message = refused(customer.post("/", json=batch(CALLS, context)))
+
+    assert f"{field}: " in message
+
+
+def test_calls_that_are_not_a_list_fail_the_query(customer: FlaskClient) -> None:
+    message = refused(customer.post("/", json={"calls": {"0": CALLS[0]}}))
+
+    assert message == '"calls" must be a list of argument lists'
+
+
+def test_a_batch_over_max_instances_fails_the_query_asking_for_smaller_batches(
+    customer: FlaskClient,
+) -> None:
+    message = refused(customer.post("/", json=batch([CALLS[0]] * 100_001)))
+
+    assert message == (
+        "at most 100000 calls are accepted per request; lower max_batching_rows in CREATE FUNCTION"
+    )
+
+
+def test_a_batch_of_max_instances_is_answered(market: FlaskClient) -> None:
+    answer = replies(market, batch([[9000, 300, 13000]] * 100_000))
+
+    assert len(answer) == 100_000
+    assert set(answer) == {answer[0]}
+    assert answer[0] == pytest.approx(
+        predicted("market_trend", [{"sales": 9000, "population": 300, "gdp": 13000}])[0], rel=RTOL
+    )

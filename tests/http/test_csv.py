@@ -1,0 +1,184 @@
+"""POST CSV to a function's URL: the rows come back as sent, with the prediction appended."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.http.support import (
+    MODELS,
+    PREDICTION,
+    RTOL,
+    TARGETS,
+    csv_body,
+    csv_rows,
+    half_width,
+    predicted,
+    shapley,
+    version,
+)
+
+CUSTOMERS = [
+    {"age": 35, "gender": "female", "income": 52000},
+    {"age": 61.5, "gender": "male", "income": 90000.5},
+    {"age": 18, "gender": "other", "income": 0},
+]
+MARKETS = [
+    {"sales": 9000, "population": 300.5, "gdp": 13000},
+    {"sales": 4000.5, "population": 200, "gdp": 6000},
+]
+ROWS = {"customer_needs": CUSTOMERS, "market_trend": MARKETS}
+
+
+def post_csv(client: FlaskClient, body: bytes, path: str = "/") -> bytes:
+    response = client.post(path, data=body, content_type="text/csv")
+    assert response.status_code == 200, response.text
+    assert response.content_type == "text/csv; charset=utf-8"
+    return response.data
+
+
+def test_extra_columns_and_every_cell_come_back_exactly_as_sent(customer: FlaskClient) -> None:
+    body = (
+        "customer_id,income,note,gender,age,empty\r\n"
+        'A-007,52000.0,"hello, ""world""\nline two",F,35,\r\n'
+        "B-2,9.00005e4,=1+1,  male ,61.5,\r\n"
+        'C-3,0,"é, ü",Other,18,\r\n'
+    ).encode()
+
+    answer = post_csv(customer, body)
+
+    lines = answer.decode().split("\r\n")
+    assert lines[0] == "customer_id,income,note,gender,age,empty,purchase_amount"
+    rows = csv_rows(answer)
+    assert [row["customer_id"] for row in rows] == ["A-007", "B-2", "C-3"]
+    assert [row["income"] for row in rows] == ["52000.0", "9.00005e4", "0"]
+    assert [row["note"] for row in rows] == ['hello, "world"\nline two', "=1+1", "é, ü"]
+    assert [row["gender"] for row in rows] == ["F", "  male ", "Other"]
+    assert [row["empty"] for row in rows] == ["", "", ""]
+    values = [float(row["purchase_amount"]) for row in rows]
+    assert values == pytest.approx(predicted("customer_needs", CUSTOMERS), rel=RTOL)
+
+
+def test_plain_rows_are_returned_byte_for_byte_with_the_prediction_appended(
+    market: FlaskClient,
+) -> None:
+    sent = ["id,gdp,sales,population", "q1,13000,9000,300.5", "q2,6000.000,4000.5,2e2"]
+
+    answer = post_csv(market, "\n".join(sent).encode() + b"\n")
+
+    lines = answer.decode().split("\r\n")
+    assert lines[-1] == ""
+    assert lines[0] == sent[0] + ",future_sales"
+    assert [line.rsplit(",", 1)[0] for line in lines[1:-1]] == sent[1:]
+    values = [float(line.rsplit(",", 1)[1]) for line in lines[1:-1]]
+    assert values == pytest.approx(predicted("market_trend", MARKETS), rel=RTOL)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_csv_answers_are_the_models_predictions_and_name_the_version(
+    clients: dict[str, FlaskClient], name: str
+) -> None:
+    header = list(ROWS[name][0])
+
+    response = clients[name].post(
+        "/", data=csv_body(header, [list(r.values()) for r in ROWS[name]]), content_type="text/csv"
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Model-Version"] == version(name)
+    values = [float(row[PREDICTION[name]]) for row in csv_rows(response.data)]
+    assert values == pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_query_interval_appends_the_bounds_at_that_level(
+    clients: dict[str, FlaskClient], name: str
+) -> None:
+    body = csv_body(list(ROWS[name][0]), [list(r.values()) for r in ROWS[name]])
+    target = PREDICTION[name]
+
+    answer = post_csv(clients[name], body, "/?interval=0.8")
+
+    rows = csv_rows(answer)
+    assert list(rows[0])[-3:] == [target, f"{target}_lower", f"{target}_upper"]
+    width = half_width(name, 0.8)
+    for row, value in zip(rows, predicted(name, ROWS[name]), strict=True):
+        assert float(row[target]) == pytest.approx(value, rel=RTOL)
+        assert float(row[f"{target}_lower"]) == pytest.approx(value - width, rel=RTOL)
+        assert float(row[f"{target}_upper"]) == pytest.approx(value + width, rel=RTOL)
+
+
+def test_query_explain_appends_the_base_value_and_each_contribution(
+    customer: FlaskClient,
+) -> None:
+    body = csv_body(
+        ["id", "age", "gender", "income"], [[i, *r.values()] for i, r in enumerate(CUSTOMERS)]
+    )
+
+    answer = post_csv(customer, body, "/?explain=true")
+
+    rows = csv_rows(answer)
+    assert list(rows[0]) == [
+        "id",
+        "age",
+        "gender",
+        "income",
+        "purchase_amount",
+        "base_value",
+        "contribution_age",
+        "contribution_gender",
+        "contribution_income",
+    ]
+    for row, canonical in zip(rows, CUSTOMERS, strict=True):
+        base, contributions = shapley("customer_needs", canonical)
+        value = float(row["purchase_amount"])
+        assert float(row["base_value"]) == pytest.approx(base, rel=RTOL)
+        for feature, contribution in contributions.items():
+            assert float(row[f"contribution_{feature}"]) == pytest.approx(
+                contribution, rel=RTOL, abs=abs(value) * RTOL
+            )
+
+
+def test_a_header_alone_gets_the_header_back_with_the_target(customer: FlaskClient) -> None:
+    answer = post_csv(customer, b"income,age,gender\r\n")
+
+    assert answer == b"income,age,gender,purchase_amount\r\n"
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(customer: FlaskClient) -> None:
+    answer = post_csv(customer, "\ufeffage,gender,income\n35,f,52000\n".encode())
+
+    assert answer.startswith(b"age,gender,income,purchase_amount\r\n")
+
+
+def test_csv_is_answered_under_the_function_name_too(market: FlaskClient) -> None:
+    body = csv_body(list(MARKETS[0]), [list(MARKETS[0].values())])
+
+    answer = post_csv(market, body, f"/{TARGETS['market_trend']}")
+
+    assert float(csv_rows(answer)[0]["future_sales"]) == pytest.approx(
+        predicted("market_trend", MARKETS[:1])[0], rel=RTOL
+    )
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("rows", [1, 100], ids=["one row", "a batch"])
+def test_every_appended_cell_is_the_very_float_json_answers(
+    clients: dict[str, FlaskClient], name: str, rows: int
+) -> None:
+    sent = (ROWS[name] * rows)[:rows]
+    target = PREDICTION[name]
+    body = csv_body(list(sent[0]), [list(r.values()) for r in sent])
+
+    by_csv = csv_rows(post_csv(clients[name], body, "/?interval=0.9&explain=true"))
+    by_json = clients[name].post(
+        "/", json={"instances": sent, "parameters": {"interval": 0.9, "explain": True}}
+    )
+
+    for cells, answer in zip(by_csv, by_json.get_json()["predictions"], strict=True):
+        assert float(cells[target]) == answer[target]
+        assert float(cells[f"{target}_lower"]) == answer["interval"]["lower"]
+        assert float(cells[f"{target}_upper"]) == answer["interval"]["upper"]
+        assert float(cells["base_value"]) == answer["base_value"]
+        for feature, contribution in answer["contributions"].items():
+            assert float(cells[f"contribution_{feature}"]) == contribution

@@ -1,0 +1,302 @@
+"""Requests the functions refuse: every status but 413 and 422, each in the body shape its
+protocol speaks, and never a stack trace or a path of ours in a body."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.http.support import MODELS, REPO, TARGETS, last_json_line, run_python
+
+ROOT = ("GET", "HEAD", "POST", "OPTIONS")
+READ = ("GET", "HEAD", "OPTIONS")
+WRITE = ("POST", "OPTIONS")
+
+
+def native_error(response: TestResponse, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    return str(error["message"])
+
+
+def kserve_error(response: TestResponse, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.mimetype == "application/json"
+    assert list(response.get_json()) == ["error"]
+    return str(response.get_json()["error"])
+
+
+# --- 400 -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"instances": [', "body is not valid JSON: unexpected end of data at line 1 column 16"),
+        (b"", "body is not valid JSON: Input is a zero-length, empty document at line 1 column 1"),
+        (b'{"age": NaN, "gender": "f", "income": 1}', "body is not valid JSON: unexpected"),
+        (b'{"age": Infinity, "gender": "f", "income": 1}', "body is not valid JSON: unexpected"),
+        (b"\xff{}", "body is not valid JSON: str is not valid UTF-8"),
+        (b"[1, 2]", 'body must be a JSON object: {"instances": [...]} or one instance'),
+        (b'{"instances": {}}', '"instances" must be a list of objects'),
+        (b'{"instances": [], "parameters": []}', '"parameters" must be an object'),
+        (b'{"instances": [], "options": {}}', "unexpected top-level keys: options"),
+    ],
+)
+def test_a_body_that_is_not_the_json_we_read_is_400(
+    customer: FlaskClient, body: bytes, message: str
+) -> None:
+    response = customer.post("/", data=body, content_type="application/json")
+
+    assert native_error(response, 400, "bad_request").startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"age,gender,income\r\n35,f\r\n", "CSV row 0 has 2 fields; the header has 3"),
+        (b"age,gender,income\n35,f,1\n36,m,2\n37,f\n", "CSV row 2 has 2 fields; the header has 3"),
+        (b"age,gender,income\n35,f,1,extra\n", "CSV row 0 has 4 fields; the header has 3"),
+        (b'age,gender,income\n"35"x,f,1\n', "CSV body cannot be parsed: ',' expected after '\"'"),
+        (b'age,gender,income\n"35,f,1\n', "CSV body cannot be parsed: unexpected end of data"),
+        (b"\xff\xfeage,gender,income\n", "CSV body is not UTF-8 (byte 0)"),
+        (b"", "CSV body is empty; expected a header row"),
+        (b"\n\n", "CSV body is empty; expected a header row"),
+        (b"age,,income\n35,f,1\n", "CSV header has an empty column name"),
+        (b"age,gender,age\n35,f,1\n", "CSV header repeats the column 'age'"),
+    ],
+)
+def test_ragged_or_unreadable_csv_is_400_naming_the_data_row(
+    customer: FlaskClient, body: bytes, message: str
+) -> None:
+    response = customer.post("/", data=body, content_type="text/csv")
+
+    assert native_error(response, 400, "bad_request").startswith(message)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/models/market_trend:predict", "/v2/models/market_trend/infer"]
+)
+def test_the_protocols_say_400_in_their_own_shape(market: FlaskClient, path: str) -> None:
+    response = market.post(path, data=b"{oops", content_type="application/json")
+
+    assert kserve_error(response, 400).startswith("body is not valid JSON")
+
+
+# --- 404 -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(
+    "path", ["/nope", "/predict", "/{other}", "/{function}x", "/{function}/nope", "/index.html"]
+)
+def test_an_unknown_path_is_404(clients: dict[str, FlaskClient], name: str, path: str) -> None:
+    other = next(TARGETS[n] for n in MODELS if n != name)
+    path = path.format(function=TARGETS[name], other=other)
+
+    response = clients[name].get(path)
+
+    assert native_error(response, 404, "not_found") == f"no such path: {path}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models",
+        "/v1/models/customer_needs:explain",
+        "/v2/models",
+        "/v2/health",
+        "/v2/models/customer_needs/infer/x",
+        "/v2/models/customer_needs/versions",
+        "/predict_customer_needs/v2/repository/index",
+    ],
+)
+def test_an_unknown_protocol_path_is_404_in_the_protocols_shape(
+    customer: FlaskClient, path: str
+) -> None:
+    response = customer.get(path)
+
+    assert kserve_error(response, 404) == f"no such path: {path}"
+
+
+def test_a_long_unknown_path_is_not_echoed_in_full(customer: FlaskClient) -> None:
+    path = "/" + "x" * 5000
+
+    response = customer.get(path)
+
+    assert native_error(response, 404, "not_found") == f"no such path: {path[:200]}"
+
+
+FRAMEWORK_PATHS = """
+import json
+from functions_framework import create_app
+
+client = create_app({target!r}, "main.py").test_client()
+answers = [client.get(path) for path in ("/favicon.ico", "/robots.txt")]
+print(json.dumps([[a.status_code, a.mimetype, a.get_data(as_text=True)] for a in answers]))
+"""
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_paths_the_framework_answers_itself_are_404_in_json(name: str) -> None:
+    # In its own interpreter, as a deployed function runs: one app per process.
+    finished = run_python(FRAMEWORK_PATHS.format(target=TARGETS[name]))
+
+    answers = last_json_line(finished)
+
+    expected = '{"error":{"code":"not_found","message":"Not Found","details":[]}}'
+    assert answers == [[404, "application/json", expected]] * 2
+
+
+# --- 405 and OPTIONS -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/", ROOT),
+        ("/{function}", ROOT),
+        ("/v1/models/{model}", READ),
+        ("/v1/models/{model}:predict", WRITE),
+        ("/v2", READ),
+        ("/v2/health/live", READ),
+        ("/v2/health/ready", READ),
+        ("/v2/models/{model}", READ),
+        ("/v2/models/{model}/ready", READ),
+        ("/v2/models/{model}/infer", WRITE),
+        ("/v2/models/{model}/versions/{version}/infer", WRITE),
+        ("/{function}/v2/models/{model}/versions/{version}", READ),
+    ],
+)
+@pytest.mark.parametrize("name", MODELS)
+def test_a_method_a_path_does_not_take_is_405_with_allow(
+    clients: dict[str, FlaskClient], name: str, path: str, allowed: tuple[str, ...]
+) -> None:
+    client = clients[name]
+    live = client.get("/").get_json()["version"]
+    path = path.format(function=TARGETS[name], model=name, version=live)
+
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "TRACE"):
+        if method in allowed:
+            continue
+        response = client.open(path, method=method, json={})
+
+        assert response.status_code == 405, (method, path)
+        assert response.headers["Allow"] == ", ".join(allowed)
+        message = f"{method} is not allowed here"
+        if method != "HEAD":
+            body = response.get_json()
+            found = body["error"] if "/v" in path else body["error"]["message"]
+            assert found == message
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"), [("/", ROOT), ("/v1/models/customer_needs:predict", WRITE)]
+)
+def test_options_without_an_origin_lists_the_methods(
+    customer: FlaskClient, path: str, allowed: tuple[str, ...]
+) -> None:
+    response = customer.options(path)
+
+    assert response.status_code == 204
+    assert response.headers["Allow"] == ", ".join(allowed)
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_no_origin_may_call_from_a_browser_by_default(market: FlaskClient) -> None:
+    preflight = market.options(
+        "/", headers={"Origin": "http://app.test", "Access-Control-Request-Method": "POST"}
+    )
+    actual = market.get("/", headers={"Origin": "http://app.test"})
+
+    assert native_error(preflight, 403, "origin_not_allowed")
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    assert actual.status_code == 200
+    assert "Access-Control-Allow-Origin" not in actual.headers
+    assert "Origin" in actual.headers["Vary"]
+
+
+# --- 415 -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"]
+)
+def test_a_post_that_is_neither_json_nor_csv_is_415(
+    customer: FlaskClient, content_type: str
+) -> None:
+    response = customer.post("/", data=b"age=35", content_type=content_type)
+
+    assert native_error(response, 415, "unsupported_media_type") == (
+        f"Content-Type {content_type} is not supported; use application/json or text/csv"
+    )
+
+
+def test_a_post_to_the_root_without_a_content_type_is_415(customer: FlaskClient) -> None:
+    response = customer.post("/", data=b'{"age": 35, "gender": "f", "income": 1}')
+
+    assert native_error(response, 415, "unsupported_media_type") == (
+        "set Content-Type: application/json or text/csv"
+    )
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/models/customer_needs:predict", "/v2/models/customer_needs/infer"]
+)
+def test_the_protocols_say_415_in_their_own_shape(customer: FlaskClient, path: str) -> None:
+    response = customer.post(path, data=b"{}", content_type="text/plain")
+
+    assert kserve_error(response, 415) == (
+        "Content-Type text/plain is not supported; use application/json or text/csv"
+    )
+
+
+# --- what an error body never holds --------------------------------------------------------
+
+
+REFUSED = [
+    ("POST", "/", b"{oops", "application/json"),
+    ("POST", "/", b'{"calls": [[1, "f"]]}', "application/json"),
+    ("POST", "/", b'{"calls": 5}', "application/json"),
+    ("POST", "/", b"a,b\n1\n", "text/csv"),
+    ("POST", "/", b'a\n"x', "text/csv"),
+    ("POST", "/", b"\xff", "text/csv"),
+    ("POST", "/", b"x", "text/plain"),
+    (
+        "POST",
+        "/",
+        b'{"instances": [{"age": "x"}], "parameters": {"interval": 7}}',
+        "application/json",
+    ),
+    ("POST", "/v1/models/{model}:predict", b'{"instances": [[1]]}', "application/json"),
+    ("POST", "/v2/models/{model}/infer", b'{"inputs": [{"name": 1}]}', "application/json"),
+    ("POST", "/v2/models/{model}/versions/old/infer", b"{}", "application/json"),
+    ("GET", "/v2/models/{model}/infer", b"", "application/json"),
+    ("PUT", "/", b"{}", "application/json"),
+    ("GET", "/../../etc/passwd", b"", "application/json"),
+    ("GET", "/%00", b"", "application/json"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "content_type"), REFUSED)
+@pytest.mark.parametrize("name", MODELS)
+def test_an_error_body_holds_no_trace_and_no_path_of_ours(
+    clients: dict[str, FlaskClient],
+    name: str,
+    method: str,
+    path: str,
+    body: bytes,
+    content_type: str,
+) -> None:
+    response = clients[name].open(
+        path.format(model=name), method=method, data=body, content_type=content_type
+    )
+
+    assert 400 <= response.status_code < 500
+    assert response.mimetype == "application/json"
+    text = response.get_data(as_text=True)
+    for leak in ("Traceback", 'File "', ".py", str(REPO), "site-packages", "Error:"):
+        assert leak not in text

@@ -1,0 +1,111 @@
+"""KServe V1: GET /v1/models/<model> and POST /v1/models/<model>:predict."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.http.support import MODELS, RTOL, TARGETS, features, half_width, predicted, version
+
+ROWS = {
+    "customer_needs": [
+        {"age": 35, "gender": "female", "income": 52000},
+        {"age": 61, "gender": "male", "income": 90000.5},
+    ],
+    "market_trend": [
+        {"sales": 9000, "population": 300.5, "gdp": 13000},
+        {"sales": 4000.5, "population": 200, "gdp": 6000},
+    ],
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("prefix", ["", "/{function}"])
+def test_status_says_the_model_is_ready(
+    clients: dict[str, FlaskClient], name: str, prefix: str
+) -> None:
+    response = clients[name].get(prefix.format(function=TARGETS[name]) + f"/v1/models/{name}")
+
+    assert response.status_code == 200, response.text
+    assert response.get_json() == {"name": name, "ready": True}
+    assert response.headers["X-Model-Version"] == version(name)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_predict_takes_objects_and_lists_in_feature_order(
+    clients: dict[str, FlaskClient], name: str
+) -> None:
+    path = f"/v1/models/{name}:predict"
+    lists = [[row[f] for f in features(name)] for row in ROWS[name]]
+
+    by_object = clients[name].post(path, json={"instances": ROWS[name]})
+    by_list = clients[name].post(path, json={"instances": lists})
+
+    assert by_object.status_code == by_list.status_code == 200
+    expected = predicted(name, ROWS[name])
+    assert by_object.get_json()["predictions"] == pytest.approx(expected, rel=RTOL)
+    assert by_list.get_json() == by_object.get_json()
+    assert by_object.get_json()["model"] == {"name": name, "version": version(name)}
+
+
+def test_predict_under_the_function_name_without_a_content_type(customer: FlaskClient) -> None:
+    response = customer.post(
+        f"/{TARGETS['customer_needs']}/v1/models/customer_needs:predict",
+        data=b'{"instances": [[35, "F", 52000]]}',
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.get_json()["predictions"] == pytest.approx(
+        predicted("customer_needs", ROWS["customer_needs"][:1]), rel=RTOL
+    )
+
+
+def test_predict_takes_parameters_as_the_root_does(market: FlaskClient) -> None:
+    response = market.post(
+        "/v1/models/market_trend:predict",
+        json={"instances": ROWS["market_trend"], "parameters": {"interval": 0.9}},
+    )
+
+    assert response.status_code == 200, response.text
+    width = half_width("market_trend", 0.9)
+    for answer, value in zip(
+        response.get_json()["predictions"],
+        predicted("market_trend", ROWS["market_trend"]),
+        strict=True,
+    ):
+        assert answer["future_sales"] == pytest.approx(value, rel=RTOL)
+        assert answer["interval"]["lower"] == pytest.approx(value - width, rel=RTOL)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"age": 35, "gender": "f", "income": 1}', b"[]", b'{"calls": [[35, "f", 1]]}']
+)
+def test_predict_wants_the_instances_envelope(customer: FlaskClient, body: bytes) -> None:
+    response = customer.post(
+        "/v1/models/customer_needs:predict", data=body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.get_json() == {"error": 'a V1 request is {"instances": [...]}'}
+
+
+def test_faults_are_one_message_naming_row_and_field(customer: FlaskClient) -> None:
+    instances = [[35, "f"], {"age": 35, "gender": "f", "income": 1}]
+
+    response = customer.post("/v1/models/customer_needs:predict", json={"instances": instances})
+
+    assert response.status_code == 422
+    assert response.get_json() == {
+        "error": "every instance must be a JSON object: "
+        "row 0: must be a JSON object or a list of 3 values (age, gender, income)"
+    }
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/models/market_trend", "/v1/models/market_trend:predict", "/v1/models"]
+)
+def test_another_models_path_is_not_found(customer: FlaskClient, path: str) -> None:
+    response = customer.get(path)
+
+    assert response.status_code == 404
+    assert response.get_json() == {"error": f"no such path: {path}"}

@@ -1,0 +1,353 @@
+"""The Open Inference Protocol (KServe V2): server, health, model metadata and infer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.http.support import (
+    MODELS,
+    PREDICTION,
+    RTOL,
+    TARGETS,
+    features,
+    half_width,
+    json_body,
+    predicted,
+    shapley,
+    version,
+)
+
+ROWS = {
+    "customer_needs": [
+        {"age": 35, "gender": "female", "income": 52000},
+        {"age": 61, "gender": "male", "income": 90000.5},
+        {"age": 18, "gender": "other", "income": 0},
+    ],
+    "market_trend": [
+        {"sales": 9000, "population": 300.5, "gdp": 13000},
+        {"sales": 4000.5, "population": 200, "gdp": 6000},
+    ],
+}
+
+
+def tensors(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """One input tensor per feature, as Open Inference clients send them."""
+    return {
+        "inputs": [
+            {
+                "name": feature,
+                "shape": [len(rows)],
+                "datatype": "BYTES" if feature == "gender" else "FP64",
+                "data": [row[feature] for row in rows],
+            }
+            for feature in features(name)
+        ],
+        **extra,
+    }
+
+
+def outputs(response: Any) -> dict[str, list[float]]:
+    assert response.status_code == 200, response.text
+    for output in response.get_json()["outputs"]:
+        assert output["datatype"] == "FP64"
+        assert output["shape"] == [len(output["data"])]
+    return {o["name"]: o["data"] for o in response.get_json()["outputs"]}
+
+
+# --- server, health, metadata ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_server_metadata_and_health(clients: dict[str, FlaskClient], name: str) -> None:
+    client = clients[name]
+
+    server = client.get("/v2")
+    live = client.get("/v2/health/live")
+    ready = client.get("/v2/health/ready")
+    model_ready = client.get(f"/v2/models/{name}/ready")
+
+    assert server.get_json() == {"name": "marketcast", "version": "1", "extensions": []}
+    assert live.get_json() == {"live": True}
+    assert ready.get_json() == model_ready.get_json() == {"name": name, "ready": True}
+    assert [r.status_code for r in (server, live, ready, model_ready)] == [200] * 4
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_metadata_lists_inputs_and_every_output(
+    clients: dict[str, FlaskClient], name: str
+) -> None:
+    target = PREDICTION[name]
+
+    metadata = clients[name].get(f"/v2/models/{name}").get_json()
+
+    assert metadata["name"] == name
+    assert metadata["versions"] == [version(name)]
+    assert metadata["inputs"] == [
+        {"name": f, "datatype": "BYTES" if f == "gender" else "FP64", "shape": [-1]}
+        for f in features(name)
+    ]
+    assert [o["name"] for o in metadata["outputs"]] == [
+        target,
+        f"{target}_lower",
+        f"{target}_upper",
+        "base_value",
+        *(f"contribution_{f}" for f in features(name)),
+    ]
+
+
+# --- versioned paths ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("prefix", ["", "/{function}"])
+def test_the_live_versions_paths_answer_as_the_unversioned_ones(
+    clients: dict[str, FlaskClient], name: str, prefix: str
+) -> None:
+    client = clients[name]
+    base = prefix.format(function=TARGETS[name]) + f"/v2/models/{name}"
+    versioned = f"{base}/versions/{version(name)}"
+
+    pairs = [
+        (client.get(base), client.get(versioned)),
+        (client.get(f"{base}/ready"), client.get(f"{versioned}/ready")),
+        (
+            client.post(f"{base}/infer", json=tensors(name, ROWS[name])),
+            client.post(f"{versioned}/infer", json=tensors(name, ROWS[name])),
+        ),
+    ]
+
+    for unversioned, live in pairs:
+        assert live.status_code == unversioned.status_code == 200
+        assert live.get_json() == unversioned.get_json()
+
+
+@pytest.mark.parametrize("suffix", ["", "/ready", "/infer"])
+@pytest.mark.parametrize("other", ["0", "20251128T000000Z-00000000"])
+def test_another_version_is_not_found(market: FlaskClient, suffix: str, other: str) -> None:
+    path = f"/v2/models/market_trend/versions/{other}{suffix}"
+
+    response = (
+        market.post(path, json=tensors("market_trend", ROWS["market_trend"]))
+        if suffix == "/infer"
+        else market.get(path)
+    )
+
+    assert response.status_code == 404
+    assert response.get_json() == {
+        "error": f"version {other} is not served; the live version is {version('market_trend')}"
+    }
+
+
+# --- infer -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_infer_answers_the_target_tensor(clients: dict[str, FlaskClient], name: str) -> None:
+    response = clients[name].post(f"/v2/models/{name}/infer", json=tensors(name, ROWS[name]))
+
+    body = response.get_json()
+    assert (body["model_name"], body["model_version"]) == (name, version(name))
+    assert "id" not in body
+    assert outputs(response) == {
+        PREDICTION[name]: pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
+    }
+
+
+def test_inputs_in_any_order_any_numeric_datatype_and_shape_n_by_1(
+    customer: FlaskClient,
+) -> None:
+    rows = ROWS["customer_needs"]
+    body = {
+        "id": "req-7",
+        "inputs": [
+            {
+                "name": "gender",
+                "shape": [3, 1],
+                "datatype": "BYTES",
+                "data": [["F"], ["male"], ["Other"]],
+            },
+            {"name": "income", "shape": [3], "datatype": "FP64", "data": [52000, 90000.5, 0]},
+            {"name": "age", "shape": [3, 1], "datatype": "INT64", "data": [35, 61, 18]},
+        ],
+    }
+
+    response = customer.post("/v2/models/customer_needs/infer", json=body)
+
+    assert response.get_json()["id"] == "req-7"
+    assert outputs(response)["purchase_amount"] == pytest.approx(
+        predicted("customer_needs", rows), rel=RTOL
+    )
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_interval_and_explain_add_their_tensors(clients: dict[str, FlaskClient], name: str) -> None:
+    target, rows = PREDICTION[name], ROWS[name]
+    body = tensors(name, rows, parameters={"interval": 0.8, "explain": True})
+
+    found = outputs(clients[name].post(f"/v2/models/{name}/infer", json=body))
+
+    values, width = predicted(name, rows), half_width(name, 0.8)
+    assert list(found) == [
+        target,
+        f"{target}_lower",
+        f"{target}_upper",
+        "base_value",
+        *(f"contribution_{f}" for f in features(name)),
+    ]
+    assert found[target] == pytest.approx(values, rel=RTOL)
+    assert found[f"{target}_lower"] == pytest.approx([v - width for v in values], rel=RTOL)
+    assert found[f"{target}_upper"] == pytest.approx([v + width for v in values], rel=RTOL)
+    for row, (at, value) in zip(rows, enumerate(values), strict=True):
+        base, contributions = shapley(name, row)
+        assert found["base_value"][at] == pytest.approx(base, rel=RTOL)
+        for feature, contribution in contributions.items():
+            assert found[f"contribution_{feature}"][at] == pytest.approx(
+                contribution, rel=RTOL, abs=abs(value) * RTOL
+            )
+
+
+def test_requested_outputs_are_answered_in_the_order_asked(customer: FlaskClient) -> None:
+    body = tensors(
+        "customer_needs",
+        ROWS["customer_needs"],
+        parameters={"interval": 0.9, "explain": True},
+        outputs=[{"name": "purchase_amount_upper"}, {"name": "contribution_age"}],
+    )
+
+    found = outputs(customer.post("/v2/models/customer_needs/infer", json=body))
+
+    assert list(found) == ["purchase_amount_upper", "contribution_age"]
+    width = half_width("customer_needs", 0.9)
+    assert found["purchase_amount_upper"] == pytest.approx(
+        [v + width for v in predicted("customer_needs", ROWS["customer_needs"])], rel=RTOL
+    )
+
+
+def test_a_binary_output_request_without_named_outputs_is_answered_in_json(
+    market: FlaskClient,
+) -> None:
+    body = tensors("market_trend", ROWS["market_trend"], parameters={"binary_data_output": True})
+
+    found = outputs(market.post("/v2/models/market_trend/infer", json=body))
+
+    assert found == {"future_sales": pytest.approx(predicted("market_trend", ROWS["market_trend"]))}
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def test_row_faults_name_row_and_field_in_one_message(customer: FlaskClient) -> None:
+    rows = [ROWS["customer_needs"][0], {"age": 300, "gender": "robot", "income": 1}]
+
+    response = customer.post(
+        "/v2/models/customer_needs/infer", json=tensors("customer_needs", rows)
+    )
+
+    assert response.status_code == 422
+    assert response.get_json() == {
+        "error": "1 of 2 rows are invalid: row 1, age: must be between 18 and 100; "
+        "row 1, gender: must be one of female, male, other"
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        (lambda b: b["inputs"].pop(1), 422, "inputs do not match the model: gender: missing input"),
+        (
+            lambda b: b["inputs"].append({**b["inputs"][0], "name": "email"}),
+            422,
+            "inputs do not match the model: email: unknown input",
+        ),
+        (
+            lambda b: b.update(outputs=[{"name": "purchase_amount_lower"}]),
+            422,
+            "unknown output requested: outputs.purchase_amount_lower: no such output",
+        ),
+        (
+            lambda b: b["inputs"][0].update(shape=[3]),
+            400,
+            "input 'age': shape says 3 rows, data has 2",
+        ),
+        (
+            lambda b: b["inputs"][0].update(shape=[2, 2]),
+            400,
+            "input 'age': shape must be [n] or [n, 1]",
+        ),
+        (
+            lambda b: b["inputs"][0].update(datatype="FLOAT"),
+            400,
+            "input 'age': unknown datatype 'FLOAT'",
+        ),
+        (
+            lambda b: b["inputs"][2].update(shape=[1], data=[1]),
+            400,
+            "every input tensor must hold the same number of rows",
+        ),
+        (lambda b: b.update(inputs=[]), 400, '"inputs" must be a non-empty list of tensors'),
+        (
+            lambda b: b["inputs"][0].update(parameters={"binary_data_size": 16}),
+            400,
+            "binary tensor data is not supported; send JSON tensors (binary_data=False)",
+        ),
+        (
+            lambda b: b.update(
+                outputs=[{"name": "purchase_amount", "parameters": {"binary_data": True}}]
+            ),
+            400,
+            "binary tensor data is not supported; send JSON tensors (binary_data=False)",
+        ),
+    ],
+    ids=[
+        "missing input",
+        "unknown input",
+        "unknown output",
+        "shape and data disagree",
+        "shape not a column",
+        "unknown datatype",
+        "ragged tensors",
+        "no inputs",
+        "binary input",
+        "binary output",
+    ],
+)
+def test_bad_requests_say_what_is_wrong(
+    customer: FlaskClient, change: Any, status: int, message: str
+) -> None:
+    body = tensors("customer_needs", ROWS["customer_needs"][:2])
+    change(body)
+
+    response = customer.post("/v2/models/customer_needs/infer", json=body)
+
+    assert response.status_code == status
+    assert response.get_json() == {"error": message}
+
+
+def test_a_binary_request_is_refused_by_its_header(customer: FlaskClient) -> None:
+    header = json_body(
+        {
+            "inputs": [
+                {
+                    "name": "age",
+                    "shape": [1],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 8},
+                }
+            ]
+        }
+    )
+
+    response = customer.post(
+        "/v2/models/customer_needs/infer",
+        data=header + b"\x00" * 8,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+        content_type="application/octet-stream",
+    )
+
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": "binary tensor data is not supported; send JSON tensors (binary_data=False)"
+    }
