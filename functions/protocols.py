@@ -73,7 +73,7 @@ def _bigquery(call: Call, document: Any) -> flask.Response:
     options = parse_options(calls.parameters)
     prediction = predict_rows(model, calls.rows, options)
     if prediction.problems:
-        raise invalid_rows(calls.call_numbers(prediction.problems), calls.rows.count)
+        raise invalid_rows(calls.call_numbers(prediction.problems), calls.total)
     return json_response(codecs.encode_replies(prediction, calls), model.name, model.version)
 
 
