@@ -32,6 +32,18 @@ BUNDLED = LocalFolder(REPO / "models")
 # For each model: the function that serves it (its functions-framework target), and the name
 # its prediction comes under.
 TARGETS = {"customer_needs": "predict_customer_needs", "market_trend": "predict_market_trend"}
+# Valid rows in canonical form, the ones several protocols send.
+ROWS = {
+    "customer_needs": [
+        {"age": 35, "gender": "female", "income": 52000},
+        {"age": 61, "gender": "male", "income": 90000.5},
+        {"age": 18, "gender": "other", "income": 0},
+    ],
+    "market_trend": [
+        {"sales": 9000, "population": 300.5, "gdp": 13000},
+        {"sales": 4000.5, "population": 200, "gdp": 6000},
+    ],
+}
 PREDICTION = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
 MODELS = tuple(TARGETS)
 RTOL = 1e-9

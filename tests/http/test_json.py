@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from tests.http.support import (
     MODELS,
     PREDICTION,
+    ROWS,
     RTOL,
     TARGETS,
     half_width,
@@ -18,7 +19,7 @@ from tests.http.support import (
     version,
 )
 
-# As a user sends them (numeric strings, aliases in any case), and as the model reads them.
+# As a user sends them (numeric strings, aliases in any case); ROWS: as the model reads them.
 SENT = {
     "customer_needs": [
         {"age": 35, "gender": "F", "income": "52000"},
@@ -28,17 +29,6 @@ SENT = {
     "market_trend": [
         {"sales": 9000, "population": 300.5, "gdp": 13000},
         {"sales": "4000.5", "population": "200", "gdp": 6000},
-    ],
-}
-CANONICAL = {
-    "customer_needs": [
-        {"age": 35, "gender": "female", "income": 52000},
-        {"age": 61, "gender": "male", "income": 90000.5},
-        {"age": 18, "gender": "other", "income": 0},
-    ],
-    "market_trend": [
-        {"sales": 9000, "population": 300.5, "gdp": 13000},
-        {"sales": 4000.5, "population": 200, "gdp": 6000},
     ],
 }
 
@@ -57,7 +47,7 @@ def test_a_list_of_instances_gets_the_models_predictions_in_order(
 
     assert response.status_code == 200, response.text
     body = response.get_json()
-    assert body["predictions"] == pytest.approx(predicted(name, CANONICAL[name]), rel=RTOL)
+    assert body["predictions"] == pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
     assert body["model"] == {"name": name, "version": version(name)}
     assert response.headers["X-Model-Name"] == name
     assert response.headers["X-Model-Version"] == version(name)
@@ -67,21 +57,21 @@ def test_a_list_of_instances_gets_the_models_predictions_in_order(
 def test_a_bare_object_is_one_instance(clients: dict[str, FlaskClient], name: str) -> None:
     body = post(clients[name], SENT[name][1])
 
-    assert body["predictions"] == pytest.approx(predicted(name, CANONICAL[name][1:2]), rel=RTOL)
+    assert body["predictions"] == pytest.approx(predicted(name, ROWS[name][1:2]), rel=RTOL)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_lists_in_feature_order_are_instances_too(
     clients: dict[str, FlaskClient], name: str
 ) -> None:
-    features = list(CANONICAL[name][0])
+    features = list(ROWS[name][0])
     as_lists = [[row[f] for f in features] for row in SENT[name]]
     mixed = [as_lists[0], *SENT[name][1:]]
 
     by_list = post(clients[name], {"instances": as_lists})
     by_both = post(clients[name], {"instances": mixed})
 
-    expected = predicted(name, CANONICAL[name])
+    expected = predicted(name, ROWS[name])
     assert by_list["predictions"] == pytest.approx(expected, rel=RTOL)
     assert by_both["predictions"] == by_list["predictions"]
 
@@ -90,7 +80,7 @@ def test_the_function_answers_posts_under_its_own_name(customer: FlaskClient) ->
     body = post(customer, {"instances": SENT["customer_needs"]}, f"/{TARGETS['customer_needs']}")
 
     assert body["predictions"] == pytest.approx(
-        predicted("customer_needs", CANONICAL["customer_needs"]), rel=RTOL
+        predicted("customer_needs", ROWS["customer_needs"]), rel=RTOL
     )
 
 
@@ -117,7 +107,7 @@ def test_parameters_interval_adds_the_conformal_interval_at_that_level(
     body = post(clients[name], {"instances": SENT[name], "parameters": {"interval": level}})
 
     width = half_width(name, level)
-    expected = predicted(name, CANONICAL[name])
+    expected = predicted(name, ROWS[name])
     for answer, value in zip(body["predictions"], expected, strict=True):
         assert answer[target] == pytest.approx(value, rel=RTOL)
         assert answer["interval"]["level"] == level
@@ -134,8 +124,8 @@ def test_parameters_explain_adds_each_features_exact_shapley_value(
 
     body = post(clients[name], {"instances": SENT[name], "parameters": {"explain": True}})
 
-    expected = predicted(name, CANONICAL[name])
-    for answer, row, value in zip(body["predictions"], CANONICAL[name], expected, strict=True):
+    expected = predicted(name, ROWS[name])
+    for answer, row, value in zip(body["predictions"], ROWS[name], expected, strict=True):
         base, contributions = shapley(name, row)
         scale = abs(value) * RTOL
         assert answer[target] == pytest.approx(value, rel=RTOL)

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from tests.http.support import (
     MODELS,
     PREDICTION,
+    ROWS,
     RTOL,
     TARGETS,
     features,
@@ -19,18 +20,6 @@ from tests.http.support import (
     shapley,
     version,
 )
-
-ROWS = {
-    "customer_needs": [
-        {"age": 35, "gender": "female", "income": 52000},
-        {"age": 61, "gender": "male", "income": 90000.5},
-        {"age": 18, "gender": "other", "income": 0},
-    ],
-    "market_trend": [
-        {"sales": 9000, "population": 300.5, "gdp": 13000},
-        {"sales": 4000.5, "population": 200, "gdp": 6000},
-    ],
-}
 
 
 def tensors(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
