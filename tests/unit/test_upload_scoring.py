@@ -464,6 +464,19 @@ def test_an_interval_the_model_cannot_give_is_a_whole_file_problem(
     assert "not available for this model" in caught.value.message
 
 
+def test_an_interval_level_the_calibration_cannot_promise_is_a_whole_file_problem(
+    customer_needs: LoadedModel,
+) -> None:
+    residuals = customer_needs.metadata["intervals"]["abs_residuals"]
+    too_high = (len(residuals) + 0.5) / (len(residuals) + 1)
+
+    with pytest.raises(FileProblem) as caught:
+        score(customer_needs, b"age,gender,income\n35,F,52000\n", options=Options(too_high))
+
+    assert caught.value.code == OPTIONS_UNAVAILABLE
+    assert f"{len(residuals)} calibration rows" in caught.value.message
+
+
 # Reports
 
 
