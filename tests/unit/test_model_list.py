@@ -29,6 +29,16 @@ def test_deploy_sh_deploys_a_function_and_a_folder_for_every_model() -> None:
     assert bash_array(script, "MODELS") == list(MODELS)
 
 
+def test_make_serve_serves_every_models_function() -> None:
+    script = (REPO / "scripts" / "serve.sh").read_text()
+    match = re.search(r"^for target in ([^;]*); do$", script, re.MULTILINE)
+    assert match is not None
+
+    assert match.group(1).split() == [m.function for m in MODELS.values()]
+    for model in MODELS.values():
+        assert f"[{model.function}]=" in script  # its port
+
+
 def test_openapi_describes_every_model_under_its_function_and_nothing_else() -> None:
     spec = yaml.safe_load((REPO / "openapi.yaml").read_text())
 
