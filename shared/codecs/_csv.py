@@ -80,7 +80,7 @@ def read_csv(body: bytes, max_instances: int) -> Table:
 
 
 def encode_table(table: Table, added: Mapping[str, Any]) -> bytes:
-    """The rows as sent with columns appended (a number is the same in every row).
+    """The rows as sent with columns appended.
 
     Plain rows are written back as they were sent, which is what a CSV writer writes for
     cells without quotes, commas or line ends.
@@ -88,7 +88,7 @@ def encode_table(table: Table, added: Mapping[str, Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*table.header, *added])
-    appended = [float_texts(values, len(table)) for values in added.values()]
+    appended = [float_texts(values) for values in added.values()]
     if table.text is None:
         writer.writerows(zip(*table.cells, *appended, strict=True))
         return out.getvalue().encode("utf-8")
@@ -107,15 +107,12 @@ def lines_with_cells(lines: list[str], appended: Sequence[list[str]]) -> str:
     return "".join(parts)
 
 
-def float_texts(values: Any, count: int = 1) -> list[str]:
-    """repr() of each float (a lone float: `count` times): the shortest text that reads back
-    as the same float.
+def float_texts(values: Any) -> list[str]:
+    """repr() of each float: the shortest text that reads back as the same float.
 
     For numpy arrays, orjson writes the same text many times faster, except for magnitudes
     under 1e-4 (which it writes without an exponent) and for NaN and infinities.
     """
-    if isinstance(values, float):
-        return [repr(values)] * count
     if isinstance(values, list):
         return list(map(repr, values))
     import numpy as np  # batches only

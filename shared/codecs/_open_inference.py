@@ -93,7 +93,7 @@ def encode_infer(
                 "name": name,
                 "shape": [len(prediction)],
                 "datatype": "FP64",
-                "data": _tensor_data(columns[name], len(prediction)),
+                "data": as_list(columns[name]),
             }
             for name in names
         ],
@@ -101,11 +101,6 @@ def encode_infer(
     if request_id is not None:
         body["id"] = request_id
     return body
-
-
-def _tensor_data(values: Any, count: int) -> list[float]:
-    """Python floats; a lone number (the base value) repeated for every row."""
-    return [float(values)] * count if isinstance(values, float) else as_list(values)
 
 
 def model_metadata(schema: ModelSchema, model_name: str, version: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shared.store import LoadedModel
+    from shared.validation._reference import Validated
 
 SMALL_ROWS = 64  # up to this many rows, plain Python beats building columns for numpy
 
@@ -75,10 +76,13 @@ class _Checked:
     problems: tuple[Problem, ...]
     records: list[dict[str, Any]] | None = None
     columns: Mapping[str, Any] | None = None
+    features: pd.DataFrame | None = None  # as the frame validator gave them
 
     def frame(self, names: Sequence[str]) -> pd.DataFrame:
         import pandas as pd
 
+        if self.features is not None:
+            return self.features[list(names)]
         if self.records is not None:
             return pd.DataFrame(self.records, columns=list(names))
         return pd.DataFrame({name: (self.columns or {})[name] for name in names})
@@ -112,7 +116,7 @@ def _by_column(rows: Rows, model: LoadedModel) -> _Checked:
     checked = validate(rows.frame(rest), schema, allow_extra=rows.allow_extra)
     passed = checked.features.index.to_numpy()
     if not columns:  # a column is missing: every row went to the reference
-        return _Checked(passed, checked.problems, columns=_frame_columns(checked.features))
+        return _by_frame_of(checked)
     for name, column in columns.items():
         column[passed] = checked.features[name].to_numpy(dtype=column.dtype)
     clean[passed] = True
@@ -121,9 +125,12 @@ def _by_column(rows: Rows, model: LoadedModel) -> _Checked:
 
 
 def _by_frame(rows: Rows, model: LoadedModel) -> _Checked:
-    checked = validate(rows.frame(), model.schema, allow_extra=rows.allow_extra)
+    return _by_frame_of(validate(rows.frame(), model.schema, allow_extra=rows.allow_extra))
+
+
+def _by_frame_of(checked: Validated) -> _Checked:
     features = checked.features
-    return _Checked(features.index.to_numpy(), checked.problems, columns=_frame_columns(features))
+    return _Checked(features.index.to_numpy(), checked.problems, features=features)
 
 
 def _as_columns(records: list[dict[str, Any]], schema: ModelSchema) -> dict[str, Any]:
@@ -138,15 +145,14 @@ def _as_columns(records: list[dict[str, Any]], schema: ModelSchema) -> dict[str,
     }
 
 
-def _frame_columns(features: pd.DataFrame) -> dict[str, Any]:
-    return {str(name): features[name].to_numpy() for name in features.columns}
-
-
 def _values(model: LoadedModel, form: CompiledModel | None, checked: _Checked) -> Any:
     if checked.records is not None and form is not None:
         return form.predict(checked.records)
-    columns = checked.columns or {}
     if form is not None:
+        columns = checked.columns
+        if columns is None:  # checked by the frame validator
+            frame = checked.frame(model.schema.feature_names)
+            columns = {str(name): frame[name].to_numpy() for name in frame.columns}
         return form.predict_columns(columns, lambda: model.pipeline[-1])
     return _pipeline_values(model, checked)
 

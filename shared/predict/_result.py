@@ -76,14 +76,14 @@ class Prediction:
         return len(self.values)
 
     def columns(self) -> dict[str, Any]:
-        """Each output column by name, in `output_columns` order; the base value is a scalar."""
+        """Each output column by name, in `output_columns` order, one value per row."""
         target = self.schema.target
         columns: dict[str, Any] = {target: self.values}
         if self.interval is not None:
             columns[lower_name(target)] = self.interval.lower
             columns[upper_name(target)] = self.interval.upper
         if self.explanation is not None:
-            columns[BASE_VALUE] = self.explanation.base_value
+            columns[BASE_VALUE] = [self.explanation.base_value] * len(self)
             for name in self.schema.feature_names:
                 columns[contribution_name(name)] = self.explanation.contributions[name]
         return columns

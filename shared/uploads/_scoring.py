@@ -112,7 +112,7 @@ def _scored_csv(
         columns = [itertools.compress(column, keep) for column in neutral]
         return encode_rows(zip(*columns, *map(as_list, predictions), strict=True))
     kept = list(itertools.compress(chunk.text, keep))
-    cells = [codecs.float_texts(values, len(kept)) for values in predictions]
+    cells = [codecs.float_texts(values) for values in predictions]
     return codecs.lines_with_cells(kept, cells).encode("utf-8")
 
 
