@@ -17,6 +17,8 @@ from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from models.forecasting import GrowthModel
+
 FORMAT = 1
 
 
@@ -72,6 +74,8 @@ def _estimator(estimator: Any) -> dict[str, Any]:
         return _linear(estimator)
     if isinstance(estimator, TransformedTargetRegressor):
         return _log_linear(estimator)
+    if isinstance(estimator, GrowthModel):
+        return _growth(estimator)
     if isinstance(estimator, HistGradientBoostingRegressor):
         return _trees(estimator)
     raise NotCompilable(f"unsupported estimator {type(estimator).__name__}")
@@ -105,6 +109,18 @@ def _log_linear(estimator: TransformedTargetRegressor) -> dict[str, Any]:
         "mean": [float(m) for m in inner[1].mean_],
         "scale": [float(s) for s in inner[1].scale_],
         **{k: v for k, v in _linear(inner[2]).items() if k != "kind"},
+    }
+
+
+def _growth(model: GrowthModel) -> dict[str, Any]:
+    """The market forecaster is log-linear in its raw inputs: nothing to centre or scale."""
+    coef, intercept = model.log_coefficients()
+    return {
+        "kind": "log_linear",
+        "mean": [0.0] * len(coef),
+        "scale": [1.0] * len(coef),
+        "coef": coef,
+        "intercept": intercept,
     }
 
 
