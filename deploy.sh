@@ -86,6 +86,8 @@ Upload scoring function (score_upload; private, internal-only ingress):
   --upload-timeout DURATION      UPLOAD_TIMEOUT          540s
   --max-event-age-seconds N      MAX_EVENT_AGE_SECONDS   86400 (older events are dropped;
                                  retrain_on_upload too)
+  --upload-strict                UPLOAD_STRICT=true
+                                 reject rows outside the training range instead of flagging them
 
 Retraining function (retrain_on_upload; private, internal-only ingress):
   --retrain-memory SIZE          RETRAIN_MEMORY          4Gi
@@ -95,6 +97,10 @@ Retraining function (retrain_on_upload; private, internal-only ingress):
                                  train on the upload plus the current model's training data
   --retrain-min-improvement X    RETRAIN_MIN_IMPROVEMENT 0.02 (held-out RMSE must fall by 2%)
   --retrain-coverage-tolerance X RETRAIN_COVERAGE_TOLERANCE 0.05 (90% intervals: 85% to 95%)
+  --retrain-group-coverage-tolerance X
+                                 RETRAIN_GROUP_COVERAGE_TOLERANCE 0.05 (worst decile or
+                                 category: at least 85%)
+  --retrain-exclude-features A,B RETRAIN_EXCLUDE_FEATURES none (features models must not use)
   --retrain-max-rows N           RETRAIN_MAX_ROWS        4000000 (data lines per run)
 
 BigQuery (only used in the printed SQL):
@@ -128,6 +134,8 @@ declare -A FLAG_VARIABLES=(
   [--retrain-max-instances]=RETRAIN_MAX_INSTANCES [--retrain-timeout]=RETRAIN_TIMEOUT
   [--retrain-min-improvement]=RETRAIN_MIN_IMPROVEMENT
   [--retrain-coverage-tolerance]=RETRAIN_COVERAGE_TOLERANCE
+  [--retrain-group-coverage-tolerance]=RETRAIN_GROUP_COVERAGE_TOLERANCE
+  [--retrain-exclude-features]=RETRAIN_EXCLUDE_FEATURES
   [--retrain-max-rows]=RETRAIN_MAX_ROWS [--bq-dataset]=BQ_DATASET
   [--bq-connection]=BQ_CONNECTION [--bq-location]=BQ_LOCATION
   [--bq-max-batching-rows]=BQ_MAX_BATCHING_ROWS
@@ -152,6 +160,7 @@ parse_flags() {
       --public) ALLOW_UNAUTHENTICATED=true ;;
       --republish-models) REPUBLISH_MODELS=true ;;
       --retrain-join-current) RETRAIN_JOIN_CURRENT=true ;;
+      --upload-strict) UPLOAD_STRICT=true ;;
       *)
         [[ -v "FLAG_VARIABLES[$flag]" || $flag == --invoker ]] || usage_error "unknown option: $flag"
         if [[ $has_value == false ]]; then
@@ -184,10 +193,11 @@ apply_defaults() {
   : "${MAX_BODY_BYTES:=10485760}" "${MAX_INSTANCES:=100000}"
   : "${MODEL_REFRESH_SECONDS:=60}" "${STORAGE_TIMEOUT_SECONDS:=5}"
   : "${UPLOAD_MEMORY:=2Gi}" "${UPLOAD_MAX_INSTANCES:=10}" "${UPLOAD_TIMEOUT:=540s}"
-  : "${MAX_EVENT_AGE_SECONDS:=86400}"
+  : "${MAX_EVENT_AGE_SECONDS:=86400}" "${UPLOAD_STRICT:=false}"
   : "${RETRAIN_MEMORY:=4Gi}" "${RETRAIN_MAX_INSTANCES:=5}" "${RETRAIN_TIMEOUT:=540s}"
   : "${RETRAIN_JOIN_CURRENT:=false}" "${RETRAIN_MIN_IMPROVEMENT:=0.02}"
   : "${RETRAIN_COVERAGE_TOLERANCE:=0.05}" "${RETRAIN_MAX_ROWS:=4000000}"
+  : "${RETRAIN_GROUP_COVERAGE_TOLERANCE:=0.05}" "${RETRAIN_EXCLUDE_FEATURES:=}"
   : "${BQ_DATASET:=marketcast}" "${BQ_CONNECTION:=marketcast}" "${BQ_LOCATION:=$REGION}"
   : "${BQ_MAX_BATCHING_ROWS:=500}" "${BUILD_SERVICE_ACCOUNT:=}"
   : "${DRY_RUN:=false}" "${IAM_ATTEMPTS:=5}" "${IAM_RETRY_SECONDS:=10}"
@@ -207,7 +217,7 @@ validate() {
   [[ $INGRESS =~ ^(all|internal-only|internal-and-gclb)$ ]] ||
     usage_error "--ingress must be all, internal-only or internal-and-gclb, not $INGRESS"
   local name
-  for name in DRY_RUN ALLOW_UNAUTHENTICATED REPUBLISH_MODELS RETRAIN_JOIN_CURRENT; do
+  for name in DRY_RUN ALLOW_UNAUTHENTICATED REPUBLISH_MODELS RETRAIN_JOIN_CURRENT UPLOAD_STRICT; do
     [[ ${!name} =~ ^(true|false)$ ]] || usage_error "$name must be true or false, not ${!name}"
   done
   for name in FUNCTION_CONCURRENCY MAX_FUNCTION_INSTANCES MAX_BODY_BYTES MAX_INSTANCES \
@@ -222,10 +232,12 @@ validate() {
     [[ ${!name} =~ ^[0-9]*\.?[0-9]+$ && ! ${!name} =~ ^[0.]+$ ]] ||
       usage_error "$name must be a positive number, not ${!name}"
   done
-  for name in RETRAIN_MIN_IMPROVEMENT RETRAIN_COVERAGE_TOLERANCE; do
+  for name in RETRAIN_MIN_IMPROVEMENT RETRAIN_COVERAGE_TOLERANCE RETRAIN_GROUP_COVERAGE_TOLERANCE; do
     [[ ${!name} =~ ^0*(\.[0-9]*)?$ && ${!name} =~ [0-9] ]] ||
       usage_error "$name must be a number from 0 to below 1, not ${!name}"
   done
+  [[ $RETRAIN_EXCLUDE_FEATURES =~ ^[A-Za-z0-9_,]*$ ]] ||
+    usage_error "--retrain-exclude-features takes feature names separated by commas, not $RETRAIN_EXCLUDE_FEATURES"
   # `|` separates the variables in --set-env-vars (commas may appear in CORS origins).
   [[ $CORS_ALLOWED_ORIGINS != *'|'* ]] || usage_error "CORS origins cannot contain |"
   local member
@@ -488,7 +500,8 @@ deploy_upload_function() {
     --concurrency=1 --max-instances="$UPLOAD_MAX_INSTANCES" --timeout="$UPLOAD_TIMEOUT" \
     --set-env-vars="$(env_vars "MODEL_STORE=$MODEL_STORE" \
       "MAX_EVENT_AGE_SECONDS=$MAX_EVENT_AGE_SECONDS" "MODEL_REFRESH_SECONDS=$MODEL_REFRESH_SECONDS" \
-      "STORAGE_TIMEOUT_SECONDS=$STORAGE_TIMEOUT_SECONDS" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID")" \
+      "STORAGE_TIMEOUT_SECONDS=$STORAGE_TIMEOUT_SECONDS" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID" \
+      "UPLOAD_STRICT=$UPLOAD_STRICT")" \
     "${BUILD_FLAGS[@]}"
   # Only the trigger's identity may invoke it, and it may invoke nothing else.
   grant_invoker "$UPLOAD_FUNCTION" "serviceAccount:$(account_email marketcast-trigger)"
@@ -512,6 +525,8 @@ deploy_retrain_function() {
       "RETRAIN_JOIN_CURRENT=$RETRAIN_JOIN_CURRENT" \
       "RETRAIN_MIN_IMPROVEMENT=$RETRAIN_MIN_IMPROVEMENT" \
       "RETRAIN_COVERAGE_TOLERANCE=$RETRAIN_COVERAGE_TOLERANCE" \
+      "RETRAIN_GROUP_COVERAGE_TOLERANCE=$RETRAIN_GROUP_COVERAGE_TOLERANCE" \
+      "RETRAIN_EXCLUDE_FEATURES=$RETRAIN_EXCLUDE_FEATURES" \
       "RETRAIN_MAX_ROWS=$RETRAIN_MAX_ROWS")" \
     "${BUILD_FLAGS[@]}"
   grant_invoker "$RETRAIN_FUNCTION" "serviceAccount:$(account_email marketcast-retrain-trigger)"

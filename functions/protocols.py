@@ -49,7 +49,7 @@ def _predict_json(call: Call, document: object) -> flask.Response:
     rows = codecs.instance_rows(parsed.instances, model.schema.feature_names)
     prediction = _predict(model, rows, parse_options(parsed.parameters))
     answer = {
-        "predictions": codecs.json_predictions(prediction),
+        **codecs.json_answer(prediction),
         "model": {"name": model.name, "version": model.version},
     }
     return json_response(answer, model.name, model.version)

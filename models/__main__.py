@@ -1,6 +1,7 @@
 """Train, publish and roll back the marketcast models.
 
     python -m models train NAME [--data FILE.csv] [--rows N] [--out DIR]
+                                [--exclude-features A,B]
     python -m models publish NAME --to STORE [--from DIR] [--version VERSION]
     python -m models rollback NAME --to VERSION [--store STORE]
     python -m models regenerate          rebuild the bundled models/ folder
@@ -39,10 +40,14 @@ BUNDLED_CREATED = 1795824000  # 2026-11-28T00:00:00Z: the bundled models' fixed 
 
 
 def train_into(
-    store: Backend, name: str, frame: pd.DataFrame, created_epoch: int | None
+    store: Backend,
+    name: str,
+    frame: pd.DataFrame,
+    created_epoch: int | None,
+    exclude: Sequence[str] = (),
 ) -> Trained:
     created = creation_time({"SOURCE_DATE_EPOCH": str(created_epoch)} if created_epoch else None)
-    trained = train(RECIPES[name], frame, None, created, progress=_progress)
+    trained = train(RECIPES[name], frame, None, created, progress=_progress, exclude=exclude)
     publish(store, name, trained.metadata["version"], trained.artifact, trained.metadata)
     return trained
 
@@ -77,6 +82,11 @@ def parser() -> argparse.ArgumentParser:
     trainer.add_argument("--data", type=Path, help="CSV with the features and the target")
     trainer.add_argument("--rows", type=int, help="rows of synthetic data (default data if unset)")
     trainer.add_argument("--out", default=str(BUILD_DIR), help="local store (default build/models)")
+    trainer.add_argument(
+        "--exclude-features",
+        default="",
+        help="comma-separated features the model must not use (e.g. gender); the cost is reported",
+    )
     publisher = commands.add_parser("publish", help="publish a version to a store")
     publisher.add_argument("name", choices=names)
     publisher.add_argument("--to", required=True, help="destination store: folder or gs://...")
@@ -100,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             frame = pd.read_csv(args.data) if args.data else data.default_data(args.name, args.rows)
-            trained = train_into(_store(args.out), args.name, frame, None)
+            exclude = [name.strip() for name in args.exclude_features.split(",") if name.strip()]
+            trained = train_into(_store(args.out), args.name, frame, None, exclude)
             print(summary(trained.metadata))
             print(f"{args.name}: version {trained.metadata['version']} is current in {args.out}")
         elif args.command == "publish":

@@ -143,8 +143,12 @@ def _trees(estimator: HistGradientBoostingRegressor) -> dict[str, Any]:
                 "value": nodes["value"].tolist(),
             }
         )
+    link = {"squared_error": "identity", "poisson": "log", "gamma": "log"}.get(str(estimator.loss))
+    if link is None:
+        raise NotCompilable(f"unsupported boosting loss {estimator.loss!r}")
     return {
         "kind": "trees",
+        "link": link,  # "log": the trees sum to the log of the prediction
         "baseline": float(np.ravel(estimator._baseline_prediction)[0]),
         "trees": trees,
     }

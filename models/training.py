@@ -29,17 +29,21 @@ from sklearn.model_selection import KFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from models.calibrating import bounds, coverage, fit_scale, mean_width, scales
 from models.compile import try_compile
-from models.recipes import SEED, SEED_MODEL, Recipe
-from shared.predict import LevelTooHigh, calibration_residuals, half_width
+from models.forecasting import BACKTEST_ORIGINS, check_periods, period_label, rolling_backtest
+from models.groups import conditional_coverage, exclusion_cost, fairness, worst_group
+from models.recipes import OUT_OF_SCOPE, SEED, SEED_MODEL, Recipe
+from shared.predict import LevelTooHigh, calibration_scores, half_width, in_domain
 from shared.schema import CategoricalFeature, ModelSchema
 from shared.validation import validate
 
 CV_FOLDS = 5
 CV_MAX_ROWS = 50_000
-BACKGROUND_ROWS = 50
-CALIBRATION_KEEP = 2_000
+BACKGROUND_ROWS = 200
+CALIBRATION_KEEP = 20_000  # enough scores that a 99% interval rests on 200 of them
 COVERAGE_LEVELS = (0.8, 0.9, 0.95)
+GROUP_LEVEL = 0.9  # the level the per-group tables are measured at
 OUTLIER_IQRS = 10.0
 
 Progress = Callable[[str], None]
@@ -59,6 +63,17 @@ class Cleaned:
     dropped: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Split:
+    """Positions of the cleaned rows each part uses; outliers by the fit rows' rule left out."""
+
+    fit: np.ndarray
+    calibration: np.ndarray
+    held_out: np.ndarray
+    outlier_rule: dict[str, Any]
+    outliers: int
+
+
 def clean(data: pd.DataFrame, schema: ModelSchema) -> Cleaned:
     """The rows serving would accept, with a usable target; every dropped row counted."""
     checked = validate(data, schema, allow_extra=True)
@@ -71,19 +86,13 @@ def clean(data: pd.DataFrame, schema: ModelSchema) -> Cleaned:
         raise ValueError(f"training data has no {schema.target!r} column")
     target = pd.to_numeric(data[schema.target], errors="coerce").astype(float)
     kept = target.index.difference(pd.Index(sorted(rejected)))
-    finite = np.isfinite(target.loc[kept].to_numpy())
-    dropped_target = int((~finite).sum())
+    usable = np.isfinite(target.loc[kept].to_numpy())
+    if schema.target_minimum is not None:
+        usable &= target.loc[kept].to_numpy() >= schema.target_minimum
+    dropped_target = int((~usable).sum())
     if dropped_target:
-        dropped[f"{schema.target}: missing or not a number"] = dropped_target
-    kept = kept[finite]
-    median = target.loc[kept].median()
-    iqr = target.loc[kept].quantile(0.75) - target.loc[kept].quantile(0.25)
-    inlier = (target.loc[kept] - median).abs() <= OUTLIER_IQRS * max(float(iqr), 1e-12)
-    if int((~inlier).sum()):
-        dropped[f"{schema.target}: outlier (over {OUTLIER_IQRS:g} IQR from the median)"] = int(
-            (~inlier).sum()
-        )
-    kept = kept[inlier.to_numpy()]
+        dropped[f"{schema.target}: missing, not a number or below its minimum"] = dropped_target
+    kept = kept[usable]
     return Cleaned(checked.features.loc[kept], target.loc[kept], dropped)
 
 
@@ -94,61 +103,134 @@ def split(rows: int, time_ordered: bool) -> tuple[np.ndarray, np.ndarray, np.nda
     return order[:fit_end], order[fit_end:calibration_end], order[calibration_end:]
 
 
+def split_rows(cleaned: Cleaned, time_ordered: bool) -> Split:
+    """`split`, then the outlier rule learned on the fit rows' targets applied to every part:
+    held-out rows are judged by the fit rows' rule, never by their own."""
+    fit, calibration, held_out = split(len(cleaned.target), time_ordered)
+    target = cleaned.target.to_numpy(dtype=float)
+    median = float(np.median(target[fit])) if len(fit) else 0.0
+    iqr = float(np.subtract(*np.percentile(target[fit], [75, 25]))) if len(fit) else 0.0
+    reach = OUTLIER_IQRS * max(iqr, 1e-12)
+    inlier = np.abs(target - median) <= reach
+    rule = {
+        "learned_on": "fit rows",
+        "rule": f"target within {OUTLIER_IQRS:g} IQR of the fit rows' median",
+        "lower": round(median - reach, 6),
+        "upper": round(median + reach, 6),
+    }
+    return Split(
+        fit[inlier[fit]],
+        calibration[inlier[calibration]],
+        held_out[inlier[held_out]],
+        rule,
+        int((~inlier).sum()),
+    )
+
+
 def train(
     recipe: Recipe,
     data: pd.DataFrame,
     version: str | None,
     created: datetime,
     progress: Progress = lambda message: None,
+    exclude: Sequence[str] = (),
 ) -> Trained:
-    """`version` None names it from the creation time and the artifact's hash."""
+    """`version` None names it from the creation time and the artifact's hash. `exclude`:
+    features the model must not use (still accepted in requests, and still reported on)."""
     # Everything on one core: predictable on a shared machine, and as fast there.
     with threadpool_limits(1):
-        return _train(recipe, data, version, created, progress)
+        return _train(recipe, data, version, created, progress, tuple(exclude))
 
 
 def _train(
-    recipe: Recipe, data: pd.DataFrame, version: str | None, created: datetime, progress: Progress
+    recipe: Recipe,
+    data: pd.DataFrame,
+    version: str | None,
+    created: datetime,
+    progress: Progress,
+    exclude: tuple[str, ...],
 ) -> Trained:
     started = time.perf_counter()
+    unknown = sorted(set(exclude) - set(recipe.schema.feature_names))
+    if unknown:
+        raise ValueError(f"cannot exclude {', '.join(unknown)}: not a feature of {recipe.name}")
+    if recipe.schema.time:
+        check_periods(data, recipe.schema.time)
     cleaned = clean(data, recipe.schema)
-    rows = len(cleaned.features)
-    if rows < 40:
-        raise ValueError(f"only {rows} usable rows after cleaning; at least 40 are needed")
-    progress(f"{recipe.name}: {len(data)} rows read, {rows} usable")
-    fit, calibration, held_out = split(rows, recipe.time_ordered)
+    if len(cleaned.features) < 40:
+        raise ValueError(
+            f"only {len(cleaned.features)} usable rows after cleaning; at least 40 are needed"
+        )
+    parts = split_rows(cleaned, recipe.time_ordered)
+    progress(f"{recipe.name}: {len(data)} rows read, {len(parts.fit)} to fit")
     features, target = (
         cleaned.features.reset_index(drop=True),
         cleaned.target.reset_index(drop=True),
     )
-    x_fit, y_fit = features.iloc[fit], target.iloc[fit]
-    cv_scores = cross_validate(recipe, x_fit, y_fit, progress)
+    x_fit, y_fit = features.iloc[parts.fit], target.iloc[parts.fit]
+
+    def candidates() -> dict[str, Pipeline]:
+        return recipe.candidates(exclude)
+
+    cv_scores = cross_validate(recipe.name, candidates, recipe.time_ordered, x_fit, y_fit, progress)
     winner_name = min(cv_scores, key=lambda name: cv_scores[name]["rmse"])
     progress(f"{recipe.name}: {winner_name} wins cross-validation; refitting")
-    fitted = {
-        name: clone(model).fit(x_fit, y_fit)
-        for name, model in recipe.candidates().items()
-        if name in (winner_name, SEED_MODEL)
+    winner = clone(candidates()[winner_name]).fit(x_fit, y_fit)
+    seed = clone(recipe.baseline(exclude)).fit(x_fit, y_fit)
+    minimum = recipe.schema.target_minimum
+    scale_model: Pipeline | None = recipe.scale_model(exclude)
+    scale = fit_scale(winner, scale_model, x_fit, y_fit, SEED)
+    if recipe.scale_feature:
+        scale = {"feature": recipe.scale_feature}
+    x_cal = features.iloc[parts.calibration]
+    intervals = {
+        "method": "normalised split-conformal",
+        "scale": scale,
+        "scores": calibration_scores(
+            target.iloc[parts.calibration].to_numpy(),
+            in_domain(winner.predict(x_cal), minimum),
+            scales({"scores": [], "scale": scale}, x_cal),
+            CALIBRATION_KEEP,
+            SEED,
+        ),
     }
-    winner = fitted[winner_name]
-    residuals = calibration_residuals(
-        target.iloc[calibration].to_numpy(),
-        winner.predict(features.iloc[calibration]),
-        CALIBRATION_KEEP,
-        SEED,
-    )
-    x_test, y_test = features.iloc[held_out], target.iloc[held_out].to_numpy()
-    predicted = winner.predict(x_test)
+    published = winner
+    if recipe.refit_on_all:  # a forecaster is published knowing the latest quarters too
+        every = np.sort(np.concatenate([parts.fit, parts.calibration, parts.held_out]))
+        published = clone(winner).fit(features.iloc[every], target.iloc[every])
+    ranges_from = features.iloc[every] if recipe.refit_on_all else x_fit
+    metadata: dict[str, Any] = {
+        "name": recipe.name,
+        "schema": recipe.schema.to_dict(),
+        "training": {"ranges": _ranges(ranges_from, recipe.schema)},
+        "intervals": intervals,
+    }
+    x_test, y_test = features.iloc[parts.held_out], target.iloc[parts.held_out].to_numpy()
+    predicted = in_domain(winner.predict(x_test), minimum)
     held_out_metrics = {
         "chosen": metrics(y_test, predicted),
-        SEED_MODEL: metrics(y_test, fitted[SEED_MODEL].predict(x_test)),
+        SEED_MODEL: metrics(y_test, in_domain(seed.predict(x_test), minimum)),
         recipe.naive_name: metrics(y_test, recipe.naive(y_fit, x_test)),
     }
     coverages = {
-        f"{level:g}": coverage(y_test, predicted, residuals, level) for level in COVERAGE_LEVELS
+        f"{level:g}": coverage(y_test, bounds(metadata, x_test, predicted, level))
+        for level in COVERAGE_LEVELS
     }
-    background = x_fit.sample(min(BACKGROUND_ROWS, len(x_fit)), random_state=SEED)
-    artifact = _dump(winner)
+    if exclude:  # what leaving the features out costs: the same estimator with all of them
+        with_all = clone(recipe.candidates(())[winner_name]).fit(x_fit, y_fit)
+        cost = exclusion_cost(
+            metrics(y_test, in_domain(with_all.predict(x_test), minimum)),
+            held_out_metrics["chosen"],
+        )
+    backtest = _backtest(recipe, data, cleaned, winner) if recipe.schema.time else None
+    interval = bounds(metadata, x_test, predicted, GROUP_LEVEL)
+    constant = _constant_width(target.iloc[parts.calibration], winner.predict(x_cal), minimum)
+    lower, upper = interval if interval is not None else (None, None)
+    conditional = (
+        conditional_coverage(x_test, recipe.schema, y_test, *interval) if interval else None
+    )
+    background = _background(x_fit, winner.predict(x_fit), BACKGROUND_ROWS)
+    artifact = _dump(published)
     seconds = round(time.perf_counter() - started, 3)
     progress(f"{recipe.name}: trained in {seconds} s")
     metadata = {
@@ -161,26 +243,64 @@ def _train(
         "metrics": {
             "held_out": held_out_metrics,
             "cross_validation": cv_scores,
+            "backtest": backtest,
             "interval_coverage": coverages,
+            "interval_width": {
+                "level": GROUP_LEVEL,
+                "mean": mean_width(interval),
+                "one_width_for_all": constant,
+            },
+            "conditional_coverage": None
+            if conditional is None
+            else {
+                "level": GROUP_LEVEL,
+                **conditional,
+                "worst": worst_group(conditional, GROUP_LEVEL),
+            },
+        },
+        "fairness": {
+            **fairness(x_test, recipe.schema, y_test, predicted, lower, upper),
+            "level": GROUP_LEVEL,
+            "excluded_features": list(exclude),
+            "exclusion_cost": cost if exclude else None,
         },
         "training": {
             "fingerprint": fingerprint(data),
             "rows_read": len(data),
-            "rows_dropped": len(data) - rows,
-            "dropped_reasons": cleaned.dropped,
-            "rows_fit": len(fit),
-            "rows_calibration": len(calibration),
-            "rows_held_out": len(held_out),
+            "rows_dropped": len(data)
+            - len(parts.fit)
+            - len(parts.calibration)
+            - len(parts.held_out),
+            "dropped_reasons": {
+                **cleaned.dropped,
+                **(
+                    {"target: outlier by the fit rows' rule": parts.outliers}
+                    if parts.outliers
+                    else {}
+                ),
+            },
+            "outlier_rule": parts.outlier_rule,
+            "rows_fit": len(parts.fit),
+            "rows_calibration": len(parts.calibration),
+            "rows_held_out": len(parts.held_out),
             "split": "chronological" if recipe.time_ordered else "random",
-            "ranges": _ranges(x_fit, recipe.schema),
+            "periods": _periods(data, recipe.schema.time),
+            "excluded_features": list(exclude),
+            "published_fit_on": "all rows" if recipe.refit_on_all else "fit rows",
+            "ranges": metadata["training"]["ranges"],
         },
-        "intervals": {"method": "split-conformal", "abs_residuals": residuals},
+        "intervals": intervals,
+        "use": {
+            "intended": recipe.intended_use,
+            "out_of_scope": OUT_OF_SCOPE,
+            "data": recipe.provenance,
+        },
         "explanations": {
             "method": "exact Shapley values against a background sample",
             "background": _records(background),
         },
         "versions": library_versions(),
-        "serving": try_compile(winner),
+        "serving": try_compile(published),
         "example_instance": _records(features.iloc[:1])[0],
     }
     return Trained(artifact, metadata, {"seconds": seconds})
@@ -198,19 +318,13 @@ def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def coverage(
-    actual: np.ndarray, predicted: np.ndarray, residuals: Sequence[float], level: float
-) -> float | None:
-    """Share of rows inside the interval; None where calibration is too small for the level."""
-    try:
-        width = half_width(residuals, level)
-    except LevelTooHigh:
-        return None
-    return round(float(np.mean(np.abs(actual - predicted) <= width)), 4)
-
-
 def cross_validate(
-    recipe: Recipe, features: pd.DataFrame, target: pd.Series, progress: Progress
+    name: str,
+    candidates: Callable[[], Mapping[str, Pipeline]],
+    time_ordered: bool,
+    features: pd.DataFrame,
+    target: pd.Series,
+    progress: Progress,
 ) -> dict[str, dict[str, float]]:
     if len(features) > CV_MAX_ROWS:  # selection needs a fair comparison, not every row
         keep = np.sort(
@@ -219,11 +333,11 @@ def cross_validate(
         features, target = features.iloc[keep], target.iloc[keep]
     folds = (
         TimeSeriesSplit(CV_FOLDS)
-        if recipe.time_ordered
+        if time_ordered
         else KFold(CV_FOLDS, shuffle=True, random_state=SEED)
     )
     scores: dict[str, dict[str, float]] = {}
-    for name, model in recipe.candidates().items():
+    for candidate, model in candidates().items():
         errors = []
         for fold, (train_rows, test_rows) in enumerate(folds.split(features), start=1):
             fitted: RegressorMixin = clone(model).fit(
@@ -231,8 +345,8 @@ def cross_validate(
             )
             predicted = fitted.predict(features.iloc[test_rows])
             errors.append(float(np.sqrt(mean_squared_error(target.iloc[test_rows], predicted))))
-            progress(f"{recipe.name}: {name} fold {fold}/{CV_FOLDS} rmse {errors[-1]:.3f}")
-        scores[name] = {
+            progress(f"{name}: {candidate} fold {fold}/{CV_FOLDS} rmse {errors[-1]:.3f}")
+        scores[candidate] = {
             "rmse": round(float(np.mean(errors)), 6),
             "rmse_std": round(float(np.std(errors)), 6),
         }
@@ -282,6 +396,51 @@ def _ranges(features: pd.DataFrame, schema: ModelSchema) -> dict[str, Any]:
         else:
             ranges[feature.name] = {"min": float(column.min()), "max": float(column.max())}
     return ranges
+
+
+def _backtest(
+    recipe: Recipe, data: pd.DataFrame, cleaned: Cleaned, winner: Pipeline
+) -> dict[str, Any] | None:
+    """The rolling-origin backtest of the winner's kind of model over the last quarters, or
+    None when the history is too short for one."""
+    if len(cleaned.features) < 2 * BACKTEST_ORIGINS:
+        return None
+    time = recipe.schema.time
+    labels = [period_label(*(int(data.loc[i, c]) for c in time)) for i in cleaned.features.index]
+    return rolling_backtest(
+        cleaned.features.reset_index(drop=True),
+        cleaned.target.reset_index(drop=True),
+        labels,
+        lambda: clone(winner),
+        level=recipe.scale_feature or recipe.schema.feature_names[0],
+    )
+
+
+def _periods(data: pd.DataFrame, time: Sequence[str]) -> dict[str, Any] | None:
+    if not time or not len(data):
+        return None
+    first, last = (period_label(*(int(data[c].iloc[i]) for c in time)) for i in (0, -1))
+    return {"columns": list(time), "first": first, "last": last, "count": len(data)}
+
+
+def _background(features: pd.DataFrame, predicted: np.ndarray, rows: int) -> pd.DataFrame:
+    """Rows at evenly spaced ranks of their prediction: the background's mean prediction (the
+    explanations' base value) is then close to the mean prediction over all fit rows."""
+    if len(features) <= rows:
+        return features
+    order = np.argsort(predicted, kind="stable")
+    ranks = ((np.arange(rows) + 0.5) * len(features) / rows).astype(int)
+    return features.iloc[np.sort(order[ranks])]
+
+
+def _constant_width(actual: pd.Series, predicted: np.ndarray, minimum: float | None) -> float:
+    """The mean width plain split-conformal (one width for every row) would give at the
+    group level: what the normalised intervals are measured against."""
+    residuals = np.sort(np.abs(actual.to_numpy(dtype=float) - in_domain(predicted, minimum)))
+    try:
+        return round(2 * half_width(list(residuals), GROUP_LEVEL), 6)
+    except LevelTooHigh:
+        return float("nan")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -88,9 +88,18 @@ Feature = NumericFeature | CategoricalFeature
 
 @dataclass(frozen=True)
 class ModelSchema:
+    """The features a model takes and the target it predicts.
+
+    `target_minimum`: the least value the target can take (0 for an amount); predictions and
+    interval bounds never go below it. `time`: columns that order the training rows in time
+    (training only: a request does not send them).
+    """
+
     features: tuple[Feature, ...]
     target: str
     target_description: str = ""
+    target_minimum: float | None = None
+    time: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -99,7 +108,12 @@ class ModelSchema:
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": [feature.to_dict() for feature in self.features],
-            "target": {"name": self.target, "description": self.target_description},
+            "target": {
+                "name": self.target,
+                "description": self.target_description,
+                "minimum": self.target_minimum,
+            },
+            "time": list(self.time),
         }
 
     @classmethod
@@ -108,6 +122,8 @@ class ModelSchema:
             features=tuple(_feature_from_dict(item) for item in data["features"]),
             target=data["target"]["name"],
             target_description=data["target"].get("description", ""),
+            target_minimum=data["target"].get("minimum"),
+            time=tuple(data.get("time", ())),
         )
 
     def json_schema(self) -> dict[str, Any]:
@@ -156,16 +172,22 @@ CUSTOMER_NEEDS = ModelSchema(
     ),
     target="purchase_amount",
     target_description="Predicted yearly purchase amount, in the income's currency.",
+    target_minimum=0.0,
 )
 
 MARKET_TREND = ModelSchema(
     features=(
-        NumericFeature("sales", 0, 1e6, "This quarter's sales (real consumption, bn, SAAR)."),
-        NumericFeature("population", 0, 1e5, "Population, millions."),
-        NumericFeature("gdp", 0, 1e7, "This quarter's real GDP, bn, SAAR."),
+        # Positive: the forecast grows from ratios of them (a market of 0 has no growth).
+        NumericFeature(
+            "sales", 0.001, 1e6, "This quarter's sales (real consumption, bn, SAAR); positive."
+        ),
+        NumericFeature("population", 0.001, 1e5, "Population, millions; positive."),
+        NumericFeature("gdp", 0.001, 1e7, "This quarter's real GDP, bn, SAAR; positive."),
     ),
     target="future_sales",
     target_description="Predicted sales next quarter, in the units of sales.",
+    target_minimum=0.0,
+    time=("year", "quarter"),
 )
 
 

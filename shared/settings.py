@@ -13,9 +13,12 @@
 | MAX_EVENT_AGE_SECONDS | upload events older than this are dropped, not scored | 86400 |
 | UPLOAD_CHUNK_ROWS | rows of an upload scored (and held in memory) at a time | 50000 |
 | UPLOAD_INTERVAL_LEVEL | prediction interval level (0 to 1) added to scored uploads | unset |
+| UPLOAD_STRICT | reject uploaded rows outside the training range instead of flagging them | false |
 | RETRAIN_JOIN_CURRENT | train on the uploaded rows plus the current model's training data | false |
 | RETRAIN_MIN_IMPROVEMENT | held-out RMSE must fall by this share of the current model's | 0.02 |
 | RETRAIN_COVERAGE_TOLERANCE | allowed gap between 90% and the 90% intervals' coverage | 0.05 |
+| RETRAIN_GROUP_COVERAGE_TOLERANCE | allowed shortfall of the worst decile or category | 0.05 |
+| RETRAIN_EXCLUDE_FEATURES | comma-separated features retrained models must not use | none |
 | RETRAIN_MAX_ROWS | most data lines one retraining run takes (joined rows included) | 4000000 |
 | RETRAIN_CLAIM_SECONDS | a retraining run unfinished after this long may be taken over | 600 |
 """
@@ -51,9 +54,12 @@ class Settings:
     max_event_age_seconds: float = 86_400.0
     upload_chunk_rows: int = 50_000
     upload_interval_level: float | None = None
+    upload_strict: bool = False
     retrain_join_current: bool = False
     retrain_min_improvement: float = 0.02
     retrain_coverage_tolerance: float = 0.05
+    retrain_group_coverage_tolerance: float = 0.05
+    retrain_exclude_features: tuple[str, ...] = ()
     retrain_max_rows: int = 4_000_000
     retrain_claim_seconds: float = 600.0
 
@@ -79,6 +85,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         upload_chunk_rows=_positive(env, "UPLOAD_CHUNK_ROWS", Settings.upload_chunk_rows, int),
         upload_interval_level=_level(env, "UPLOAD_INTERVAL_LEVEL"),
+        upload_strict=_flag(env, "UPLOAD_STRICT", Settings.upload_strict),
         retrain_join_current=_flag(env, "RETRAIN_JOIN_CURRENT", Settings.retrain_join_current),
         retrain_min_improvement=_share(
             env, "RETRAIN_MIN_IMPROVEMENT", Settings.retrain_min_improvement
@@ -86,6 +93,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         retrain_coverage_tolerance=_share(
             env, "RETRAIN_COVERAGE_TOLERANCE", Settings.retrain_coverage_tolerance
         ),
+        retrain_group_coverage_tolerance=_share(
+            env, "RETRAIN_GROUP_COVERAGE_TOLERANCE", Settings.retrain_group_coverage_tolerance
+        ),
+        retrain_exclude_features=_names(env.get("RETRAIN_EXCLUDE_FEATURES", "")),
         retrain_max_rows=_positive(env, "RETRAIN_MAX_ROWS", Settings.retrain_max_rows, int),
         retrain_claim_seconds=_positive(
             env, "RETRAIN_CLAIM_SECONDS", Settings.retrain_claim_seconds, float
@@ -95,6 +106,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
 def _positive(env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:

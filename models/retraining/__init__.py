@@ -19,7 +19,9 @@ The gates a challenger must pass, each reported with its numbers:
     schema       the challenger's feature schema equals the current model's
     finite       every challenger prediction on the evaluation rows is a finite number
     improvement  challenger RMSE <= current RMSE * (1 - RETRAIN_MIN_IMPROVEMENT)
-    coverage     the challenger's 90% intervals cover 90% (+- RETRAIN_COVERAGE_TOLERANCE) of them
+    coverage     the challenger's 90% intervals cover 90% (+- RETRAIN_COVERAGE_TOLERANCE) of them,
+                 and the worst decile or category with 200 rows at least 90% minus
+                 RETRAIN_GROUP_COVERAGE_TOLERANCE
 
     claims      which upload an event names, where its run writes, and claiming the run
     reading     the upload's bytes, capped at RETRAIN_MAX_ROWS data lines, and its columns

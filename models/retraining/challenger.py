@@ -17,10 +17,13 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from models.calibrating import bounds
+from models.groups import conditional_coverage, worst_group
 from models.recipes import Recipe
-from models.retraining.gates import COVERAGE_LEVEL, Evaluation, scores
+from models.retraining.gates import COVERAGE_LEVEL, Evaluation, Scores, scores
 from models.retraining.report import TOO_FEW_ROWS, UNTRAINABLE
-from models.training import Trained, clean, split, train
+from models.training import Trained, clean, split_rows, train
+from shared.predict import in_domain
 from shared.schema import ModelSchema
 from shared.store import LoadedModel
 from shared.uploads import FileProblem
@@ -46,8 +49,9 @@ class Challenge:
 
 
 def training_frame(parts: Sequence[pd.DataFrame], schema: ModelSchema) -> pd.DataFrame:
-    """The parts one after another (earlier data first), with the model's columns only."""
-    columns = [*schema.feature_names, schema.target]
+    """The parts one after another (earlier data first), with the model's columns only (its
+    time columns first, when it has them)."""
+    columns = [*schema.time, *schema.feature_names, schema.target]
     return pd.concat([part[columns] for part in parts], ignore_index=True)
 
 
@@ -58,9 +62,11 @@ def prepare(recipe: Recipe, frame: pd.DataFrame, uploaded_from: int) -> Prepared
     """
     cleaned = clean(frame, recipe.schema)
     origin = cleaned.features.index.to_numpy()
-    fit, calibration, held_out = split(len(origin), recipe.time_ordered)
+    parts = split_rows(cleaned, recipe.time_ordered)
+    fit, calibration, held_out = parts.fit, parts.calibration, parts.held_out
     evaluation = held_out[origin[held_out] >= uploaded_from]
-    used_upload = int((origin >= uploaded_from).sum())
+    used = origin[np.concatenate([fit, calibration, held_out])]  # outliers left out
+    used_upload = int((used >= uploaded_from).sum())
     rows: dict[str, Any] = {
         "uploaded": {
             "read": len(frame) - uploaded_from,
@@ -69,8 +75,11 @@ def prepare(recipe: Recipe, frame: pd.DataFrame, uploaded_from: int) -> Prepared
         },
         "joined": None
         if uploaded_from == 0
-        else {"read": uploaded_from, "used": len(origin) - used_upload},
-        "rejected_reasons": cleaned.dropped,
+        else {"read": uploaded_from, "used": len(used) - used_upload},
+        "rejected_reasons": {
+            **cleaned.dropped,
+            **({"target: outlier by the fit rows' rule": parts.outliers} if parts.outliers else {}),
+        },
         "training": {"fit": len(fit), "calibration": len(calibration), "held_out": len(held_out)},
         "evaluation": len(evaluation),
     }
@@ -100,25 +109,33 @@ def challenge(
     current: LoadedModel | None,
     created: datetime,
     level: float = COVERAGE_LEVEL,
+    exclude: Sequence[str] = (),
 ) -> Challenge:
-    """Train the challenger exactly as `python -m models train` does; measure both models."""
+    """Train the challenger exactly as `python -m models train` does; measure both models as
+    they would be served (values in the target's domain, intervals as serving gives them)."""
     try:
-        trained = train(recipe, prepared.frame, None, created)
+        trained = train(recipe, prepared.frame, None, created, exclude=exclude)
     except ValueError as exc:
         raise FileProblem(UNTRAINABLE, f"training failed on this data: {exc}") from exc
     rows = prepared.features.iloc[prepared.evaluation][list(recipe.schema.feature_names)]
     actual = prepared.target.iloc[prepared.evaluation].to_numpy(dtype=float)
     challenger = joblib.load(io.BytesIO(trained.artifact))
-    measured = scores(actual, challenger.predict(rows), _residuals(trained.metadata), level)
+    measured = _measure(trained.metadata, challenger, rows, actual, level)
     measured_current = None
     if current is not None:
         names = list(current.schema.feature_names)
-        predicted = np.asarray(current.pipeline.predict(rows[names]), dtype=float)
-        measured_current = scores(actual, predicted, _residuals(current.metadata), level)
+        measured_current = _measure(current.metadata, current.pipeline, rows[names], actual, level)
     return Challenge(trained, Evaluation(len(actual), measured, measured_current))
 
 
-def _residuals(metadata: Mapping[str, Any]) -> list[float] | None:
-    intervals = metadata.get("intervals")
-    residuals = intervals.get("abs_residuals") if isinstance(intervals, dict) else None
-    return residuals if isinstance(residuals, list) else None
+def _measure(
+    metadata: Mapping[str, Any], pipeline: Any, rows: pd.DataFrame, actual: np.ndarray, level: float
+) -> Scores:
+    schema = ModelSchema.from_dict(metadata["schema"])
+    predicted = in_domain(np.asarray(pipeline.predict(rows), dtype=float), schema.target_minimum)
+    interval = bounds(metadata, rows, predicted, level)
+    worst = None
+    if interval is not None:
+        table = conditional_coverage(rows, schema, actual, *interval)
+        worst = worst_group(table, level)
+    return scores(actual, predicted, interval, worst)

@@ -1,7 +1,8 @@
 """The gates a challenger must pass, what they demand, and the decision.
 
 Both models are measured on the same evaluation rows with training's own metric functions
-(`models.training.metrics` and `coverage`), so a report's numbers mean what metadata.json's do;
+(`models.training.metrics`, `models.calibrating.coverage`, `models.groups`), so a report's
+numbers mean what metadata.json's do;
 every gate is evaluated and reported with its numbers, even when one has failed. Nothing here
 talks to storage or trains.
 """
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from models.training import coverage, metrics
+from models.calibrating import coverage
+from models.training import metrics
 from shared.settings import Settings
 
 COVERAGE_LEVEL = 0.9
@@ -33,6 +35,8 @@ class Policy:
     max_rows: int
     claim_seconds: float
     coverage_level: float = COVERAGE_LEVEL
+    group_coverage_tolerance: float = 0.05
+    exclude_features: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -42,6 +46,8 @@ class Policy:
             join_current=settings.retrain_join_current,
             max_rows=settings.retrain_max_rows,
             claim_seconds=settings.retrain_claim_seconds,
+            group_coverage_tolerance=settings.retrain_group_coverage_tolerance,
+            exclude_features=settings.retrain_exclude_features,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +55,8 @@ class Policy:
             "min_improvement": self.min_improvement,
             "coverage_level": self.coverage_level,
             "coverage_tolerance": self.coverage_tolerance,
+            "group_coverage_tolerance": self.group_coverage_tolerance,
+            "exclude_features": list(self.exclude_features),
             "join_current": self.join_current,
             "max_rows": self.max_rows,
         }
@@ -66,6 +74,7 @@ class Scores:
     r2: float
     non_finite: int  # predictions that are NaN or infinite
     coverage: float | None  # share of rows inside the interval; None: the model has none
+    worst_group: Mapping[str, Any] | None = None  # the decile or category covered least
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +83,7 @@ class Scores:
             "r2": _finite_or_none(self.r2),
             "non_finite_predictions": self.non_finite,
             f"interval_coverage_{COVERAGE_LEVEL:g}": self.coverage,
+            "worst_group_coverage": self.worst_group,
         }
 
 
@@ -87,9 +97,13 @@ class Evaluation:
 
 
 def scores(
-    actual: np.ndarray, predicted: np.ndarray, residuals: Sequence[float] | None, level: float
+    actual: np.ndarray,
+    predicted: np.ndarray,
+    interval: tuple[np.ndarray, np.ndarray] | None,
+    worst_group: Mapping[str, Any] | None = None,
 ) -> Scores:
-    """RMSE, MAE, R2 and interval coverage, as `train` measures its held-out rows.
+    """RMSE, MAE, R2 and interval coverage, as `train` measures its held-out rows; `interval`:
+    the bounds serving gives each row (models.calibrating.bounds), None without intervals.
 
     Training never meets a non-finite error; here one makes the errors infinite (and R2 minus
     infinity), for the gates to see. So does a target without spread, for R2.
@@ -97,7 +111,7 @@ def scores(
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     non_finite = int((~np.isfinite(predicted)).sum())
     with np.errstate(all="ignore"):
-        covered = coverage(actual, predicted, residuals, level) if residuals else None
+        covered = coverage(actual, interval)
         if not np.isfinite(actual - predicted).all():
             return Scores(math.inf, math.inf, -math.inf, non_finite, covered)
         measured = metrics(actual, predicted)
@@ -108,6 +122,7 @@ def scores(
         r2=measured["r2"] if spread > 0 else -math.inf,
         non_finite=non_finite,
         coverage=covered,
+        worst_group=worst_group,
     )
 
 
@@ -200,16 +215,36 @@ def improvement_gate(challenger: Scores, current: Scores | None, margin: float) 
     return Gate("improvement", passed, detail, numbers)
 
 
-def coverage_gate(challenger: Scores, level: float, tolerance: float) -> Gate:
-    numbers = {"level": level, "coverage": challenger.coverage, "tolerance": tolerance}
+def coverage_gate(
+    challenger: Scores, level: float, tolerance: float, group_tolerance: float = 0.05
+) -> Gate:
+    """Marginal coverage within `tolerance` of the level, and the worst decile or category
+    (of those with enough evaluation rows) no more than `group_tolerance` below it."""
+    worst = challenger.worst_group
+    numbers = {
+        "level": level,
+        "coverage": challenger.coverage,
+        "tolerance": tolerance,
+        "worst_group": worst,
+        "group_tolerance": group_tolerance,
+    }
     if challenger.coverage is None:
         return Gate("coverage", False, f"the challenger has no {level:.0%} intervals", numbers)
-    passed = abs(challenger.coverage - level) <= tolerance + 1e-12
+    marginal = abs(challenger.coverage - level) <= tolerance + 1e-12
+    grouped = worst is None or worst["coverage"] >= level - group_tolerance - 1e-12
     detail = (
         f"{level:.0%} intervals cover {challenger.coverage:.1%} of the evaluation rows; "
         f"{level - tolerance:.1%} to {level + tolerance:.1%} is accepted"
     )
-    return Gate("coverage", passed, detail, numbers)
+    if worst is None:
+        detail += "; no decile or category has enough rows to check on its own"
+    else:
+        detail += (
+            f"; the worst group, {worst['feature']} {worst['group']} ({worst['rows']} rows), "
+            f"is covered {worst['coverage']:.1%}, at least {level - group_tolerance:.1%} "
+            "is accepted"
+        )
+    return Gate("coverage", marginal and grouped, detail, numbers)
 
 
 def gates(
@@ -223,7 +258,12 @@ def gates(
         schema_gate(challenger_schema, current_schema),
         finite_gate(evaluation.challenger, evaluation.rows),
         improvement_gate(evaluation.challenger, evaluation.current, policy.min_improvement),
-        coverage_gate(evaluation.challenger, policy.coverage_level, policy.coverage_tolerance),
+        coverage_gate(
+            evaluation.challenger,
+            policy.coverage_level,
+            policy.coverage_tolerance,
+            policy.group_coverage_tolerance,
+        ),
     ]
 
 

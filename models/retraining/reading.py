@@ -88,10 +88,10 @@ def _peek(source: IO[bytes], size: int) -> bytes:
 
 
 def parse_csv(data: bytes, schema: ModelSchema) -> pd.DataFrame:
-    """The model's feature columns and target, found by header name (case and surrounding
-    spaces ignored; other columns are never loaded), read as `python -m models train --data`
-    reads a file."""
-    wanted = [*schema.feature_names, schema.target]
+    """The model's time columns (when it has them), feature columns and target, found by
+    header name (case and surrounding spaces ignored; other columns are never loaded), read as
+    `python -m models train --data` reads a file."""
+    wanted = [*schema.time, *schema.feature_names, schema.target]
     folded = {name.casefold() for name in wanted}
     try:
         frame = pd.read_csv(

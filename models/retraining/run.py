@@ -121,7 +121,13 @@ def _attempt(
     parts = [uploaded] if earlier is None else [earlier, uploaded]
     prepared = prepare(recipe, training_frame(parts, recipe.schema), _rows(earlier))
     outcome.rows = prepared.rows
-    result = challenge(recipe, prepared, current, started.replace(microsecond=0))
+    result = challenge(
+        recipe,
+        prepared,
+        current,
+        started.replace(microsecond=0),
+        exclude=context.policy.exclude_features,
+    )
     laps.lap("training_seconds")
     metadata = {
         **result.trained.metadata,
@@ -131,7 +137,13 @@ def _attempt(
             f"gs://{upload.bucket}/{run_names(upload).report}",
         ),
     }
-    outcome.challenger = {"version": metadata["version"], "estimator": metadata["estimator"]}
+    outcome.challenger = {
+        "version": metadata["version"],
+        "estimator": metadata["estimator"],
+        # on the challenger's held-out rows, as in its metadata and model card
+        "fairness": metadata.get("fairness"),
+        "conditional_coverage": metadata["metrics"].get("conditional_coverage"),
+    }
     outcome.evaluation = result.evaluation
     current_schema = current.metadata.get("schema") if current else None
     outcome.gates = gates(result.evaluation, metadata["schema"], current_schema, context.policy)

@@ -12,7 +12,14 @@
 from __future__ import annotations
 
 from shared.codecs._bigquery import Calls, decode_calls, encode_replies
-from shared.codecs._csv import Table, encode_table, float_texts, lines_with_cells, read_csv
+from shared.codecs._csv import (
+    Table,
+    cell_texts,
+    encode_table,
+    float_texts,
+    lines_with_cells,
+    read_csv,
+)
 from shared.codecs._csv_reader import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.codecs._json import (
     Envelope,
@@ -20,7 +27,7 @@ from shared.codecs._json import (
     encode_json,
     envelope,
     instance_rows,
-    json_predictions,
+    json_answer,
     parse_json,
 )
 from shared.codecs._model_card import model_card
@@ -42,6 +49,7 @@ __all__ = [
     "NotCsv",
     "NotUtf8",
     "Table",
+    "cell_texts",
     "check_count",
     "decode_calls",
     "decode_infer",
@@ -52,7 +60,7 @@ __all__ = [
     "envelope",
     "float_texts",
     "instance_rows",
-    "json_predictions",
+    "json_answer",
     "lines_with_cells",
     "model_card",
     "model_metadata",

@@ -8,9 +8,11 @@ chooses what each reply is:
 | --- | --- | --- |
 | output | prediction, lower, upper, interval, explain, all | prediction |
 | interval_level | a level between 0 and 1, for lower, upper, interval and all | 0.9 |
+| strict | "true": a call outside the training range fails the query, naming it | "false" |
 
-prediction, lower and upper reply with a number (RETURNS FLOAT64); interval, explain and all
-with a JSON object (RETURNS JSON).
+prediction, lower and upper reply with a number (RETURNS FLOAT64; a bound withheld outside the
+training range is NULL); interval, explain and all with a JSON object (RETURNS JSON) that holds
+`outside_training_range`.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def _options(context: object) -> tuple[str, dict[str, Any]]:
             parameters["interval"] = raw
     if output in ("explain", "all"):
         parameters["explain"] = True
+    if "strict" in context:
+        strict = str(context["strict"]).strip().lower()
+        parameters["strict"] = {"true": True, "false": False}.get(strict, context["strict"])
     return output, parameters
 
 

@@ -88,7 +88,7 @@ def encode_table(table: Table, added: Mapping[str, Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*table.header, *added])
-    appended = [float_texts(values) for values in added.values()]
+    appended = [cell_texts(values) for values in added.values()]
     if table.text is None:
         writer.writerows(zip(*table.cells, *appended, strict=True))
         return out.getvalue().encode("utf-8")
@@ -105,6 +105,26 @@ def lines_with_cells(lines: list[str], appended: Sequence[list[str]]) -> str:
         parts[2 * position + 2 :: width] = cells
     parts[width - 1 :: width] = ["\r\n"] * len(lines)
     return "".join(parts)
+
+
+def cell_texts(values: Any) -> list[str]:
+    """One CSV cell per value: floats as `float_texts`, text as it is, a missing value (None,
+    or NaN from numpy: a withheld bound) as an empty cell."""
+    if isinstance(values, list):
+        return [_cell(value) for value in values]
+    import numpy as np  # batches only
+
+    if values.dtype == object:
+        return [_cell(value) for value in values.tolist()]
+    if np.isnan(values).any():
+        return [_cell(value) for value in values.tolist()]
+    return float_texts(values)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return value if isinstance(value, str) else repr(value)
 
 
 def float_texts(values: Any) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, cast
 import orjson
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
-from shared.predict import Prediction
+from shared.predict import OUTSIDE, Prediction
 from shared.validation import Rows
 
 
@@ -69,11 +69,14 @@ def instance_rows(instances: Sequence[object], features: Sequence[str] | None = 
     return Rows.of_records(cast(Sequence[dict[str, object]], instances))
 
 
-def json_predictions(prediction: Prediction) -> Any:
-    """Bare numbers without extras (KServe V1 / Vertex clients read them as is), else objects."""
+def json_answer(prediction: Prediction) -> dict[str, Any]:
+    """`predictions`: bare numbers without extras (KServe V1 / Vertex clients read them as is),
+    beside them `outside_training_range` (per row, the features outside it); with extras, one
+    object per row, which carries its own `outside_training_range`."""
     if not prediction.options.extras:
-        return prediction.values
-    return prediction.objects()
+        names = prediction.outside.names() if prediction.outside else [[]] * len(prediction)
+        return {"predictions": prediction.values, OUTSIDE: names}
+    return {"predictions": prediction.objects()}
 
 
 def encode_json(document: object) -> bytes:

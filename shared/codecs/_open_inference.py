@@ -1,7 +1,9 @@
 """The Open Inference Protocol (KServe V2), JSON form: tensors in, tensors out.
 
 One input tensor per feature, shape [n] or [n, 1], in any order; outputs are the target and,
-when asked for, the interval bounds and contributions, each as an FP64 tensor of shape [n].
+when asked for, the interval bounds and contributions, each as an FP64 tensor of shape [n]
+(a withheld bound is null), and `outside_training_range`, a BYTES tensor: per row, the features
+outside the training range joined by ";", empty when none.
 Binary tensor data is refused with a clear message: only the JSON form is served.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 
 from shared.codecs._json import check_count
 from shared.errors import BadRequest, InvalidInput, Problem
-from shared.predict import Prediction, as_list, output_columns
+from shared.predict import OUTSIDE, Prediction, as_list, output_columns
 from shared.schema import CategoricalFeature, ModelSchema
 from shared.validation import Rows
 
@@ -92,8 +94,8 @@ def encode_infer(
             {
                 "name": name,
                 "shape": [len(prediction)],
-                "datatype": "FP64",
-                "data": as_list(columns[name]),
+                "datatype": _datatype(name),
+                "data": _data(columns[name]),
             }
             for name in names
         ],
@@ -117,8 +119,18 @@ def model_metadata(schema: ModelSchema, model_name: str, version: str) -> dict[s
             }
             for feature in schema.features
         ],
-        "outputs": [{"name": name, "datatype": "FP64", "shape": [-1]} for name in outputs],
+        "outputs": [{"name": name, "datatype": _datatype(name), "shape": [-1]} for name in outputs],
     }
+
+
+def _datatype(output: str) -> str:
+    return "BYTES" if output == OUTSIDE else "FP64"
+
+
+def _data(values: Any) -> list[Any]:
+    """A tensor's data; a withheld bound (NaN in a batch) as null."""
+    data = as_list(values) if not isinstance(values, list) else values
+    return [None if isinstance(v, float) and v != v else v for v in data]
 
 
 def _tensor(item: object, position: int) -> tuple[str, list[Any]]:

@@ -13,9 +13,10 @@ need them.
 
 from __future__ import annotations
 
-from shared.predict._intervals import LevelTooHigh, calibration_residuals, half_width
+from shared.predict._applicability import OUTSIDE
+from shared.predict._intervals import LevelTooHigh, calibration_scores, half_width
 from shared.predict._options import NOT_AVAILABLE, Options, options_from_query, parse_options
-from shared.predict._paths import SMALL_ROWS, predict
+from shared.predict._paths import SMALL_ROWS, in_domain, predict
 from shared.predict._result import (
     BASE_VALUE,
     Explanation,
@@ -31,6 +32,7 @@ from shared.predict._result import (
 __all__ = [
     "BASE_VALUE",
     "NOT_AVAILABLE",
+    "OUTSIDE",
     "SMALL_ROWS",
     "Explanation",
     "Interval",
@@ -38,8 +40,9 @@ __all__ = [
     "Options",
     "Prediction",
     "as_list",
-    "calibration_residuals",
+    "calibration_scores",
     "half_width",
+    "in_domain",
     "invalid_rows",
     "lower_name",
     "options_from_query",

@@ -57,6 +57,10 @@ class CompiledModel:
             ]
         elif self.kind not in ("linear", "log_linear"):
             raise ValueError(f"unknown estimator kind {self.kind!r}")
+        link = self.estimator.get("link", "identity")
+        if link not in ("identity", "log"):
+            raise ValueError(f"unknown link {link!r}")
+        self.log_link = link == "log"
         self.table = once(self._table)  # batches of trees: the ensemble as a lookup table
 
     def _table(self) -> TreeTable | None:
@@ -98,7 +102,7 @@ class CompiledModel:
             while not leaf[node]:
                 node = left[node] if x[feature[node]] <= threshold[node] else right[node]
             total += value[node]
-        return total
+        return math.exp(total) if self.log_link else total
 
     def matrix(self, columns: Mapping[str, Any]) -> Any:
         """The ColumnTransformer's output for canonical columns, as a numpy matrix."""

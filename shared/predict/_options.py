@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidInput, Problem
-from shared.predict._intervals import LevelTooHigh, half_width
+from shared.predict._intervals import LevelTooHigh, calibration, half_width
 
 if TYPE_CHECKING:
     from shared.store import LoadedModel
-from shared.store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
 
@@ -25,6 +24,7 @@ class Options:
 
     interval: float | None = None
     explain: bool = False
+    strict: bool = False  # rows outside the training range are faults, not flagged answers
 
     @property
     def extras(self) -> bool:
@@ -32,11 +32,11 @@ class Options:
 
 
 def parse_options(parameters: Mapping[str, Any]) -> Options:
-    """`{"interval": 0.9, "explain": true}`; every fault reported at once."""
+    """`{"interval": 0.9, "explain": true, "strict": true}`; every fault reported at once."""
     problems = [
         Problem(None, f"parameters.{key}", "unknown parameter")
         for key in parameters
-        if key not in {"interval", "explain"}
+        if key not in {"interval", "explain", "strict"}
     ]
     interval = parameters.get("interval")
     if interval is not None and not _is_level(interval):
@@ -44,16 +44,20 @@ def parse_options(parameters: Mapping[str, Any]) -> Options:
     explain = parameters.get("explain", False)
     if not isinstance(explain, bool):
         problems.append(Problem(None, "parameters.explain", "must be true or false"))
+    strict = parameters.get("strict", False)
+    if not isinstance(strict, bool):
+        problems.append(Problem(None, "parameters.strict", "must be true or false"))
     if problems:
         raise InvalidInput("invalid parameters", tuple(problems))
-    return Options(interval=float(interval) if interval is not None else None, explain=explain)
+    level = float(interval) if interval is not None else None
+    return Options(interval=level, explain=explain, strict=strict)
 
 
 def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
     """CSV requests carry options in the query string: `?interval=0.9&explain=true`."""
     parameters: dict[str, Any] = {}
     for key, value in query.items():
-        if key == "explain":
+        if key in ("explain", "strict"):
             lowered = value.strip().lower()
             parameters[key] = {"true": True, "1": True, "false": False, "0": False}.get(
                 lowered, value
@@ -69,8 +73,12 @@ def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
 
 
 def interval_half_width(model: LoadedModel, level: float) -> float:
+    """The score quantile for `level`: each row's half-width is this times its scale."""
+    calibrated = calibration(model)
+    if calibrated is None:
+        raise InvalidInput(NOT_AVAILABLE, (Problem(None, "parameters.interval", NOT_AVAILABLE),))
     try:
-        return half_width(model.metadata["intervals"]["abs_residuals"], level)
+        return half_width(calibrated.scores, level)
     except LevelTooHigh as exc:
         raise InvalidInput(
             "interval level too high", (Problem(None, "parameters.interval", str(exc)),)
@@ -83,6 +91,8 @@ def check_available(model: LoadedModel, options: Options) -> None:
         problems.append(Problem(None, "parameters.interval", NOT_AVAILABLE))
     if options.explain and "explanations" not in model.metadata:
         problems.append(Problem(None, "parameters.explain", NOT_AVAILABLE))
+    if options.strict and not model.metadata.get("training", {}).get("ranges"):
+        problems.append(Problem(None, "parameters.strict", NOT_AVAILABLE))
     if problems:
         raise InvalidInput("requested output is not available for this model", tuple(problems))
 

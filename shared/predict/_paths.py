@@ -9,8 +9,12 @@
     frame     no usable serving form                the frame validator   the pipeline
 
 Whatever the path, a row gets the same answer and the same faults (property tests hold them
-together). Intervals come from the calibration residuals in the metadata; contributions, when
-asked for, from the pipeline (exact Shapley values). Nothing here knows a wire format.
+together). Every answer says which of its features lie outside the training range
+(_applicability); with `strict` those rows are faults instead. Values and interval bounds never
+go below the target's minimum (a documented clip: an amount is never negative). Intervals come
+from the calibration scores in the metadata, scaled per row (_intervals) and withheld outside
+the training range; contributions, when asked for, from the pipeline (exact Shapley values).
+Nothing here knows a wire format.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Problem
+from shared.predict._applicability import (
+    Outside,
+    outside_columns,
+    outside_records,
+    strict_problems,
+    trained_ranges,
+)
 from shared.predict._compiled import CompiledModel, serving_form
+from shared.predict._intervals import calibration
 from shared.predict._options import Options, check_available, interval_half_width
 from shared.predict._result import Explanation, Interval, Positions, Prediction
 from shared.schema import CategoricalFeature, ModelSchema
@@ -54,17 +66,23 @@ def predict(
         checked = _by_frame(rows, model)
     if checked.problems and all_or_nothing:
         return Prediction(model.schema, [], [], checked.problems, options=options)
+    outside = _outside(model, checked)
+    if options.strict:
+        checked, outside = _strict(model, checked, outside)
+        if checked.problems and all_or_nothing:
+            return Prediction(model.schema, [], [], checked.problems, options=options)
     if all_or_nothing or len(checked.positions):
         check_available(model, options)
-    values = _values(model, form, checked)
+    values = in_domain(_values(model, form, checked), model.schema.target_minimum)
     return Prediction(
         model.schema,
         checked.positions,
         values,
         checked.problems,
-        interval=_interval(model, values, options),
+        interval=_interval(model, values, checked, outside, options),
         explanation=_explanation(model, checked) if options.explain else None,
         options=options,
+        outside=outside,
     )
 
 
@@ -77,6 +95,33 @@ class _Checked:
     records: list[dict[str, Any]] | None = None
     columns: Mapping[str, Any] | None = None
     features: pd.DataFrame | None = None  # as the frame validator gave them
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    def as_columns(self) -> Mapping[str, Any]:
+        if self.columns is not None:
+            return self.columns
+        if self.features is not None:
+            return {str(name): self.features[name].to_numpy() for name in self.features.columns}
+        raise ValueError("records, not columns")
+
+    def keep(self, kept: Any, problems: tuple[Problem, ...]) -> _Checked:
+        """Only the rows whose `kept` flag is true, with `problems` added."""
+        merged = tuple(sorted((*self.problems, *problems), key=_row_order))
+        if self.records is not None:
+            records = [r for r, keep in zip(self.records, kept, strict=True) if keep]
+            positions = [p for p, keep in zip(self.positions, kept, strict=True) if keep]
+            return _Checked(positions, merged, records=records)
+        if self.features is not None:
+            features = self.features[kept]
+            return _Checked(features.index.to_numpy(), merged, features=features)
+        import numpy as np
+
+        kept = np.asarray(kept, dtype=bool)
+        columns = {name: column[kept] for name, column in (self.columns or {}).items()}
+        return _Checked(np.asarray(self.positions)[kept], merged, columns=columns)
 
     def frame(self, names: Sequence[str]) -> pd.DataFrame:
         import pandas as pd
@@ -169,15 +214,68 @@ def _pipeline_values(model: LoadedModel, checked: _Checked) -> np.ndarray:
         return np.asarray(model.pipeline.predict(frame), dtype=float)
 
 
-def _interval(model: LoadedModel, values: Any, options: Options) -> Interval | None:
+def _row_order(problem: Problem) -> int:
+    return -1 if problem.row is None else problem.row
+
+
+def _outside(model: LoadedModel, checked: _Checked) -> Outside:
+    trained = trained_ranges(model)
+    if checked.records is not None:
+        return outside_records(checked.records, trained)
+    return outside_columns(checked.as_columns(), checked.count, trained)
+
+
+def _strict(model: LoadedModel, checked: _Checked, outside: Outside) -> tuple[_Checked, Outside]:
+    flagged = outside.any()
+    if not (any(flagged) if isinstance(flagged, list) else flagged.any()):
+        return checked, outside
+    trained = trained_ranges(model)
+    problems = strict_problems(outside, list(checked.positions), trained)
+    kept = [not flag for flag in flagged] if isinstance(flagged, list) else ~flagged
+    return checked.keep(kept, problems), outside.keep(kept)
+
+
+def in_domain(values: Any, minimum: float | None) -> Any:
+    """Values raised to the target's minimum where they fall below it."""
+    if minimum is None:
+        return values
+    if isinstance(values, list):
+        return [max(minimum, v) for v in values]
+    import numpy as np
+
+    return np.maximum(minimum, values)
+
+
+def _interval(
+    model: LoadedModel, values: Any, checked: _Checked, outside: Outside, options: Options
+) -> Interval | None:
     if options.interval is None:
         return None
-    width = interval_half_width(model, options.interval)
+    quantile = interval_half_width(model, options.interval)
+    calibrated = calibration(model)
+    assert calibrated is not None  # interval_half_width has raised otherwise
+    minimum = model.schema.target_minimum
+    withheld = outside.any()
     if isinstance(values, list):
-        lower, upper = [v - width for v in values], [v + width for v in values]
-    else:
-        lower, upper = values - width, values + width
-    return Interval(options.interval, lower, upper)
+        scales = calibrated.scale_records(checked.records or [])
+        lower, upper = [], []
+        for value, scale, hidden in zip(values, scales, withheld, strict=True):
+            width = quantile * scale
+            lower.append(None if hidden else value - width)
+            upper.append(None if hidden else value + width)
+        return Interval(options.interval, _in_domain_or_none(lower, minimum), upper)
+    import numpy as np
+
+    widths = quantile * calibrated.scale_columns(checked.as_columns(), checked.count)
+    lower, upper = values - widths, values + widths
+    lower[withheld], upper[withheld] = np.nan, np.nan
+    return Interval(options.interval, in_domain(lower, minimum), upper)
+
+
+def _in_domain_or_none(values: list[float | None], minimum: float | None) -> list[float | None]:
+    if minimum is None:
+        return values
+    return [None if v is None else max(minimum, v) for v in values]
 
 
 def _explanation(model: LoadedModel, checked: _Checked) -> Explanation:

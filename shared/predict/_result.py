@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import InvalidInput, Problem
+from shared.predict._applicability import OUTSIDE, Outside
 from shared.predict._options import Options
 from shared.schema import ModelSchema
 
 BASE_VALUE = "base_value"
+WITHHELD = "outside the training range: not calibrated there"
 
 Numbers = Any  # a list of floats (small inputs) or a numpy array of them (batches)
 Positions = Any  # a list of ints or a numpy array of them, ascending
@@ -39,6 +41,7 @@ def output_columns(schema: ModelSchema, options: Options | None = None) -> list[
     names = [target]
     if options is None or options.interval is not None:
         names += [lower_name(target), upper_name(target)]
+    names.append(OUTSIDE)
     if options is None or options.explain:
         names += [BASE_VALUE, *map(contribution_name, schema.feature_names)]
     return names
@@ -46,6 +49,9 @@ def output_columns(schema: ModelSchema, options: Options | None = None) -> list[
 
 @dataclass(frozen=True)
 class Interval:
+    """Bounds per row; None (NaN in arrays) where the row lies outside the training range:
+    the interval is withheld there rather than given a width never calibrated for it."""
+
     level: float
     lower: Numbers
     upper: Numbers
@@ -71,6 +77,7 @@ class Prediction:
     interval: Interval | None = None
     explanation: Explanation | None = None
     options: Options = field(default_factory=Options)
+    outside: Outside | None = None  # per row, the features outside the training range
 
     def __len__(self) -> int:
         return len(self.values)
@@ -82,6 +89,7 @@ class Prediction:
         if self.interval is not None:
             columns[lower_name(target)] = self.interval.lower
             columns[upper_name(target)] = self.interval.upper
+        columns[OUTSIDE] = self.outside.texts() if self.outside else [""] * len(self)
         if self.explanation is not None:
             columns[BASE_VALUE] = [self.explanation.base_value] * len(self)
             for name in self.schema.feature_names:
@@ -89,14 +97,18 @@ class Prediction:
         return columns
 
     def objects(self) -> list[dict[str, Any]]:
-        """One JSON object per row: the target, then `interval`, `base_value`, `contributions`."""
+        """One JSON object per row: the target, then `interval`, `outside_training_range`,
+        `base_value`, `contributions`."""
         target = self.schema.target
         objects: list[dict[str, Any]] = [{target: value} for value in as_list(self.values)]
         if self.interval is not None:
             level = self.interval.level
             lower, upper = as_list(self.interval.lower), as_list(self.interval.upper)
             for item, low, high in zip(objects, lower, upper, strict=True):
-                item["interval"] = {"level": level, "lower": low, "upper": high}
+                item["interval"] = _interval_object(level, low, high)
+        outside = self.outside.names() if self.outside else [[] for _ in objects]
+        for item, features in zip(objects, outside, strict=True):
+            item[OUTSIDE] = features
         if self.explanation is not None:
             names = self.schema.feature_names
             columns = [as_list(self.explanation.contributions[name]) for name in names]
@@ -104,6 +116,12 @@ class Prediction:
                 item[BASE_VALUE] = self.explanation.base_value
                 item["contributions"] = {n: c[row] for n, c in zip(names, columns, strict=True)}
         return objects
+
+
+def _interval_object(level: float, lower: float | None, upper: float | None) -> dict[str, Any]:
+    if lower is None or upper is None or lower != lower:  # withheld (None, or NaN from numpy)
+        return {"level": level, "lower": None, "upper": None, "withheld": WITHHELD}
+    return {"level": level, "lower": lower, "upper": upper}
 
 
 def as_list(values: Numbers) -> list[float]:

@@ -59,6 +59,8 @@ def build(form: Mapping[str, Any], max_cells: int = MAX_CELLS) -> TreeTable | No
     table = np.full(grid.sizes, float(estimator["baseline"]))
     for tree in estimator["trees"]:
         table += grid.answers(tree)
+    if estimator.get("link") == "log":  # as scikit-learn's predict: exp of the summed trees
+        table = np.exp(table)
     return TreeTable(inputs, grid.axes, table)
 
 

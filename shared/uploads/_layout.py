@@ -74,6 +74,7 @@ def output_identity(model: LoadedModel, options: Options) -> dict[str, str]:
         "model-version": model.version,
         "model-sha256": model.sha256,
         "interval-level": "none" if options.interval is None else repr(options.interval),
+        "strict": "true" if options.strict else "false",
     }
 
 

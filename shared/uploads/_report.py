@@ -39,9 +39,11 @@ def report(
         },
         "model": {"name": upload.model, "version": model_version},
         "interval_level": options.interval,
+        "strict": options.strict,
         "rows": None
         if tally is None
         else {"read": tally.read, "scored": tally.scored, "rejected": tally.rejected},
+        "outside_training_range": None if tally is None else tally.outside_counted(),
         "rejection_reasons": None if tally is None else tally.reasons_counted(),
         "outputs": None if problem else {"scored": names.scored, "rejected": names.rejected},
         "problem": None if problem is None else {"code": problem.code, "message": problem.message},

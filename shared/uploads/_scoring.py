@@ -28,7 +28,7 @@ import numpy as np
 from shared import codecs
 from shared.codecs import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.errors import InvalidInput, Problem
-from shared.predict import Options, as_list, output_columns, predict
+from shared.predict import Options, output_columns, predict
 from shared.store import LoadedModel
 from shared.uploads._layout import Layout, neutralise, read_layout
 from shared.uploads._problems import (
@@ -54,12 +54,19 @@ class Tally:
     scored: int = 0
     rejected: int = 0
     reasons: Counter[tuple[str | None, str]] = field(default_factory=Counter)
+    outside_rows: int = 0  # scored rows with a feature outside the training range
+    outside: Counter[str] = field(default_factory=Counter)  # such rows, per feature
 
     def add(self, chunk: ScoredChunk) -> None:
         self.scored += chunk.scored_count
         self.rejected += len(chunk.rejected)
         self.read += chunk.scored_count + len(chunk.rejected)
         self.reasons.update(chunk.reasons)
+        self.outside_rows += chunk.outside_rows
+        self.outside.update(chunk.outside)
+
+    def outside_counted(self) -> dict[str, Any]:
+        return {"rows": self.outside_rows, "by_feature": dict(sorted(self.outside.items()))}
 
     def reasons_counted(self) -> list[dict[str, Any]]:
         ordered = sorted(self.reasons.items(), key=lambda item: (item[0][0] or "", item[0][1]))
@@ -74,6 +81,8 @@ class ScoredChunk:
     scored_count: int
     rejected: list[list[Any]]
     reasons: Counter[tuple[str | None, str]]
+    outside_rows: int = 0
+    outside: Counter[str] = field(default_factory=Counter)
 
 
 def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Options) -> ScoredChunk:
@@ -94,7 +103,15 @@ def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Optio
     neutral = [neutralise_column(column) for column in chunk.columns]
     rejected, reasons = _rejected(chunk, neutral, problems)
     scored = _scored_csv(chunk, neutral, valid, list(prediction.columns().values()))
-    return ScoredChunk(scored, int(valid.sum()), rejected, reasons)
+    outside = prediction.outside
+    return ScoredChunk(
+        scored,
+        int(valid.sum()),
+        rejected,
+        reasons,
+        int(np.count_nonzero(outside.any())) if outside else 0,
+        Counter({k: v for k, v in outside.counts().items() if v}) if outside else Counter(),
+    )
 
 
 def _scored_csv(
@@ -110,9 +127,10 @@ def _scored_csv(
         n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True)
     ):
         columns = [itertools.compress(column, keep) for column in neutral]
-        return encode_rows(zip(*columns, *map(as_list, predictions), strict=True))
+        texts = map(codecs.cell_texts, predictions)
+        return encode_rows(zip(*columns, *texts, strict=True))
     kept = list(itertools.compress(chunk.text, keep))
-    cells = [codecs.float_texts(values) for values in predictions]
+    cells = [codecs.cell_texts(values) for values in predictions]
     return codecs.lines_with_cells(kept, cells).encode("utf-8")
 
 

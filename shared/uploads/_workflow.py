@@ -37,7 +37,7 @@ def score_file(
     Raises StorageUnavailable or ModelUnavailable when storage or the model store fails
     (nothing is reported then, so a later delivery can do the work).
     """
-    options = Options(interval=settings.upload_interval_level)
+    options = Options(interval=settings.upload_interval_level, strict=settings.upload_strict)
     laps = Laps()
     model: LoadedModel | None = None
     tally: Tally | None = None

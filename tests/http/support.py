@@ -2,8 +2,9 @@
 answers those models give when asked directly, without the functions in between.
 
 Every expected value here comes from the model itself (`model.pipeline.predict` on a pandas
-frame, the calibration residuals and the explanation background in its metadata), never from
-the code that serves it.
+frame, raised to the target's minimum; the calibration scores, interval scale, training ranges
+and explanation background in its metadata, read by the independent reference in
+tests/expected.py), never from the code that serves it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 
 from shared.schema import NumericFeature
 from shared.store import LoadedModel, LocalFolder, load_current
+from tests import expected
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = str(REPO / "main.py")
@@ -45,6 +47,9 @@ ROWS = {
     ],
 }
 PREDICTION = {"customer_needs": "purchase_amount", "market_trend": "future_sales"}
+# Valid for the schema (age 18-100, income 0-10,000,000) but far beyond what the model was fit
+# on: every protocol flags these features, and `strict` refuses the row.
+FAR_OUT = {"age": 95, "gender": "female", "income": 5_000_000}
 MODELS = tuple(TARGETS)
 RTOL = 1e-9
 
@@ -77,14 +82,29 @@ def frame(name: str, rows: Sequence[Row]) -> pd.DataFrame:
 
 
 def predicted(name: str, rows: Sequence[Row]) -> list[float]:
-    """What the model's own pipeline predicts for canonical `rows`."""
-    return [float(value) for value in bundled(name).pipeline.predict(frame(name, rows))]
+    """What the model's own pipeline predicts for canonical `rows`, raised to the target's
+    minimum (an amount is never negative)."""
+    metadata = bundled(name).metadata
+    values = bundled(name).pipeline.predict(frame(name, rows))
+    return [expected.in_domain(metadata, float(value)) for value in values]
 
 
-def half_width(name: str, level: float) -> float:
-    """The split-conformal half-width: the ceil((n + 1) * level)-th smallest residual."""
-    residuals = sorted(bundled(name).metadata["intervals"]["abs_residuals"])
-    return float(residuals[math.ceil((len(residuals) + 1) * level) - 1])
+def bounds(name: str, rows: Sequence[Row], level: float) -> list[tuple[float, float] | None]:
+    """Each canonical row's interval at `level` around its predicted value, by the normalised
+    split-conformal definition: None where it is withheld (the row is outside the training
+    range)."""
+    return expected.intervals(bundled(name).metadata, rows, predicted(name, rows), level)
+
+
+def outside(name: str, row: Row) -> list[str]:
+    """The features of a canonical row outside the training range, in schema order."""
+    return expected.outside(bundled(name).metadata, row)
+
+
+def strict_reason(name: str, feature: str) -> str:
+    """Why `strict` refuses a value of numeric `feature`: the range the fit rows held."""
+    seen = bundled(name).metadata["training"]["ranges"][feature]
+    return f"outside the training range {seen['min']:g} to {seen['max']:g} (strict)"
 
 
 def shapley(name: str, row: Row) -> tuple[float, dict[str, float]]:

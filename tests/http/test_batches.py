@@ -1,5 +1,6 @@
 """Batches (more rows than the plain-Python path takes): the same 200 rows as JSON and as CSV
-get the same answers, and name the same rows when some are bad."""
+get the same answers and flags, and name the same rows when some are bad or, with `strict`,
+outside the training range."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from flask.testing import FlaskClient
 
 from models import data
 from tests.http.support import (
+    FAR_OUT,
     MODELS,
     PREDICTION,
     RTOL,
+    bounds,
+    bundled,
     csv_body,
     csv_rows,
     features,
-    half_width,
+    outside,
     predicted,
+    strict_reason,
 )
 
 
@@ -58,6 +63,11 @@ def test_200_rows_get_the_same_answers_as_json_and_as_csv(
     from_csv = [float(row[PREDICTION[name]]) for row in csv_rows(by_csv.data)]
     assert from_csv == from_json
     assert from_json == pytest.approx(predicted(name, rows), rel=RTOL)
+    flags = by_json.get_json()["outside_training_range"]
+    assert flags == [outside(name, row) for row in rows]
+    assert [row["outside_training_range"] for row in csv_rows(by_csv.data)] == [
+        ";".join(names) for names in flags
+    ]
     assert [row["id"] for row in csv_rows(by_csv.data)] == [f"r{i}" for i in range(200)]
 
 
@@ -66,16 +76,27 @@ def test_200_rows_get_the_same_intervals_as_json_and_as_csv(
     clients: dict[str, FlaskClient], name: str
 ) -> None:
     rows, target = rows_of(name), PREDICTION[name]
+    if name == "customer_needs":  # its 200 rows all lie inside the training range
+        rows[7] = FAR_OUT
+    expected_bounds = bounds(name, rows, 0.9)
+    assert None in expected_bounds, "some rows lie outside the training range"
+    assert any(expected_bounds), "and some inside"
 
     by_json = as_json(clients[name], rows, interval=0.9).get_json()["predictions"]
     by_csv = csv_rows(as_csv(clients[name], name, rows, "?interval=0.9").data)
 
-    width = half_width(name, 0.9)
-    for answer, row, value in zip(by_json, by_csv, predicted(name, rows), strict=True):
+    expected = zip(predicted(name, rows), expected_bounds, strict=True)
+    for answer, row, (value, interval) in zip(by_json, by_csv, expected, strict=True):
         assert float(row[target]) == answer[target] == pytest.approx(value, rel=RTOL)
-        assert float(row[f"{target}_lower"]) == answer["interval"]["lower"]
-        assert float(row[f"{target}_upper"]) == answer["interval"]["upper"]
-        assert answer["interval"]["upper"] == pytest.approx(value + width, rel=RTOL)
+        assert row["outside_training_range"] == ";".join(answer["outside_training_range"])
+        if interval is None:
+            assert row[f"{target}_lower"] == row[f"{target}_upper"] == ""
+            assert answer["interval"]["lower"] is answer["interval"]["upper"] is None
+        else:
+            assert float(row[f"{target}_lower"]) == answer["interval"]["lower"]
+            assert float(row[f"{target}_upper"]) == answer["interval"]["upper"]
+            assert answer["interval"]["lower"] == pytest.approx(interval[0], rel=RTOL)
+            assert answer["interval"]["upper"] == pytest.approx(interval[1], rel=RTOL)
 
 
 def test_200_rows_with_bad_ones_name_the_same_rows_as_json_and_as_csv(
@@ -98,3 +119,42 @@ def test_200_rows_with_bad_ones_name_the_same_rows_as_json_and_as_csv(
         (199, "income"),
     ]
     assert by_json.get_json()["error"]["message"] == "3 of 200 rows are invalid"
+
+
+def test_200_rows_with_strict_name_the_rows_outside_the_same_as_json_and_as_csv(
+    customer: FlaskClient,
+) -> None:
+    rows = rows_of("customer_needs")
+    rows[3], rows[120] = FAR_OUT, {**rows[120], "income": 5_000_000}
+
+    by_json = as_json(customer, rows, strict=True)
+    by_csv = as_csv(customer, "customer_needs", rows, "?strict=true")
+
+    assert by_json.status_code == by_csv.status_code == 422
+    assert by_csv.get_json() == by_json.get_json()
+    details = by_json.get_json()["error"]["details"]
+    assert [(d["row"], d["field"], d["reason"]) for d in details] == [
+        (row, feature, strict_reason("customer_needs", feature))
+        for row in (3, 120)
+        for feature in outside("customer_needs", rows[row])
+    ]
+    assert by_json.get_json()["error"]["message"] == "2 of 200 rows are invalid"
+
+
+@pytest.mark.parametrize("feature", ["sales", "population", "gdp"])
+def test_a_zero_market_feature_is_refused_alone_and_in_a_batch(
+    market: FlaskClient, feature: str
+) -> None:
+    # The forecast grows from ratios of the features: the schema admits positive values only,
+    # and a zero is refused (422) the same way whichever path the request's size takes.
+    zero = {"sales": 9000, "population": 300, "gdp": 13000, feature: 0}
+    minimum = {f.name: f.minimum for f in bundled("market_trend").schema.features}
+    assert minimum[feature] > 0
+
+    alone = as_json(market, [zero])
+    in_batch = as_json(market, [*rows_of("market_trend")[:99], zero])
+
+    assert alone.status_code == in_batch.status_code == 422, alone.text
+    assert [(d["row"], d["field"]) for d in alone.get_json()["error"]["details"]] == [(0, feature)]
+    details = in_batch.get_json()["error"]["details"]
+    assert [(d["row"], d["field"]) for d in details] == [(99, feature)]

@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.http.support import RTOL, half_width, predicted, shapley
+from tests.http.support import FAR_OUT, RTOL, bounds, outside, predicted, shapley
 
 CALLS = [[35, "F", 52000], ["61", "male", "90000.5"], [18.0, "Other", 0]]
 CANONICAL = [
@@ -20,6 +20,7 @@ CANONICAL = [
     {"age": 61, "gender": "male", "income": 90000.5},
     {"age": 18, "gender": "other", "income": 0},
 ]
+WITHHELD = "outside the training range: not calibrated there"
 
 
 def batch(calls: list[Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -92,19 +93,20 @@ def test_the_default_output_is_the_prediction(
     assert answer == pytest.approx(predicted("customer_needs", CANONICAL), rel=RTOL)
 
 
-@pytest.mark.parametrize(("output", "sign"), [("lower", -1), ("upper", 1)])
+@pytest.mark.parametrize("output", ["lower", "upper"])
 @pytest.mark.parametrize("level", [None, "0.8", 0.95])
 def test_lower_and_upper_reply_with_the_bound_at_the_interval_level(
-    customer: FlaskClient, output: str, sign: int, level: str | float | None
+    customer: FlaskClient, output: str, level: str | float | None
 ) -> None:
     context = {"output": output} | ({} if level is None else {"interval_level": level})
 
     answer = replies(customer, batch([*CALLS, [None, "f", 1]], context))
 
-    width = half_width("customer_needs", 0.9 if level is None else float(level))
-    expected = [v + sign * width for v in predicted("customer_needs", CANONICAL)]
-    assert answer[:3] == pytest.approx(expected, rel=RTOL)
-    assert answer[3] is None
+    at = 0 if output == "lower" else 1
+    expected = bounds("customer_needs", CANONICAL, 0.9 if level is None else float(level))
+    assert expected[2] is None  # CANONICAL[2] lies outside the training range: withheld
+    assert answer[:2] == pytest.approx([b[at] for b in expected[:2] if b], rel=RTOL)
+    assert answer[2:] == [None, None]  # withheld, and the NULL call
 
 
 def test_interval_replies_with_objects_holding_the_value_and_its_interval(
@@ -112,12 +114,19 @@ def test_interval_replies_with_objects_holding_the_value_and_its_interval(
 ) -> None:
     answer = replies(customer, batch(CALLS, {"output": "interval", "interval_level": "0.8"}))
 
-    width = half_width("customer_needs", 0.8)
-    for reply, value in zip(answer, predicted("customer_needs", CANONICAL), strict=True):
-        assert set(reply) == {"purchase_amount", "interval"}
+    expected = zip(
+        predicted("customer_needs", CANONICAL),
+        bounds("customer_needs", CANONICAL, 0.8),
+        strict=True,
+    )
+    for reply, row, (value, interval) in zip(answer, CANONICAL, expected, strict=True):
+        assert list(reply) == ["purchase_amount", "interval", "outside_training_range"]
         assert reply["purchase_amount"] == pytest.approx(value, rel=RTOL)
-        assert reply["interval"] == pytest.approx(
-            {"level": 0.8, "lower": value - width, "upper": value + width}, rel=RTOL
+        assert reply["outside_training_range"] == outside("customer_needs", row)
+        assert reply["interval"] == (
+            {"level": 0.8, "lower": None, "upper": None, "withheld": WITHHELD}
+            if interval is None
+            else pytest.approx({"level": 0.8, "lower": interval[0], "upper": interval[1]}, rel=RTOL)
         )
 
 
@@ -128,20 +137,46 @@ def test_explain_and_all_reply_with_each_features_contribution(
     answer = replies(customer, batch([*CALLS, [None, "f", 1]], {"output": output}))
 
     assert answer[3] is None
-    width = half_width("customer_needs", 0.9)
-    for reply, row, value in zip(
-        answer, CANONICAL, predicted("customer_needs", CANONICAL), strict=False
-    ):
+    expected = zip(
+        predicted("customer_needs", CANONICAL),
+        bounds("customer_needs", CANONICAL, 0.9),
+        strict=True,
+    )
+    for reply, row, (value, interval) in zip(answer, CANONICAL, expected, strict=False):
         base, contributions = shapley("customer_needs", row)
         assert reply["purchase_amount"] == pytest.approx(value, rel=RTOL)
+        assert reply["outside_training_range"] == outside("customer_needs", row)
         assert reply["base_value"] == pytest.approx(base, rel=RTOL)
         assert reply["contributions"] == pytest.approx(contributions, rel=RTOL, abs=value * RTOL)
-        if output == "all":
-            assert reply["interval"] == pytest.approx(
-                {"level": 0.9, "lower": value - width, "upper": value + width}, rel=RTOL
-            )
-        else:
+        if output == "explain":
             assert "interval" not in reply
+        elif interval is None:
+            assert reply["interval"] == {
+                "level": 0.9,
+                "lower": None,
+                "upper": None,
+                "withheld": WITHHELD,
+            }
+        else:
+            assert reply["interval"] == pytest.approx(
+                {"level": 0.9, "lower": interval[0], "upper": interval[1]}, rel=RTOL
+            )
+
+
+def test_all_names_the_features_outside_the_training_range_and_prediction_stays_bare(
+    customer: FlaskClient,
+) -> None:
+    calls = [CALLS[0], [FAR_OUT["age"], "f", FAR_OUT["income"]]]
+    flagged = outside("customer_needs", FAR_OUT)
+    assert "income" in flagged
+
+    every = replies(customer, batch(calls, {"output": "all"}))
+    bare = replies(customer, batch(calls))
+
+    assert [reply["outside_training_range"] for reply in every] == [[], flagged]
+    assert every[1]["interval"]["lower"] is None
+    assert bare == pytest.approx(predicted("customer_needs", [CANONICAL[0], FAR_OUT]), rel=RTOL)
+    assert all(type(reply) is float for reply in bare)
 
 
 # --- faults: named by call, as BigQuery numbers them -----------------------------------------

@@ -6,15 +6,19 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.http.support import (
+    FAR_OUT,
     MODELS,
     PREDICTION,
     RTOL,
     TARGETS,
+    bounds,
     csv_body,
     csv_rows,
-    half_width,
+    features,
+    outside,
     predicted,
     shapley,
+    strict_reason,
     version,
 )
 
@@ -48,7 +52,9 @@ def test_extra_columns_and_every_cell_come_back_exactly_as_sent(customer: FlaskC
     answer = post_csv(customer, body)
 
     lines = answer.decode().split("\r\n")
-    assert lines[0] == "customer_id,income,note,gender,age,empty,purchase_amount"
+    assert lines[0] == (
+        "customer_id,income,note,gender,age,empty,purchase_amount,outside_training_range"
+    )
     rows = csv_rows(answer)
     assert [row["customer_id"] for row in rows] == ["A-007", "B-2", "C-3"]
     assert [row["income"] for row in rows] == ["52000.0", "9.00005e4", "0"]
@@ -57,6 +63,9 @@ def test_extra_columns_and_every_cell_come_back_exactly_as_sent(customer: FlaskC
     assert [row["empty"] for row in rows] == ["", "", ""]
     values = [float(row["purchase_amount"]) for row in rows]
     assert values == pytest.approx(predicted("customer_needs", CUSTOMERS), rel=RTOL)
+    assert [row["outside_training_range"] for row in rows] == [
+        ";".join(outside("customer_needs", row)) for row in CUSTOMERS
+    ]
 
 
 def test_plain_rows_are_returned_byte_for_byte_with_the_prediction_appended(
@@ -68,10 +77,14 @@ def test_plain_rows_are_returned_byte_for_byte_with_the_prediction_appended(
 
     lines = answer.decode().split("\r\n")
     assert lines[-1] == ""
-    assert lines[0] == sent[0] + ",future_sales"
-    assert [line.rsplit(",", 1)[0] for line in lines[1:-1]] == sent[1:]
-    values = [float(line.rsplit(",", 1)[1]) for line in lines[1:-1]]
+    assert lines[0] == sent[0] + ",future_sales,outside_training_range"
+    cells = [line.rsplit(",", 2) for line in lines[1:-1]]
+    assert [sent_part for sent_part, _, _ in cells] == sent[1:]
+    values = [float(value) for _, value, _ in cells]
     assert values == pytest.approx(predicted("market_trend", MARKETS), rel=RTOL)
+    assert [flag for _, _, flag in cells] == [
+        ";".join(outside("market_trend", row)) for row in MARKETS
+    ]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -100,12 +113,22 @@ def test_query_interval_appends_the_bounds_at_that_level(
     answer = post_csv(clients[name], body, "/?interval=0.8")
 
     rows = csv_rows(answer)
-    assert list(rows[0])[-3:] == [target, f"{target}_lower", f"{target}_upper"]
-    width = half_width(name, 0.8)
-    for row, value in zip(rows, predicted(name, ROWS[name]), strict=True):
+    assert list(rows[0])[-4:] == [
+        target,
+        f"{target}_lower",
+        f"{target}_upper",
+        "outside_training_range",
+    ]
+    expected = zip(predicted(name, ROWS[name]), bounds(name, ROWS[name], 0.8), strict=True)
+    for row, (value, interval) in zip(rows, expected, strict=True):
         assert float(row[target]) == pytest.approx(value, rel=RTOL)
-        assert float(row[f"{target}_lower"]) == pytest.approx(value - width, rel=RTOL)
-        assert float(row[f"{target}_upper"]) == pytest.approx(value + width, rel=RTOL)
+        if interval is None:  # withheld outside the training range
+            assert row[f"{target}_lower"] == row[f"{target}_upper"] == ""
+            assert row["outside_training_range"] != ""
+        else:
+            assert float(row[f"{target}_lower"]) == pytest.approx(interval[0], rel=RTOL)
+            assert float(row[f"{target}_upper"]) == pytest.approx(interval[1], rel=RTOL)
+            assert row["outside_training_range"] == ""
 
 
 def test_query_explain_appends_the_base_value_and_each_contribution(
@@ -124,6 +147,7 @@ def test_query_explain_appends_the_base_value_and_each_contribution(
         "gender",
         "income",
         "purchase_amount",
+        "outside_training_range",
         "base_value",
         "contribution_age",
         "contribution_gender",
@@ -142,13 +166,13 @@ def test_query_explain_appends_the_base_value_and_each_contribution(
 def test_a_header_alone_gets_the_header_back_with_the_target(customer: FlaskClient) -> None:
     answer = post_csv(customer, b"income,age,gender\r\n")
 
-    assert answer == b"income,age,gender,purchase_amount\r\n"
+    assert answer == b"income,age,gender,purchase_amount,outside_training_range\r\n"
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column_name(customer: FlaskClient) -> None:
     answer = post_csv(customer, "\ufeffage,gender,income\n35,f,52000\n".encode())
 
-    assert answer.startswith(b"age,gender,income,purchase_amount\r\n")
+    assert answer.startswith(b"age,gender,income,purchase_amount,outside_training_range\r\n")
 
 
 def test_csv_is_answered_under_the_function_name_too(market: FlaskClient) -> None:
@@ -175,10 +199,72 @@ def test_every_appended_cell_is_the_very_float_json_answers(
         "/", json={"instances": sent, "parameters": {"interval": 0.9, "explain": True}}
     )
 
+    assert list(by_csv[0]) == [
+        *sent[0],
+        target,
+        f"{target}_lower",
+        f"{target}_upper",
+        "outside_training_range",
+        "base_value",
+        *(f"contribution_{feature}" for feature in features(name)),
+    ]
     for cells, answer in zip(by_csv, by_json.get_json()["predictions"], strict=True):
         assert float(cells[target]) == answer[target]
-        assert float(cells[f"{target}_lower"]) == answer["interval"]["lower"]
-        assert float(cells[f"{target}_upper"]) == answer["interval"]["upper"]
+        for bound in ("lower", "upper"):
+            cell, value = cells[f"{target}_{bound}"], answer["interval"][bound]
+            assert (None if cell == "" else float(cell)) == value
+        assert cells["outside_training_range"] == ";".join(answer["outside_training_range"])
         assert float(cells["base_value"]) == answer["base_value"]
         for feature, contribution in answer["contributions"].items():
             assert float(cells[f"contribution_{feature}"]) == contribution
+
+
+# --- applicability: outside the training range -----------------------------------------------
+
+
+def test_a_row_beyond_the_training_range_gets_its_features_named_in_one_cell(
+    customer: FlaskClient,
+) -> None:
+    rows = [CUSTOMERS[0], FAR_OUT]
+    flagged = outside("customer_needs", FAR_OUT)
+    assert len(flagged) > 1  # age and income: the cell joins them with ";"
+    body = csv_body(["id", *FAR_OUT], [[i, *r.values()] for i, r in enumerate(rows)])
+
+    answer = csv_rows(post_csv(customer, body, "/?interval=0.9"))
+
+    assert [row["outside_training_range"] for row in answer] == ["", ";".join(flagged)]
+    assert [float(row["purchase_amount"]) for row in answer] == pytest.approx(
+        predicted("customer_needs", rows), rel=RTOL
+    )
+    assert answer[0]["purchase_amount_lower"] != ""
+    assert answer[1]["purchase_amount_lower"] == answer[1]["purchase_amount_upper"] == ""
+
+
+@pytest.mark.parametrize("query", ["?strict=true", "?strict=1", "?strict=TRUE"])
+def test_query_strict_answers_rows_inside_the_training_range(
+    customer: FlaskClient, query: str
+) -> None:
+    rows = CUSTOMERS[:2]
+    assert [outside("customer_needs", row) for row in rows] == [[], []]
+    body = csv_body(list(rows[0]), [list(r.values()) for r in rows])
+
+    answer = csv_rows(post_csv(customer, body, f"/{query}"))
+
+    assert [float(row["purchase_amount"]) for row in answer] == pytest.approx(
+        predicted("customer_needs", rows), rel=RTOL
+    )
+
+
+def test_query_strict_refuses_a_row_outside_naming_the_feature_and_the_trained_range(
+    customer: FlaskClient,
+) -> None:
+    rows = [CUSTOMERS[0], FAR_OUT]
+    body = csv_body(list(FAR_OUT), [list(r.values()) for r in rows])
+
+    response = customer.post("/?strict=true", data=body, content_type="text/csv")
+
+    assert response.status_code == 422, response.text
+    assert response.get_json()["error"]["details"] == [
+        {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature)}
+        for feature in outside("customer_needs", FAR_OUT)
+    ]

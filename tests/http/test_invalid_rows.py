@@ -13,8 +13,11 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from tests.http.support import bundled
+
 GOOD = {"age": 35, "gender": "f", "income": 52000}
 BAD = {"age": "abc", "gender": "robot", "income": -1}
+CALIBRATION_ROWS = len(bundled("customer_needs").metadata["intervals"]["scores"])
 BAD_FAULTS = [
     ("age", "must be a number"),
     ("gender", "must be one of female, male, other"),
@@ -141,7 +144,7 @@ def test_open_inference_row_0_is_the_first_element(market: FlaskClient) -> None:
 
     assert response.status_code == 422
     assert response.get_json() == {
-        "error": "2 of 3 rows are invalid: row 0, sales: must be between 0 and 1e+06; "
+        "error": "2 of 3 rows are invalid: row 0, sales: must be between 0.001 and 1e+06; "
         "row 2, population: must be a number"
     }
 
@@ -155,9 +158,18 @@ def test_open_inference_row_0_is_the_first_element(market: FlaskClient) -> None:
         ({"interval": "0.9"}, [(None, "parameters.interval", "must be a number between 0 and 1")]),
         (
             {"interval": 0.99999},
-            [(None, "parameters.interval", "at most 0.9995 with 2000 calibration rows")],
+            [
+                (
+                    None,
+                    "parameters.interval",
+                    f"at most {CALIBRATION_ROWS / (CALIBRATION_ROWS + 1):.4f} "
+                    f"with {CALIBRATION_ROWS} calibration rows",
+                )
+            ],
         ),
         ({"explain": "yes"}, [(None, "parameters.explain", "must be true or false")]),
+        ({"strict": "yes"}, [(None, "parameters.strict", "must be true or false")]),
+        ({"strict": 1}, [(None, "parameters.strict", "must be true or false")]),
         (
             {"colour": "red", "explain": 1},
             [
@@ -181,6 +193,7 @@ def test_bad_parameters_are_named(
         ("interval=2", [(None, "parameters.interval", "must be a number between 0 and 1")]),
         ("interval=high", [(None, "parameters.interval", "must be a number between 0 and 1")]),
         ("explain=maybe", [(None, "parameters.explain", "must be true or false")]),
+        ("strict=maybe", [(None, "parameters.strict", "must be true or false")]),
         ("colour=red", [(None, "parameters.colour", "unknown parameter")]),
     ],
 )

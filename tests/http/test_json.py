@@ -8,14 +8,17 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.http.support import (
+    FAR_OUT,
     MODELS,
     PREDICTION,
     ROWS,
     RTOL,
     TARGETS,
-    half_width,
+    bounds,
+    outside,
     predicted,
     shapley,
+    strict_reason,
     version,
 )
 
@@ -47,7 +50,9 @@ def test_a_list_of_instances_gets_the_models_predictions_in_order(
 
     assert response.status_code == 200, response.text
     body = response.get_json()
+    assert list(body) == ["predictions", "outside_training_range", "model"]
     assert body["predictions"] == pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
+    assert body["outside_training_range"] == [outside(name, row) for row in ROWS[name]]
     assert body["model"] == {"name": name, "version": version(name)}
     assert response.headers["X-Model-Name"] == name
     assert response.headers["X-Model-Version"] == version(name)
@@ -94,7 +99,7 @@ def test_no_options_give_bare_numbers(customer: FlaskClient, parameters: object)
 def test_no_instances_get_no_predictions(market: FlaskClient) -> None:
     body = post(market, {"instances": []})
 
-    assert body["predictions"] == []
+    assert body["predictions"] == body["outside_training_range"] == []
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -106,14 +111,48 @@ def test_parameters_interval_adds_the_conformal_interval_at_that_level(
 
     body = post(clients[name], {"instances": SENT[name], "parameters": {"interval": level}})
 
-    width = half_width(name, level)
-    expected = predicted(name, ROWS[name])
-    for answer, value in zip(body["predictions"], expected, strict=True):
+    expected = zip(predicted(name, ROWS[name]), bounds(name, ROWS[name], level), strict=True)
+    for answer, row, (value, interval) in zip(
+        body["predictions"], ROWS[name], expected, strict=True
+    ):
+        assert list(answer) == [target, "interval", "outside_training_range"]
         assert answer[target] == pytest.approx(value, rel=RTOL)
+        assert answer["outside_training_range"] == outside(name, row)
         assert answer["interval"]["level"] == level
-        assert answer["interval"]["lower"] == pytest.approx(value - width, rel=RTOL)
-        assert answer["interval"]["upper"] == pytest.approx(value + width, rel=RTOL)
-        assert set(answer) == {target, "interval"}
+        if interval is None:
+            assert answer["interval"] == {
+                "level": level,
+                "lower": None,
+                "upper": None,
+                "withheld": "outside the training range: not calibrated there",
+            }
+        else:
+            lower, upper = interval
+            assert answer["interval"]["lower"] == pytest.approx(lower, rel=RTOL)
+            assert answer["interval"]["upper"] == pytest.approx(upper, rel=RTOL)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_interval_widths_follow_each_rows_scale(clients: dict[str, FlaskClient], name: str) -> None:
+    # Two rows inside the training range whose scales differ: their widths must differ too.
+    rows = {
+        "customer_needs": [
+            {"age": 40, "gender": "female", "income": 20000},
+            {"age": 40, "gender": "female", "income": 250000},
+        ],
+        "market_trend": [
+            {"sales": 2000, "population": 200, "gdp": 3000},
+            {"sales": 9000, "population": 300, "gdp": 13000},
+        ],
+    }[name]
+    assert [outside(name, row) for row in rows] == [[], []]
+
+    body = post(clients[name], {"instances": rows, "parameters": {"interval": 0.9}})
+
+    widths = [a["interval"]["upper"] - a["interval"]["lower"] for a in body["predictions"]]
+    expected = [b[1] - b[0] for b in bounds(name, rows, 0.9) if b is not None]
+    assert widths == pytest.approx(expected, rel=1e-6)
+    assert widths[1] > widths[0] * 1.5
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -135,6 +174,7 @@ def test_parameters_explain_adds_each_features_exact_shapley_value(
             value, rel=RTOL
         )
         assert "interval" not in answer
+        assert answer["outside_training_range"] == outside(name, row)
 
 
 def test_interval_and_explain_together_give_both(customer: FlaskClient) -> None:
@@ -143,6 +183,68 @@ def test_interval_and_explain_together_give_both(customer: FlaskClient) -> None:
     body = post(customer, {"instances": SENT["customer_needs"], "parameters": parameters})
 
     for answer in body["predictions"]:
-        assert set(answer) == {"purchase_amount", "interval", "base_value", "contributions"}
+        assert list(answer) == [
+            "purchase_amount",
+            "interval",
+            "outside_training_range",
+            "base_value",
+            "contributions",
+        ]
         assert answer["interval"]["level"] == 0.8
         assert list(answer["contributions"]) == ["age", "gender", "income"]
+
+
+# --- applicability: outside the training range -----------------------------------------------
+
+
+def test_a_row_beyond_the_training_range_is_answered_and_flagged(customer: FlaskClient) -> None:
+    flagged = outside("customer_needs", FAR_OUT)
+    assert "income" in flagged  # 5,000,000 is far above any income the model was fit on
+    rows = [ROWS["customer_needs"][0], FAR_OUT]
+
+    bare = post(customer, {"instances": [SENT["customer_needs"][0], FAR_OUT]})
+    objects = post(customer, {"instances": rows, "parameters": {"interval": 0.9}})
+
+    assert bare["predictions"] == pytest.approx(predicted("customer_needs", rows), rel=RTOL)
+    assert bare["outside_training_range"] == [[], flagged]
+    assert [a["outside_training_range"] for a in objects["predictions"]] == [[], flagged]
+    assert objects["predictions"][0]["interval"]["lower"] is not None
+    assert objects["predictions"][1]["interval"] == {
+        "level": 0.9,
+        "lower": None,
+        "upper": None,
+        "withheld": "outside the training range: not calibrated there",
+    }
+
+
+def test_strict_accepts_rows_inside_the_training_range(customer: FlaskClient) -> None:
+    rows = ROWS["customer_needs"][:2]
+    assert [outside("customer_needs", row) for row in rows] == [[], []]
+
+    body = post(customer, {"instances": rows, "parameters": {"strict": True}})
+
+    assert body["predictions"] == pytest.approx(predicted("customer_needs", rows), rel=RTOL)
+    assert body["outside_training_range"] == [[], []]
+
+
+def test_strict_refuses_a_row_outside_naming_the_row_the_feature_and_the_range(
+    customer: FlaskClient,
+) -> None:
+    rows = [ROWS["customer_needs"][0], FAR_OUT, ROWS["customer_needs"][1]]
+
+    response = customer.post("/", json={"instances": rows, "parameters": {"strict": True}})
+
+    assert response.status_code == 422, response.text
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["message"] == "1 of 3 rows are invalid"
+    assert error["details"] == [
+        {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature)}
+        for feature in outside("customer_needs", FAR_OUT)
+    ]
+
+
+def test_strict_false_flags_the_row_instead(customer: FlaskClient) -> None:
+    body = post(customer, {"instances": [FAR_OUT], "parameters": {"strict": False}})
+
+    assert body["outside_training_range"] == [outside("customer_needs", FAR_OUT)]

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from tests.http.support import MODELS, RTOL, TARGETS, features, half_width, predicted, version
+from tests.http.support import (
+    MODELS,
+    RTOL,
+    TARGETS,
+    bounds,
+    features,
+    outside,
+    predicted,
+    strict_reason,
+    version,
+)
 
 ROWS = {
     "customer_needs": [
@@ -67,14 +77,32 @@ def test_predict_takes_parameters_as_the_root_does(market: FlaskClient) -> None:
     )
 
     assert response.status_code == 200, response.text
-    width = half_width("market_trend", 0.9)
-    for answer, value in zip(
-        response.get_json()["predictions"],
-        predicted("market_trend", ROWS["market_trend"]),
-        strict=True,
+    rows = ROWS["market_trend"]
+    expected = zip(predicted("market_trend", rows), bounds("market_trend", rows, 0.9), strict=True)
+    for answer, row, (value, interval) in zip(
+        response.get_json()["predictions"], rows, expected, strict=True
     ):
+        assert interval is not None
         assert answer["future_sales"] == pytest.approx(value, rel=RTOL)
-        assert answer["interval"]["lower"] == pytest.approx(value - width, rel=RTOL)
+        assert answer["interval"]["lower"] == pytest.approx(interval[0], rel=RTOL)
+        assert answer["interval"]["upper"] == pytest.approx(interval[1], rel=RTOL)
+        assert answer["outside_training_range"] == outside("market_trend", row)
+
+
+def test_predict_takes_strict_as_the_root_does(customer: FlaskClient) -> None:
+    far_out = {"age": 35, "gender": "female", "income": 5_000_000}
+    assert outside("customer_needs", far_out) == ["income"]
+
+    response = customer.post(
+        "/v1/models/customer_needs:predict",
+        json={"instances": [*ROWS["customer_needs"], far_out], "parameters": {"strict": True}},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.get_json() == {
+        "error": "1 of 3 rows are invalid: row 2, income: "
+        + strict_reason("customer_needs", "income")
+    }
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
 
 from shared.settings import Settings
-from tests.http.support import RTOL, json_body, predicted
+from tests.http.support import RTOL, json_body, outside, predicted
 
 TOO_MANY = Settings().max_instances + 1
 LIMIT = Settings().max_body_bytes
@@ -78,10 +78,11 @@ def test_max_instances_rows_are_answered(customer: FlaskClient) -> None:
     assert response.status_code == 200
     lines = response.data.split(b"\r\n")
     assert len(lines) == TOO_MANY + 1  # the header, every row, and the last line end
-    assert {line.rsplit(b",", 1)[1] for line in lines[1:-1]} == {lines[1].rsplit(b",", 1)[1]}
-    assert float(lines[1].rsplit(b",", 1)[1]) == pytest.approx(
-        predicted("customer_needs", [ROW])[0], rel=RTOL
-    )
+    assert lines[0] == b"age,gender,income,purchase_amount,outside_training_range"
+    appended = {tuple(line.rsplit(b",", 2)[1:]) for line in lines[1:-1]}  # value, flags
+    [(value, flags)] = appended
+    assert float(value) == pytest.approx(predicted("customer_needs", [ROW])[0], rel=RTOL)
+    assert flags == ";".join(outside("customer_needs", ROW)).encode()
 
 
 def padded(document: object, size: int) -> bytes:

@@ -26,9 +26,49 @@ def test_get_answers_the_model_card_at_the_root_and_under_the_function_name(
     assert [f["name"] for f in card["features"]] == list(schema.feature_names)
     assert card["target"]["name"] == schema.target
     assert card["instance_schema"]["required"] == list(schema.feature_names)
-    assert card["options"] == {"interval": True, "explain": True}
+    assert card["options"]["interval"] is card["options"]["explain"] is True
+    assert set(card["options"]) == {"interval", "explain", "strict"}
+    assert card["options"]["strict"] is bool(bundled(name).metadata["training"]["ranges"])
     assert response.headers["X-Model-Name"] == name
     assert response.headers["X-Model-Version"] == version(name)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_card_says_what_the_model_is_for_and_where_it_was_trained(
+    clients: dict[str, FlaskClient], name: str
+) -> None:
+    metadata = bundled(name).metadata
+
+    card = clients[name].get("/").get_json()
+
+    assert set(card["use"]) == {"intended", "out_of_scope", "data"}
+    assert card["use"] == metadata["use"]
+    assert all(isinstance(text, str) and text for text in card["use"].values())
+    assert card["training_ranges"] == metadata["training"]["ranges"]
+    assert list(card["training_ranges"]) == list(bundled(name).schema.feature_names)
+    assert card["fairness"] == metadata["fairness"]
+    assert card["target"]["minimum"] == metadata["schema"]["target"]["minimum"] == 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_card_describes_intervals_without_their_calibration_scores(
+    clients: dict[str, FlaskClient], name: str
+) -> None:
+    intervals = bundled(name).metadata["intervals"]
+
+    card = clients[name].get("/").get_json()
+
+    assert set(card["intervals"]) == {
+        "method",
+        "width_follows",
+        "calibration_rows",
+        "outside_training_range",
+    }
+    assert card["intervals"]["method"] == intervals["method"]
+    assert card["intervals"]["calibration_rows"] == len(intervals["scores"])
+    # the market's width follows its sales (relative); the customer's a model of residuals
+    assert intervals["scale"].get("feature", "model") in card["intervals"]["width_follows"]
+    assert "withheld" in card["intervals"]["outside_training_range"]
 
 
 def test_the_card_lists_categories_with_their_aliases(customer: FlaskClient) -> None:

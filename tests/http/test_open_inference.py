@@ -8,18 +8,23 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.http.support import (
+    FAR_OUT,
     MODELS,
     PREDICTION,
     ROWS,
     RTOL,
     TARGETS,
+    bounds,
     features,
-    half_width,
     json_body,
+    outside,
     predicted,
     shapley,
+    strict_reason,
     version,
 )
+
+OUTSIDE = "outside_training_range"
 
 
 def tensors(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -38,10 +43,11 @@ def tensors(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, An
     }
 
 
-def outputs(response: Any) -> dict[str, list[float]]:
+def outputs(response: Any) -> dict[str, list[Any]]:
+    """Each output tensor's data by name: the flags as BYTES, every other output FP64."""
     assert response.status_code == 200, response.text
     for output in response.get_json()["outputs"]:
-        assert output["datatype"] == "FP64"
+        assert output["datatype"] == ("BYTES" if output["name"] == OUTSIDE else "FP64")
         assert output["shape"] == [len(output["data"])]
     return {o["name"]: o["data"] for o in response.get_json()["outputs"]}
 
@@ -78,12 +84,13 @@ def test_model_metadata_lists_inputs_and_every_output(
         {"name": f, "datatype": "BYTES" if f == "gender" else "FP64", "shape": [-1]}
         for f in features(name)
     ]
-    assert [o["name"] for o in metadata["outputs"]] == [
-        target,
-        f"{target}_lower",
-        f"{target}_upper",
-        "base_value",
-        *(f"contribution_{f}" for f in features(name)),
+    assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [
+        (target, "FP64"),
+        (f"{target}_lower", "FP64"),
+        (f"{target}_upper", "FP64"),
+        (OUTSIDE, "BYTES"),
+        ("base_value", "FP64"),
+        *((f"contribution_{f}", "FP64") for f in features(name)),
     ]
 
 
@@ -141,7 +148,8 @@ def test_infer_answers_the_target_tensor(clients: dict[str, FlaskClient], name: 
     assert (body["model_name"], body["model_version"]) == (name, version(name))
     assert "id" not in body
     assert outputs(response) == {
-        PREDICTION[name]: pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
+        PREDICTION[name]: pytest.approx(predicted(name, ROWS[name]), rel=RTOL),
+        OUTSIDE: [";".join(outside(name, row)) for row in ROWS[name]],
     }
 
 
@@ -178,17 +186,21 @@ def test_interval_and_explain_add_their_tensors(clients: dict[str, FlaskClient],
 
     found = outputs(clients[name].post(f"/v2/models/{name}/infer", json=body))
 
-    values, width = predicted(name, rows), half_width(name, 0.8)
+    values, intervals = predicted(name, rows), bounds(name, rows, 0.8)
     assert list(found) == [
         target,
         f"{target}_lower",
         f"{target}_upper",
+        OUTSIDE,
         "base_value",
         *(f"contribution_{f}" for f in features(name)),
     ]
     assert found[target] == pytest.approx(values, rel=RTOL)
-    assert found[f"{target}_lower"] == pytest.approx([v - width for v in values], rel=RTOL)
-    assert found[f"{target}_upper"] == pytest.approx([v + width for v in values], rel=RTOL)
+    for at, bound in enumerate(("lower", "upper")):
+        assert found[f"{target}_{bound}"] == [
+            None if b is None else pytest.approx(b[at], rel=RTOL) for b in intervals
+        ]
+    assert found[OUTSIDE] == [";".join(outside(name, row)) for row in rows]
     for row, (at, value) in zip(rows, enumerate(values), strict=True):
         base, contributions = shapley(name, row)
         assert found["base_value"][at] == pytest.approx(base, rel=RTOL)
@@ -209,10 +221,10 @@ def test_requested_outputs_are_answered_in_the_order_asked(customer: FlaskClient
     found = outputs(customer.post("/v2/models/customer_needs/infer", json=body))
 
     assert list(found) == ["purchase_amount_upper", "contribution_age"]
-    width = half_width("customer_needs", 0.9)
-    assert found["purchase_amount_upper"] == pytest.approx(
-        [v + width for v in predicted("customer_needs", ROWS["customer_needs"])], rel=RTOL
-    )
+    intervals = bounds("customer_needs", ROWS["customer_needs"], 0.9)
+    assert found["purchase_amount_upper"] == [
+        None if b is None else pytest.approx(b[1], rel=RTOL) for b in intervals
+    ]
 
 
 def test_a_binary_output_request_without_named_outputs_is_answered_in_json(
@@ -222,7 +234,54 @@ def test_a_binary_output_request_without_named_outputs_is_answered_in_json(
 
     found = outputs(market.post("/v2/models/market_trend/infer", json=body))
 
-    assert found == {"future_sales": pytest.approx(predicted("market_trend", ROWS["market_trend"]))}
+    assert found == {
+        "future_sales": pytest.approx(predicted("market_trend", ROWS["market_trend"]), rel=RTOL),
+        OUTSIDE: [";".join(outside("market_trend", row)) for row in ROWS["market_trend"]],
+    }
+
+
+# --- applicability: outside the training range -----------------------------------------------
+
+
+def test_a_row_beyond_the_training_range_is_flagged_in_a_bytes_tensor(
+    customer: FlaskClient,
+) -> None:
+    rows = [ROWS["customer_needs"][0], FAR_OUT]
+    flagged = outside("customer_needs", FAR_OUT)
+    assert len(flagged) > 1  # joined by ";" as a CSV cell is
+    body = tensors("customer_needs", rows, parameters={"interval": 0.9})
+
+    found = outputs(customer.post("/v2/models/customer_needs/infer", json=body))
+
+    assert found[OUTSIDE] == ["", ";".join(flagged)]
+    assert found["purchase_amount"] == pytest.approx(predicted("customer_needs", rows), rel=RTOL)
+    assert found["purchase_amount_lower"][0] is not None
+    assert found["purchase_amount_lower"][1] is found["purchase_amount_upper"][1] is None
+
+
+def test_strict_in_parameters_refuses_a_row_outside_the_training_range(
+    customer: FlaskClient,
+) -> None:
+    rows = [ROWS["customer_needs"][0], FAR_OUT]
+    body = tensors("customer_needs", rows, parameters={"strict": True})
+
+    response = customer.post("/v2/models/customer_needs/infer", json=body)
+
+    assert response.status_code == 422
+    faults = "; ".join(
+        f"row 1, {feature}: {strict_reason('customer_needs', feature)}"
+        for feature in outside("customer_needs", FAR_OUT)
+    )
+    assert response.get_json() == {"error": f"1 of 2 rows are invalid: {faults}"}
+
+
+def test_the_flags_can_be_the_one_output_requested(customer: FlaskClient) -> None:
+    rows = [FAR_OUT, ROWS["customer_needs"][0]]
+    body = tensors("customer_needs", rows, outputs=[{"name": OUTSIDE}])
+
+    found = outputs(customer.post("/v2/models/customer_needs/infer", json=body))
+
+    assert found == {OUTSIDE: [";".join(outside("customer_needs", row)) for row in rows]}
 
 
 # --- errors ------------------------------------------------------------------------------------

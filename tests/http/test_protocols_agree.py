@@ -1,5 +1,6 @@
 """The same row sent in every protocol gets the same answer: the same float, to the last bit,
-or the same faults (row, field and reason).
+and the same features named outside the training range (BigQuery's default output is the bare
+value alone); or the same faults (row, field and reason).
 
     JSON             POST /                      {"instances": [{...}]}
     CSV              POST /                      header and one data row
@@ -10,6 +11,7 @@ or the same faults (row, field and reason).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +20,17 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.http.support import PREDICTION, RTOL, csv_body, csv_rows, features, predicted
+from shared.schema import MODELS as MODEL_LIST
+from shared.schema import NumericFeature
+from tests.http.support import (
+    PREDICTION,
+    RTOL,
+    csv_body,
+    csv_rows,
+    features,
+    outside,
+    predicted,
+)
 
 SPELLINGS = {
     "female": "female",
@@ -33,18 +45,17 @@ SPELLINGS = {
     "Non-Binary": "other",
     "diverse": "other",
 }
-RANGES = {
-    "age": (18, 100),
-    "income": (0, 10_000_000),
-    "sales": (0, 1_000_000),
-    "population": (0, 100_000),
-    "gdp": (0, 10_000_000),
+RANGES = {  # the schemas' validation limits: every valid value
+    feature.name: (feature.minimum, feature.maximum)
+    for served in MODEL_LIST.values()
+    for feature in served.schema.features
+    if isinstance(feature, NumericFeature)
 }
 
 
-def number(low: int, high: int) -> st.SearchStrategy[Any]:
+def number(low: float, high: float) -> st.SearchStrategy[Any]:
     """A number in range as a user sends it: an int, a float, or either as a string."""
-    value = st.integers(low, high) | st.floats(low, high)
+    value = st.integers(math.ceil(low), math.floor(high)) | st.floats(low, high)
     return value | value.map(repr)
 
 
@@ -111,9 +122,23 @@ def prediction(protocol: str, response: Any, target: str) -> float:
         return float(csv_rows(response.data)[0][target])
     body = response.get_json()
     if protocol == "v2":
-        [output] = body["outputs"]
+        [output] = [o for o in body["outputs"] if o["name"] == target]
         return float(output["data"][0])
     return float(body["replies" if protocol == "bigquery" else "predictions"][0])
+
+
+def flags(protocol: str, response: Any) -> list[str]:
+    """The features the answer names outside the training range."""
+    if protocol == "csv":
+        cell = csv_rows(response.data)[0]["outside_training_range"]
+    elif protocol == "v2":
+        outputs = response.get_json()["outputs"]
+        [output] = [o for o in outputs if o["name"] == "outside_training_range"]
+        assert output["datatype"] == "BYTES"
+        cell = output["data"][0]
+    else:
+        return list(response.get_json()["outside_training_range"][0])
+    return cell.split(";") if cell else []
 
 
 def one_line(response: Any, protocol: str) -> str:
@@ -140,6 +165,8 @@ def test_a_valid_row_gets_the_same_float_in_every_protocol(
     found = {p: prediction(p, r, PREDICTION[name]) for p, r in responses.items()}
     assert len(set(found.values())) == 1, found
     assert found["json"] == pytest.approx(predicted(name, [canonical(row)])[0], rel=RTOL)
+    named = {p: flags(p, responses[p]) for p in ("json", "csv", "v1", "v2")}
+    assert named == dict.fromkeys(named, outside(name, canonical(row))), named
 
 
 @pytest.mark.parametrize("name", ["customer_needs", "market_trend"])

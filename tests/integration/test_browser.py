@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from shared.store import LoadedModel, load_current
+from tests import expected as reference
 from tests.integration.conftest import BUNDLED, MODELS, TARGETS, StartFunction, bundled_version
 from tests.integration.support import REPO, FunctionServer
 
@@ -36,11 +37,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PAGE_DIR = REPO / "examples" / "web"
+OUTSIDE = "outside_training_range"
 ROWS = {
     "customer_needs": [
         {"age": 35, "gender": "female", "income": 52000},
         {"age": 61, "gender": "male", "income": 90000.5},
-        {"age": 18, "gender": "other", "income": 0},
+        {"age": 18, "gender": "other", "income": 0},  # an income below any fit on
     ],
     "market_trend": [
         {"sales": 9000, "population": 300.5, "gdp": 13000},
@@ -97,12 +99,18 @@ def bundled(name: str) -> LoadedModel:
 
 
 def expected(name: str, rows: list[dict[str, Any]]) -> list[float]:
-    """The bundled model's own in-process predictions."""
+    """The bundled model's own in-process predictions, raised to the target's minimum."""
     model = bundled(name)
     frame = pd.DataFrame(rows)[list(model.schema.feature_names)].astype(
         {f: float for f in model.schema.feature_names if f != "gender"}
     )
-    return [float(value) for value in model.pipeline.predict(frame)]
+    values = model.pipeline.predict(frame)
+    return [reference.in_domain(model.metadata, float(value)) for value in values]
+
+
+def flags(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Per row, the features outside the training range, as the page shows them."""
+    return [";".join(reference.outside(bundled(name).metadata, row)) for row in rows]
 
 
 def open_page(page: Page, site: str, server: FunctionServer) -> None:
@@ -144,7 +152,7 @@ def test_page_shows_json_and_csv_predictions_from_a_function_on_another_origin(
     page.get_by_text(f"{len(rows)} predictions from").wait_for()
     json_status = page.text_content("#status")
     json_values, json_text = shown_predictions(page)
-    json_header, _ = table(page)
+    json_header, json_rows = table(page)
     page.fill("#csv-input", buffer.getvalue())
     page.click("#csv-run")
     page.get_by_text("(CSV)").wait_for()
@@ -153,13 +161,15 @@ def test_page_shows_json_and_csv_predictions_from_a_function_on_another_origin(
 
     assert page.text_content("#error") == ""
     assert json_status == f"{len(rows)} predictions from {model} {bundled_version(model)} (JSON)"
-    assert json_header == [*features, target]
+    assert json_header == [*features, target, OUTSIDE]
     assert json_values == pytest.approx(want, rel=1e-12)
     assert json_text == [f"{value:.2f}" for value in want]
-    assert csv_header == ["customer_ref", *features, target]
+    assert [row[-1] for row in json_rows] == flags(model, rows)
+    assert csv_header == ["customer_ref", *features, target, OUTSIDE]
     assert [row[0] for row in csv_rows] == [f"ref-{i}" for i in range(len(rows))]
     assert csv_values == pytest.approx(want, rel=1e-12)
     assert csv_text == [f"{value:.2f}" for value in want]
+    assert [row[-1] for row in csv_rows] == flags(model, rows)
 
 
 def test_page_shows_the_functions_error_for_bad_rows(

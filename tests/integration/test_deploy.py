@@ -358,7 +358,24 @@ def test_upload_function_runs_on_finalized_uploads_with_retries(deployed: Run) -
         "MODEL_REFRESH_SECONDS": "60",
         "STORAGE_TIMEOUT_SECONDS": "5",
         "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "UPLOAD_STRICT": "false",
     }
+
+
+def test_upload_strict_reaches_the_upload_function_only(cloud: FakeCloud) -> None:
+    run = cloud.deploy("--upload-strict")
+    from_environment = cloud.deploy(UPLOAD_STRICT="true")
+    refused = cloud.deploy(UPLOAD_STRICT="yes")
+
+    assert run.returncode == 0, run.stderr
+    assert env_vars(run.deploy_of("score_upload"))["UPLOAD_STRICT"] == "true"
+    for function in (*HTTP_FUNCTIONS, "retrain_on_upload"):
+        assert "UPLOAD_STRICT" not in env_vars(run.deploy_of(function)), function
+    assert from_environment.returncode == 0, from_environment.stderr
+    assert env_vars(from_environment.deploy_of("score_upload"))["UPLOAD_STRICT"] == "true"
+    assert refused.returncode == 2
+    assert "UPLOAD_STRICT must be true or false, not yes" in refused.stderr
+    assert refused.calls == []
 
 
 def test_settings_from_flags_and_environment_reach_the_functions(cloud: FakeCloud) -> None:
@@ -427,6 +444,8 @@ def test_retrain_function_runs_on_finalized_uploads_with_retries(deployed: Run) 
         "RETRAIN_JOIN_CURRENT": "false",
         "RETRAIN_MIN_IMPROVEMENT": "0.02",
         "RETRAIN_COVERAGE_TOLERANCE": "0.05",
+        "RETRAIN_GROUP_COVERAGE_TOLERANCE": "0.05",
+        "RETRAIN_EXCLUDE_FEATURES": "",
         "RETRAIN_MAX_ROWS": "4000000",
     }
 
@@ -439,6 +458,9 @@ def test_retrain_settings_from_flags_and_environment_reach_the_function(
         "--retrain-min-improvement=0.05",
         "--retrain-coverage-tolerance",
         "0.03",
+        "--retrain-group-coverage-tolerance=0.08",
+        "--retrain-exclude-features",
+        "gender,age",
         "--retrain-max-rows=250000",
         "--retrain-memory=8Gi",
         "--retrain-timeout=300s",
@@ -453,6 +475,8 @@ def test_retrain_settings_from_flags_and_environment_reach_the_function(
     assert variables["RETRAIN_JOIN_CURRENT"] == "true"
     assert variables["RETRAIN_MIN_IMPROVEMENT"] == "0.05"
     assert variables["RETRAIN_COVERAGE_TOLERANCE"] == "0.03"
+    assert variables["RETRAIN_GROUP_COVERAGE_TOLERANCE"] == "0.08"
+    assert variables["RETRAIN_EXCLUDE_FEATURES"] == "gender,age"
     assert variables["RETRAIN_MAX_ROWS"] == "250000"
     assert not [name for name in env_vars(run.deploy_of("score_upload")) if "RETRAIN" in name]
 
@@ -462,6 +486,11 @@ def test_retrain_settings_from_flags_and_environment_reach_the_function(
     [
         (["--retrain-min-improvement=1"], "RETRAIN_MIN_IMPROVEMENT must be a number from 0"),
         (["--retrain-coverage-tolerance=-0.1"], "RETRAIN_COVERAGE_TOLERANCE must be a number"),
+        (
+            ["--retrain-group-coverage-tolerance=1.5"],
+            "RETRAIN_GROUP_COVERAGE_TOLERANCE must be a number",
+        ),
+        (["--retrain-exclude-features=gender;age"], "--retrain-exclude-features takes feature"),
         (["--retrain-max-rows=0"], "RETRAIN_MAX_ROWS must be a positive integer"),
         (["--retrain-max-instances=many"], "RETRAIN_MAX_INSTANCES must be a positive integer"),
     ],
@@ -510,7 +539,8 @@ def test_help_lists_the_retrain_settings(cloud: FakeCloud) -> None:
     for flag in (
         "--retrain-memory", "--retrain-max-instances", "--retrain-timeout",
         "--retrain-join-current", "--retrain-min-improvement", "--retrain-coverage-tolerance",
-        "--retrain-max-rows",
+        "--retrain-group-coverage-tolerance", "--retrain-exclude-features", "--retrain-max-rows",
+        "--upload-strict",
     ):  # fmt: skip
         assert re.search(rf"^\s+{flag}\b", run.stdout, re.MULTILINE), flag
 

@@ -1,4 +1,8 @@
-"""Both HTTP functions driven over real HTTP: every format and every error status."""
+"""Both HTTP functions driven over real HTTP: every format and every error status.
+
+Expected answers come from the bundled model itself (its pipeline, and its metadata read by the
+definitions in tests/expected.py), never from the code that serves it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import pandas as pd
 import pytest
 import requests
 
-from shared.predict._intervals import half_width
 from shared.store import load_current, publish
+from tests import expected as reference
 from tests.integration.conftest import (
     BUNDLED,
     TARGETS,
@@ -30,11 +34,14 @@ MARKETS = [
     {"sales": 9000, "population": 300.5, "gdp": 13000},
     {"sales": "4000.5", "population": "200", "gdp": 6000},
 ]
-CANONICAL = {"F": "female", "male": "male", "Other": "other"}
+CANONICAL = {"F": "female", "female": "female", "male": "male", "Other": "other"}
+# Valid for the schema (age 18-100, income 0-10,000,000), far beyond what the model was fit on.
+FAR_OUT = {"age": 95, "gender": "female", "income": 5_000_000}
+WITHHELD = "outside the training range: not calibrated there"
 
 
-def expected(name: str, rows: list[dict[str, object]]) -> list[float]:
-    """The bundled model's own in-process predictions for `rows`."""
+def canonical(name: str, rows: list[dict[str, object]]) -> pd.DataFrame:
+    """`rows` as the model reads them: numbers as floats, categories by their names."""
     model = load_current(BUNDLED, name)
     frame = pd.DataFrame(rows)
     for column in model.schema.feature_names:
@@ -42,7 +49,24 @@ def expected(name: str, rows: list[dict[str, object]]) -> list[float]:
             frame[column] = frame[column].map(CANONICAL)
         else:
             frame[column] = frame[column].astype(float)
-    return [float(v) for v in model.pipeline.predict(frame[list(model.schema.feature_names)])]
+    return frame[list(model.schema.feature_names)]
+
+
+def expected(name: str, rows: list[dict[str, object]]) -> list[float]:
+    """The bundled model's own in-process predictions for `rows`, raised to the target's
+    minimum."""
+    model = load_current(BUNDLED, name)
+    values = model.pipeline.predict(canonical(name, rows))
+    return [reference.in_domain(model.metadata, float(v)) for v in values]
+
+
+def expected_intervals(
+    name: str, rows: list[dict[str, object]], level: float
+) -> list[tuple[float, float] | None]:
+    """Each row's bounds by the normalised split-conformal definition; None where withheld."""
+    metadata = load_current(BUNDLED, name).metadata
+    records = canonical(name, rows).to_dict("records")
+    return reference.intervals(metadata, records, expected(name, rows), level)
 
 
 @pytest.fixture
@@ -105,6 +129,7 @@ def test_csv_in_any_column_order_comes_back_with_prediction_and_extras_untouched
         "gender",
         "age",
         "purchase_amount",
+        "outside_training_range",
     ]
     assert [row["customer_id"] for row in rows] == ["A-1", "B-2"]
     assert rows[0]["note"] == 'hello, "world"\nline two'
@@ -112,6 +137,7 @@ def test_csv_in_any_column_order_comes_back_with_prediction_and_extras_untouched
     assert rows[1]["income"] == "90000.5"
     predicted = [float(row["purchase_amount"]) for row in rows]
     assert predicted == pytest.approx(expected("customer_needs", CUSTOMERS[:2]), rel=1e-12)
+    assert [row["outside_training_range"] for row in rows] == ["", ""]
 
 
 def test_get_returns_the_model_card(market):
@@ -181,7 +207,7 @@ def test_interval_and_contributions_for_both_models(customer, market):
         (market, "market_trend", MARKETS),
     ):
         model = load_current(BUNDLED, name)
-        width = half_width(model.metadata["intervals"]["abs_residuals"], 0.9)
+        intervals = expected_intervals(name, rows, 0.9)
 
         response = requests.post(
             server.url,
@@ -193,13 +219,74 @@ def test_interval_and_contributions_for_both_models(customer, market):
         predictions = response.json()["predictions"]
         target = model.schema.target
         assert [p[target] for p in predictions] == pytest.approx(expected(name, rows), rel=1e-12)
-        for prediction in predictions:
-            assert prediction["interval"]["level"] == 0.9
-            assert prediction["interval"]["lower"] == pytest.approx(prediction[target] - width)
-            assert prediction["interval"]["upper"] == pytest.approx(prediction[target] + width)
+        for prediction, interval in zip(predictions, intervals, strict=True):
+            if interval is None:  # the row lies outside the training range
+                assert prediction["interval"]["lower"] is prediction["interval"]["upper"] is None
+            else:
+                assert prediction["interval"] == pytest.approx(
+                    {"level": 0.9, "lower": interval[0], "upper": interval[1]}, rel=1e-9
+                )
             assert set(prediction["contributions"]) == set(model.schema.feature_names)
             total = prediction["base_value"] + sum(prediction["contributions"].values())
             assert total == pytest.approx(prediction[target], rel=1e-9)
+
+
+def test_a_row_far_outside_the_training_range_is_flagged_and_its_interval_withheld(customer):
+    metadata = load_current(BUNDLED, "customer_needs").metadata
+    rows = [CUSTOMERS[0], FAR_OUT]
+    flagged = reference.outside(metadata, FAR_OUT)
+    assert flagged == ["age", "income"], "age 95 and an income of 5,000,000 were never seen"
+    [inside, beyond] = expected_intervals("customer_needs", rows, 0.9)
+    assert inside is not None
+    assert beyond is None
+
+    bare = requests.post(customer.url, json={"instances": rows}, timeout=30)
+    with_interval = requests.post(
+        customer.url, json={"instances": rows, "parameters": {"interval": 0.9}}, timeout=30
+    )
+
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["predictions"] == pytest.approx(expected("customer_needs", rows), rel=1e-9)
+    assert bare.json()["outside_training_range"] == [[], flagged]
+    assert with_interval.status_code == 200, with_interval.text
+    first, second = with_interval.json()["predictions"]
+    assert first["outside_training_range"] == []
+    assert first["interval"] == pytest.approx(
+        {"level": 0.9, "lower": inside[0], "upper": inside[1]}, rel=1e-9
+    )
+    assert second["outside_training_range"] == flagged
+    assert second["purchase_amount"] == pytest.approx(bare.json()["predictions"][1], rel=1e-12)
+    assert second["interval"] == {"level": 0.9, "lower": None, "upper": None, "withheld": WITHHELD}
+
+
+def test_strict_refuses_a_row_outside_the_training_range_naming_each_feature(customer):
+    seen = load_current(BUNDLED, "customer_needs").metadata["training"]["ranges"]
+    rows = [CUSTOMERS[0], FAR_OUT]
+
+    refused = requests.post(
+        customer.url, json={"instances": rows, "parameters": {"strict": True}}, timeout=30
+    )
+    inside_only = requests.post(
+        customer.url, json={"instances": rows[:1], "parameters": {"strict": True}}, timeout=30
+    )
+
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert error["message"] == "1 of 2 rows are invalid"
+    assert error["details"] == [
+        {
+            "row": 1,
+            "field": name,
+            "reason": f"outside the training range {seen[name]['min']:g} to "
+            f"{seen[name]['max']:g} (strict)",
+        }
+        for name in ("age", "income")
+    ]
+    assert inside_only.status_code == 200, inside_only.text
+    assert inside_only.json()["predictions"] == pytest.approx(
+        expected("customer_needs", rows[:1]), rel=1e-9
+    )
 
 
 def test_csv_options_come_from_the_query_string(customer):

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from shared.predict._explain import shapley
-from shared.predict._intervals import half_width
 from shared.store import LoadedModel, load_current
+from tests import expected as reference
 from tests.integration import kserve_env
 from tests.integration.conftest import (
     BUNDLED,
@@ -35,11 +35,12 @@ from tests.integration.support import FakeGcs, FunctionServer
 pytestmark = pytest.mark.timeout(kserve_env.CREATE_TIMEOUT_SECONDS + 300)
 
 DRIVER = Path(__file__).with_name("kserve_driver.py")
+OUTSIDE = "outside_training_range"
 ROWS = {
     "customer_needs": [
         {"age": 35.0, "gender": "female", "income": 52000.0},
         {"age": 61.0, "gender": "male", "income": 90000.5},
-        {"age": 18.0, "gender": "other", "income": 0.0},
+        {"age": 18.0, "gender": "other", "income": 0.0},  # an income below any fit on
     ],
     "market_trend": [
         {"sales": 9000.0, "population": 300.5, "gdp": 13000.0},
@@ -119,10 +120,20 @@ def bundled(name: str) -> LoadedModel:
 
 
 def expected(name: str, rows: list[dict[str, Any]]) -> list[float]:
-    """The bundled model's own in-process predictions."""
+    """The bundled model's own in-process predictions, raised to the target's minimum."""
     model = bundled(name)
     frame = pd.DataFrame(rows)[list(model.schema.feature_names)]
-    return [float(value) for value in model.pipeline.predict(frame)]
+    return [reference.in_domain(model.metadata, float(v)) for v in model.pipeline.predict(frame)]
+
+
+def expected_bounds(name: str, rows: list[dict[str, Any]], level: float) -> list[Any]:
+    """Each row's interval by the normalised split-conformal definition; None where withheld."""
+    return reference.intervals(bundled(name).metadata, rows, expected(name, rows), level)
+
+
+def flag_texts(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Per row, the features outside the training range as V2 sends them."""
+    return [";".join(reference.outside(bundled(name).metadata, row)) for row in rows]
 
 
 def test_v1_predict_matches_in_process_predictions(kserve_python, server, model):
@@ -146,7 +157,7 @@ def test_v1_predict_matches_in_process_predictions(kserve_python, server, model)
 def test_v1_predict_with_interval_and_explanations(kserve_python, server, model):
     loaded, rows = bundled(model), ROWS[model]
     target = loaded.schema.target
-    width = half_width(loaded.metadata["intervals"]["abs_residuals"], 0.8)
+    bounds = expected_bounds(model, rows, 0.8)
 
     (body,) = results(
         drive(
@@ -164,12 +175,16 @@ def test_v1_predict_with_interval_and_explanations(kserve_python, server, model)
 
     predictions = body["predictions"]
     assert [p[target] for p in predictions] == pytest.approx(expected(model, rows), rel=1e-12)
-    for prediction in predictions:
-        assert prediction["interval"] == {
-            "level": 0.8,
-            "lower": pytest.approx(prediction[target] - width, rel=1e-12),
-            "upper": pytest.approx(prediction[target] + width, rel=1e-12),
-        }
+    for prediction, interval, row in zip(predictions, bounds, rows, strict=True):
+        assert prediction[OUTSIDE] == reference.outside(loaded.metadata, row)
+        if interval is None:
+            assert prediction["interval"]["lower"] is prediction["interval"]["upper"] is None
+        else:
+            assert prediction["interval"] == {
+                "level": 0.8,
+                "lower": pytest.approx(interval[0], rel=1e-12),
+                "upper": pytest.approx(interval[1], rel=1e-12),
+            }
         total = prediction["base_value"] + sum(prediction["contributions"].values())
         assert total == pytest.approx(prediction[target], rel=1e-9)
 
@@ -177,9 +192,11 @@ def test_v1_predict_with_interval_and_explanations(kserve_python, server, model)
 def test_v2_infer_matches_in_process_predictions(kserve_python, server, model):
     loaded, rows = bundled(model), ROWS[model]
     target, features = loaded.schema.target, list(loaded.schema.feature_names)
-    names = [target, f"{target}_lower", f"{target}_upper", "base_value"]
+    names = [target, f"{target}_lower", f"{target}_upper", OUTSIDE, "base_value"]
     names += [f"contribution_{feature}" for feature in features]
-    width = half_width(loaded.metadata["intervals"]["abs_residuals"], 0.9)
+    bounds = expected_bounds(model, rows, 0.9)
+    lower = [np.nan if b is None else b[0] for b in bounds]  # the client reads null as NaN
+    upper = [np.nan if b is None else b[1] for b in bounds]
     frame = pd.DataFrame(rows)[features]
     background = pd.DataFrame(loaded.metadata["explanations"]["background"])[features]
     base, contributions = shapley(loaded.pipeline.predict, frame, background, features)
@@ -205,14 +222,17 @@ def test_v2_infer_matches_in_process_predictions(kserve_python, server, model):
     assert plain["version_header"] == bundled_version(model)
     assert plain["id"] == "r1"
     assert [(o["name"], o["datatype"], o["shape"]) for o in plain["outputs"]] == [
-        (target, "FP64", [len(rows)])
+        (target, "FP64", [len(rows)]),
+        (OUTSIDE, "BYTES", [len(rows)]),
     ]
     assert plain["outputs"][0]["data"] == pytest.approx(predicted, rel=1e-12)
+    assert plain["outputs"][1]["data"] == flag_texts(model, rows)
     got = {output["name"]: output["data"] for output in extras["outputs"]}
     assert list(got) == names
     assert got[target] == pytest.approx(predicted, rel=1e-12)
-    assert got[f"{target}_lower"] == pytest.approx(predicted - width, rel=1e-12)
-    assert got[f"{target}_upper"] == pytest.approx(predicted + width, rel=1e-12)
+    assert got[f"{target}_lower"] == pytest.approx(lower, rel=1e-12, nan_ok=True)
+    assert got[f"{target}_upper"] == pytest.approx(upper, rel=1e-12, nan_ok=True)
+    assert got[OUTSIDE] == flag_texts(model, rows)
     assert got["base_value"] == pytest.approx([base] * len(rows), rel=1e-12)
     for position, feature in enumerate(features):
         assert got[f"contribution_{feature}"] == pytest.approx(

@@ -18,6 +18,7 @@ from models import data
 from models.recipes import RECIPES
 from models.training import creation_time, train
 from shared.store import publish
+from tests import expected as reference
 from tests.integration.conftest import (
     BUNDLED_VERSION,
     StartFunction,
@@ -67,7 +68,7 @@ def test_new_version_is_served_without_restart(
         )
     )
     assert before.headers["X-Model-Version"] == BUNDLED_VERSION
-    expected = predict_in_process(v2.artifact, ROW)
+    expected = reference.in_domain(v2.metadata, predict_in_process(v2.artifact, ROW))
     assert after.json()["predictions"] == pytest.approx([expected], rel=1e-12)
     assert after.json()["model"]["version"] == "2"
 

@@ -30,6 +30,7 @@ from openapi_core.deserializing.media_types.util import plain_loads
 
 from shared.predict._intervals import max_level
 from shared.store import publish
+from tests import expected
 from tests.integration.conftest import (
     BUNDLED,
     StartFunction,
@@ -41,6 +42,8 @@ from tests.integration.support import REPO, FakeGcs, FunctionServer
 SPEC_PATH = REPO / "openapi.yaml"
 ALLOWED_ORIGIN = "https://app.example.com"
 NOT_AVAILABLE = "not available for this model"
+OUTSIDE = "outside_training_range"
+WITHHELD = "outside the training range: not calibrated there"
 TIMEOUT = 30
 SCHEMATHESIS_EXAMPLES = 50
 SCHEMATHESIS_SEED = 20261128
@@ -58,6 +61,8 @@ class Function:
     """`instance` again, written with numeric strings and aliases."""
     out_of_range: dict[str, Any]
     """Every field wrong."""
+    beyond_training: dict[str, Any]
+    """Valid, but with features outside what the model was fit on."""
 
     @property
     def features(self) -> list[str]:
@@ -76,6 +81,7 @@ CUSTOMER_NEEDS = Function(
     instance={"age": 35, "gender": "female", "income": 52000},
     respelled={"age": " 35 ", "gender": "F", "income": "52000.0"},
     out_of_range={"age": 17, "gender": "robot", "income": -1},
+    beyond_training={"age": 95, "gender": "female", "income": 5_000_000},
 )
 MARKET_TREND = Function(
     name="predict_market_trend",
@@ -84,6 +90,7 @@ MARKET_TREND = Function(
     instance={"sales": 9000, "population": 300, "gdp": 13000},
     respelled={"sales": "9000", "population": " 3e2 ", "gdp": 13000.0},
     out_of_range={"sales": -1, "population": 1e6, "gdp": "lots"},
+    beyond_training={"sales": 50_000, "population": 300, "gdp": 13000},
 )
 
 
@@ -221,6 +228,19 @@ def prediction_of(server: FunctionServer, function: Function) -> float:
     return float(post_json(server, function, function.instance).json()["predictions"][0])
 
 
+def bundled_metadata(model: str) -> dict[str, Any]:
+    return orjson.loads(BUNDLED.read(f"{model}/{bundled_version(model)}/metadata.json"))  # type: ignore[no-any-return]
+
+
+def inside_and_beyond(function: Function) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """A row inside the training range and one beyond it, and the features outside of each."""
+    rows = [function.instance, function.beyond_training]
+    flags = [expected.outside(bundled_metadata(function.model), row) for row in rows]
+    assert flags[0] == [], "the first row lies inside the training range"
+    assert flags[1], "the second beyond it"
+    return rows, flags
+
+
 # --- predictions ---------------------------------------------------------------------------
 
 
@@ -250,6 +270,7 @@ def test_json_predictions_for_objects_lists_and_a_bare_instance(
     assert batch.status_code == 200, batch.text
     predictions = batch.json()["predictions"]
     assert predictions == pytest.approx([predictions[0]] * 3)
+    assert batch.json()["outside_training_range"] == [[], [], []]
     assert batch.json()["model"] == {
         "name": function.model,
         "version": batch.headers["X-Model-Version"],
@@ -302,10 +323,12 @@ def test_options_add_an_interval_and_contributions(
         function.target,
         f"{function.target}_lower",
         f"{function.target}_upper",
+        OUTSIDE,
         "base_value",
         *(f"contribution_{name}" for name in function.features),
     ]
     assert float(row[len(function.features)]) == pytest.approx(value)
+    assert row[header.index(OUTSIDE)] == ""
     assert too_high.status_code == 422, too_high.text
     [detail] = error_of(too_high)["details"]
     assert detail["field"] == "parameters.interval"
@@ -353,7 +376,9 @@ def test_options_a_model_was_published_without_answer_422(
         ),
     )
 
-    assert card.json()["options"] == {"interval": False, "explain": False}
+    options = card.json()["options"]
+    assert (options["interval"], options["explain"]) == (False, False)
+    assert card.json()["intervals"] is None
     for option, responses in asked.items():
         for response in responses:
             checked(openapi, response)
@@ -380,9 +405,10 @@ def test_csv_comes_back_with_every_column_sent_and_a_prediction(
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["X-Model-Name"] == function.model
     returned, sent_rows = csv_rows(response.text), csv_rows(sent)
-    assert returned[0] == [*sent_rows[0], function.target]
-    assert [row[:-1] for row in returned[1:]] == sent_rows[1:]
-    assert [float(row[-1]) for row in returned[1:]] == pytest.approx([expected, expected])
+    assert returned[0] == [*sent_rows[0], function.target, OUTSIDE]
+    assert [row[:-2] for row in returned[1:]] == sent_rows[1:]
+    assert [float(row[-2]) for row in returned[1:]] == pytest.approx([expected, expected])
+    assert [row[-1] for row in returned[1:]] == ["", ""]
 
 
 def test_empty_batches_get_empty_answers(
@@ -395,7 +421,7 @@ def test_empty_batches_get_empty_answers(
     assert no_instances.status_code == 200, no_instances.text
     assert no_instances.json()["predictions"] == []
     assert header_only.status_code == 200, header_only.text
-    assert csv_rows(header_only.text) == [[*function.features, function.target]]
+    assert csv_rows(header_only.text) == [[*function.features, function.target, OUTSIDE]]
     assert no_calls.status_code == 200, no_calls.text
     assert no_calls.json() == {"replies": []}
 
@@ -431,6 +457,104 @@ def test_bigquery_batch_gets_replies_in_order(
     assert set(first["contributions"]) == set(function.features)
 
 
+def test_rows_beyond_the_training_range_are_flagged_as_documented(
+    function: Function, server: FunctionServer, openapi: OpenAPI
+) -> None:
+    rows, flags = inside_and_beyond(function)
+    interval = {"parameters": {"interval": 0.9}}
+    calls = [list(row.values()) for row in rows]
+
+    bare = checked(openapi, post_json(server, function, {"instances": rows}))
+    with_interval = checked(openapi, post_json(server, function, {"instances": rows, **interval}))
+    as_csv = checked(openapi, post_csv(server, function, csv_text(rows), interval="0.9"))
+    infer = checked(
+        openapi,
+        post_json(
+            server,
+            function,
+            {"inputs": tensors(function, rows), **interval},
+            f"/v2/models/{function.model}/infer",
+        ),
+    )
+    lower = checked(
+        openapi,
+        post_json(server, function, {"calls": calls, "userDefinedContext": {"output": "lower"}}),
+    )
+    every = checked(
+        openapi,
+        post_json(server, function, {"calls": calls, "userDefinedContext": {"output": "all"}}),
+    )
+
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["outside_training_range"] == flags
+    assert with_interval.status_code == 200, with_interval.text
+    inside, beyond = with_interval.json()["predictions"]
+    assert [inside[OUTSIDE], beyond[OUTSIDE]] == flags
+    assert inside["interval"]["lower"] is not None
+    assert beyond["interval"] == {"level": 0.9, "lower": None, "upper": None, "withheld": WITHHELD}
+    assert as_csv.status_code == 200, as_csv.text
+    header, *cells = csv_rows(as_csv.text)
+    by_name = [dict(zip(header, row, strict=True)) for row in cells]
+    assert [row[OUTSIDE] for row in by_name] == [";".join(names) for names in flags]
+    assert by_name[1][f"{function.target}_lower"] == by_name[1][f"{function.target}_upper"] == ""
+    assert infer.status_code == 200, infer.text
+    tensor = {output["name"]: output for output in infer.json()["outputs"]}
+    assert tensor[OUTSIDE]["data"] == [";".join(names) for names in flags]
+    assert tensor[f"{function.target}_upper"]["data"][1] is None
+    assert lower.status_code == 200, lower.text
+    assert lower.json()["replies"][0] == pytest.approx(inside["interval"]["lower"])
+    assert lower.json()["replies"][1] is None
+    assert every.status_code == 200, every.text
+    assert [reply[OUTSIDE] for reply in every.json()["replies"]] == flags
+
+
+def test_strict_refuses_rows_beyond_the_training_range_as_documented(
+    function: Function, server: FunctionServer, openapi: OpenAPI
+) -> None:
+    rows, flags = inside_and_beyond(function)
+    ranges = bundled_metadata(function.model)["training"]["ranges"]
+    reasons = [
+        f"outside the training range {ranges[name]['min']:g} to {ranges[name]['max']:g} (strict)"
+        for name in flags[1]
+    ]
+    strict = {"parameters": {"strict": True}}
+    v1, v2 = f"/v1/models/{function.model}:predict", f"/v2/models/{function.model}/infer"
+
+    calls = [list(row.values()) for row in rows]
+    refused = {
+        "JSON": post_json(server, function, {"instances": rows, **strict}),
+        "CSV": post_csv(server, function, csv_text(rows), strict="true"),
+        "V1": post_json(server, function, {"instances": rows, **strict}, v1),
+        "V2": post_json(server, function, {"inputs": tensors(function, rows), **strict}, v2),
+        "BigQuery": post_json(
+            server, function, {"calls": calls, "userDefinedContext": {"strict": "TRUE"}}
+        ),
+    }
+    inside_only = checked(openapi, post_json(server, function, {"instances": rows[:1], **strict}))
+    not_strict = checked(
+        openapi, post_csv(server, function, csv_text(rows), strict="false", explain="1")
+    )
+
+    for what, response in refused.items():
+        assert response.status_code == (400 if what == "BigQuery" else 422), (what, response.text)
+        checked(openapi, response)
+    for what in ("JSON", "CSV"):
+        assert error_of(refused[what])["details"] == [
+            {"row": 1, "field": name, "reason": reason}
+            for name, reason in zip(flags[1], reasons, strict=True)
+        ], what
+    for what in ("V1", "V2", "BigQuery"):
+        body = refused[what].json()
+        message = body["errorMessage"] if what == "BigQuery" else body["error"]
+        for name, reason in zip(flags[1], reasons, strict=True):
+            assert f"row 1, {name}: {reason}" in message, (what, message)
+    assert inside_only.status_code == 200, inside_only.text
+    assert inside_only.json()["outside_training_range"] == [[]]
+    assert not_strict.status_code == 200, not_strict.text
+    header, _, beyond = csv_rows(not_strict.text)
+    assert beyond[header.index(OUTSIDE)] == ";".join(flags[1])
+
+
 def test_get_answers_the_model_card_and_head_its_headers(
     function: Function, server: FunctionServer, openapi: OpenAPI
 ) -> None:
@@ -440,6 +564,13 @@ def test_get_answers_the_model_card_and_head_its_headers(
     assert card.status_code == 200, card.text
     assert card.json()["function"] == function.name
     assert [feature["name"] for feature in card.json()["features"]] == function.features
+    metadata = bundled_metadata(function.model)
+    assert card.json()["training_ranges"] == metadata["training"]["ranges"]
+    assert card.json()["intervals"]["calibration_rows"] == len(metadata["intervals"]["scores"])
+    assert card.json()["target"]["minimum"] == metadata["schema"]["target"]["minimum"]
+    assert card.json()["options"]["strict"] is True  # the bundled models carry their ranges
+    has_time = bool(metadata["schema"]["time"])
+    assert (card.json()["metrics"]["backtest"] is not None) == has_time
     assert card.headers["X-Model-Version"] == card.json()["version"]
     assert head.status_code == 200
     assert head.content == b""
@@ -492,15 +623,20 @@ def test_kserve_v1_and_open_inference_paths(
     assert [tensor["name"] for tensor in get[model].json()["inputs"]] == function.features
     assert infer.status_code == 200, infer.text
     assert infer.json()["id"] == "r-1"
-    [output] = infer.json()["outputs"]
-    assert output["name"] == function.target
-    assert output["data"] == pytest.approx([expected, expected])
+    prediction, flags = infer.json()["outputs"]
+    assert prediction["name"] == function.target
+    assert prediction["data"] == pytest.approx([expected, expected])
+    assert flags == {"name": OUTSIDE, "shape": [2], "datatype": "BYTES", "data": ["", ""]}
     assert versioned.status_code == 200, versioned.text
     assert [tensor["name"] for tensor in versioned.json()["outputs"]] == [
         function.target,
         f"{function.target}_lower",
         f"{function.target}_upper",
+        OUTSIDE,
     ]
+    outputs = {tensor["name"]: tensor["datatype"] for tensor in get[model].json()["outputs"]}
+    assert outputs.pop(OUTSIDE) == "BYTES"
+    assert set(outputs.values()) == {"FP64"}
     assert other_version.status_code == 404, other_version.text
     assert isinstance(error_of(other_version), str)
 
@@ -786,6 +922,40 @@ def test_an_unpublished_model_answers_503_with_retry_after(
     assert answers["V2 ready"].json()["ready"] is False
 
 
+# --- the document itself -------------------------------------------------------------------
+
+
+def test_every_example_in_the_document_fits_its_schema() -> None:
+    spec = yaml.safe_load(SPEC_PATH.read_text())
+    media = [
+        (name, content)
+        for section in ("responses", "requestBodies")
+        for name, item in spec["components"][section].items()
+        for content in item.get("content", {}).values()
+    ]
+    media += [
+        (f"{path} {method}", content)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "content" in operation.get("requestBody", {})
+        for content in operation["requestBody"]["content"].values()
+    ]
+    checked_examples = 0
+
+    for where, content in media:
+        examples = [content["example"]] if "example" in content else []
+        examples += [_resolve(spec, e)["value"] for e in content.get("examples", {}).values()]
+        validator = Draft202012Validator(
+            {"$defs": {"spec": _into_defs(spec)}, **_into_defs(content["schema"])}
+        )
+        for example in examples:
+            errors = [error.message for error in validator.iter_errors(example)]
+            assert not errors, (where, errors)
+            checked_examples += 1
+
+    assert checked_examples > 20, "the document's examples were found"
+
+
 # --- schemathesis --------------------------------------------------------------------------
 
 
@@ -800,8 +970,13 @@ def contract_for(card: dict[str, Any], level_limit: float) -> dict[str, Any]:
       (the 422 says so, see test_options_add_an_interval_and_contributions); levels here stay
       within `level_limit`.
     - The versioned V2 paths: positive cases use the live version (others answer 404).
+    - `strict`: whether a row lies inside the training range is the model's to say, not the
+      schema's, so schema-valid rows may rightly be refused with it; here it stays false (see
+      test_strict_refuses_rows_beyond_the_training_range_as_documented).
     """
-    assert card["options"] == {"interval": True, "explain": True}, "fuzzing assumes both options"
+    options = card["options"]
+    assert options["interval"], "fuzzing assumes intervals"
+    assert options["explain"], "and explanations"
     contract = copy.deepcopy(yaml.safe_load(SPEC_PATH.read_text()))
     schemas = contract["components"]["schemas"]
     top = math.floor(level_limit * 100) / 100
@@ -815,6 +990,8 @@ def contract_for(card: dict[str, Any], level_limit: float) -> dict[str, Any]:
         {"type": "string", "pattern": rf"^\s*\+?0*\.([1-8][0-9]?|0[1-9]|9[0-{hundredths}]?)0*\s*$"},
     ]
     contract["components"]["parameters"]["Version"]["schema"] = {"enum": [card["version"]]}
+    schemas["Strict"] = {**schemas["Strict"], "const": False}
+    schemas["UserDefinedContext"]["properties"]["strict"] = {"enum": [False, "false"]}
     for item in contract["paths"].values():
         if "parameters" in item.get("post", {}):
             item["post"].pop("parameters")
@@ -824,7 +1001,7 @@ def contract_for(card: dict[str, Any], level_limit: float) -> dict[str, Any]:
 
 def level_limit(model: str) -> float:
     metadata = orjson.loads(BUNDLED.read(f"{model}/{bundled_version(model)}/metadata.json"))
-    return max_level(len(metadata["intervals"]["abs_residuals"]))
+    return max_level(len(metadata["intervals"]["scores"]))
 
 
 @pytest.mark.parametrize("operations", ["all but infer", "infer"])

@@ -1,27 +1,60 @@
-"""BigQuery remote-function batches, KServe V1 and the Open Inference Protocol over raw HTTP."""
+"""BigQuery remote-function batches, KServe V1 and the Open Inference Protocol over raw HTTP.
+
+Expected answers come from the bundled model itself (its pipeline, and its metadata read by the
+definitions in tests/expected.py), never from the code that serves it.
+"""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import pandas as pd
 import pytest
 import requests
 
 from shared.store import load_current
+from tests import expected as reference
 from tests.integration.conftest import BUNDLED, TARGETS, StartFunction, bundled_version
 from tests.integration.support import FakeGcs, FunctionServer
 
+# The last call's income (0) is valid, but below any the model was fit on.
 CUSTOMER_CALLS = [[35, "F", 52000], ["61", "male", "90000.5"], [18.0, "Other", 0]]
 CANONICAL = {"F": "female", "male": "male", "Other": "other"}
+OUTSIDE = "outside_training_range"
+WITHHELD = "outside the training range: not calibrated there"
 
 
-def in_process(name: str, rows: list[list[object]]) -> list[float]:
+def canonical(name: str, rows: list[list[object]]) -> pd.DataFrame:
+    """Calls (values in feature order) as the model reads them."""
     model = load_current(BUNDLED, name)
     frame = pd.DataFrame(rows, columns=list(model.schema.feature_names))
     for column in frame.columns:
         frame[column] = (
             frame[column].map(CANONICAL) if column == "gender" else frame[column].astype(float)
         )
-    return [float(v) for v in model.pipeline.predict(frame)]
+    return frame
+
+
+def in_process(name: str, rows: list[list[object]]) -> list[float]:
+    """The model's own pipeline on `rows`, raised to the target's minimum."""
+    model = load_current(BUNDLED, name)
+    values = model.pipeline.predict(canonical(name, rows))
+    return [reference.in_domain(model.metadata, float(v)) for v in values]
+
+
+def expected_bounds(
+    name: str, rows: list[list[object]], level: float
+) -> list[tuple[float, float] | None]:
+    """Each row's interval by the normalised split-conformal definition; None where withheld."""
+    metadata = load_current(BUNDLED, name).metadata
+    records = canonical(name, rows).to_dict("records")
+    return reference.intervals(metadata, records, in_process(name, rows), level)
+
+
+def expected_flags(name: str, rows: list[list[object]]) -> list[list[str]]:
+    metadata = load_current(BUNDLED, name).metadata
+    return [reference.outside(metadata, row) for row in canonical(name, rows).to_dict("records")]
 
 
 def bigquery_request(calls: list[list[object]], context: dict[str, str] | None = None) -> dict:
@@ -88,16 +121,24 @@ def test_bigquery_context_chooses_the_output(customer: FunctionServer, output: s
     assert response.status_code == 200, response.text
     replies = response.json()["replies"]
     predictions = in_process("customer_needs", CUSTOMER_CALLS)
-    for reply, predicted in zip(replies, predictions, strict=True):
-        if output == "lower":
-            assert reply < predicted
-        elif output == "upper":
-            assert reply > predicted
+    bounds = expected_bounds("customer_needs", CUSTOMER_CALLS, 0.8)
+    flags = expected_flags("customer_needs", CUSTOMER_CALLS)
+    assert bounds[-1] is None, "the last call lies outside the training range"
+    for reply, predicted, interval, flagged in zip(
+        replies, predictions, bounds, flags, strict=True
+    ):
+        if output in ("lower", "upper"):  # a bare number, null where withheld
+            at = 0 if output == "lower" else 1
+            assert reply == (None if interval is None else pytest.approx(interval[at]))
         else:
             assert reply["purchase_amount"] == pytest.approx(predicted)
+            assert reply[OUTSIDE] == flagged
             if output in ("interval", "all"):
-                assert reply["interval"]["level"] == 0.8
-                assert reply["interval"]["lower"] < predicted < reply["interval"]["upper"]
+                assert reply["interval"] == (
+                    {"level": 0.8, "lower": None, "upper": None, "withheld": WITHHELD}
+                    if interval is None
+                    else pytest.approx({"level": 0.8, "lower": interval[0], "upper": interval[1]})
+                )
             if output in ("explain", "all"):
                 total = reply["base_value"] + sum(reply["contributions"].values())
                 assert total == pytest.approx(predicted, rel=1e-9)
@@ -112,6 +153,26 @@ def test_bigquery_bad_row_fails_fast_naming_row_and_field(customer: FunctionServ
     message = response.json()["errorMessage"]
     assert "row 1, gender: must be one of female, male, other" in message
     assert "row 2, age: must be between 18 and 100" in message
+
+
+def test_bigquery_strict_fails_the_query_naming_the_call_outside_the_training_range(
+    customer: FunctionServer,
+):
+    seen = load_current(BUNDLED, "customer_needs").metadata["training"]["ranges"]["income"]
+    calls = [CUSTOMER_CALLS[0], [None, "f", 1000], CUSTOMER_CALLS[2]]  # the last: income 0
+    reason = f"outside the training range {seen['min']:g} to {seen['max']:g} (strict)"
+
+    strict = requests.post(
+        customer.url, json=bigquery_request(calls, {"strict": "true"}), timeout=30
+    )
+    lenient = requests.post(
+        customer.url, json=bigquery_request(calls, {"strict": "false"}), timeout=30
+    )
+
+    assert strict.status_code == 400  # not retried: the query fails with this message
+    assert f"row 2, income: {reason}" in strict.json()["errorMessage"]  # NULL calls counted
+    assert lenient.status_code == 200, lenient.text
+    assert lenient.json()["replies"][1] is None
 
 
 @pytest.mark.parametrize(
@@ -242,9 +303,11 @@ def test_v2_infer_with_columnar_inputs_of_mixed_types(customer: FunctionServer):
     assert outputs["purchase_amount"]["shape"] == [3]
     expected = in_process("customer_needs", CUSTOMER_CALLS)
     assert outputs["purchase_amount"]["data"] == pytest.approx(expected)
-    assert all(
-        u > p for u, p in zip(outputs["purchase_amount_upper"]["data"], expected, strict=True)
-    )
+    bounds = expected_bounds("customer_needs", CUSTOMER_CALLS, 0.9)
+    assert bounds[-1] is None, "the last row lies outside the training range"
+    assert outputs["purchase_amount_upper"]["data"] == [
+        None if interval is None else pytest.approx(interval[1]) for interval in bounds
+    ]
 
 
 def test_v2_versioned_path_serves_only_the_live_version(market: FunctionServer):
@@ -394,11 +457,17 @@ def test_every_format_gives_the_same_predictions(customer: FunctionServer):
     replies = requests.post(customer.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30).json()
 
     expected = in_process("customer_needs", CUSTOMER_CALLS)
+    flags = expected_flags("customer_needs", CUSTOMER_CALLS)
     assert fast["predictions"] == pytest.approx(expected, rel=1e-9)
     assert batch["predictions"] == pytest.approx(expected * 30, rel=1e-9)
-    from_csv = [float(line.rsplit(",", 1)[1]) for line in table.text.splitlines()[1:]]
-    assert from_csv == pytest.approx(expected, rel=1e-9)
-    assert tensors["outputs"][0]["data"] == pytest.approx(expected, rel=1e-9)
+    assert fast[OUTSIDE] == flags
+    assert batch[OUTSIDE] == flags * 30
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    assert [float(row["purchase_amount"]) for row in rows] == pytest.approx(expected, rel=1e-9)
+    assert [row[OUTSIDE] for row in rows] == [";".join(names) for names in flags]
+    outputs = {output["name"]: output["data"] for output in tensors["outputs"]}
+    assert outputs["purchase_amount"] == pytest.approx(expected, rel=1e-9)
+    assert outputs[OUTSIDE] == [";".join(names) for names in flags]
     assert replies["replies"] == pytest.approx(expected, rel=1e-9)
 
 

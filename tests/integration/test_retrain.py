@@ -204,6 +204,12 @@ def test_a_changed_relationship_is_promoted_and_served_without_a_restart(
     improvement = next(g for g in report["gates"] if g["name"] == "improvement")
     assert improvement["challenger_rmse"] <= improvement["current_rmse"] * 0.98
     assert report["metrics"]["challenger"]["rmse"] == improvement["challenger_rmse"]
+    coverage = next(g for g in report["gates"] if g["name"] == "coverage")
+    assert coverage["group_tolerance"] == report["settings"]["group_coverage_tolerance"] == 0.05
+    worst = coverage["worst_group"]  # the decile or category, of those checked, covered least
+    assert worst["feature"] in ("age", "gender", "income")
+    assert worst["coverage"] >= coverage["level"] - coverage["group_tolerance"]
+    assert report["settings"]["exclude_features"] == []
     assert report["model"]["current"]["version"] == BUNDLED_VERSION
     assert report["model"]["live_after"] == challenger
     rows = report["rows"]
@@ -318,12 +324,43 @@ def test_joined_with_the_current_data_intervals_that_miss_the_new_rows_fail_cove
     assert pointer_of(gcs, store)["version"] == BUNDLED_VERSION
 
 
+def test_a_group_covered_too_little_fails_the_coverage_gate_with_it_named(
+    gcs: FakeGcs, bucket: str, store: str, start_function: StartFunction
+) -> None:
+    # On this upload the challenger's intervals cover one gender several points under the
+    # level while overall coverage stays within a wide tolerance: the group alone fails it.
+    env = retrainer_env(
+        store, RETRAIN_COVERAGE_TOLERANCE="0.1", RETRAIN_GROUP_COVERAGE_TOLERANCE="0.02"
+    )
+    retrainer = start_function("retrain_on_upload", **env)
+
+    generation = upload_and_deliver(gcs, retrainer, bucket, as_csv(changed(3000, seed=45)))
+
+    report = report_of(gcs, bucket, generation)
+    coverage = next(g for g in report["gates"] if g["name"] == "coverage")
+    worst = coverage["worst_group"]
+    assert abs(coverage["coverage"] - coverage["level"]) <= coverage["tolerance"]
+    assert worst["coverage"] < coverage["level"] - coverage["group_tolerance"]
+    assert worst["rows"] >= 200  # enough rows to be checked
+    assert coverage["passed"] is False
+    assert f"the worst group, {worst['feature']} {worst['group']}" in coverage["detail"]
+    assert report["settings"]["group_coverage_tolerance"] == coverage["group_tolerance"] == 0.02
+    assert report["failed_gates"] == ["coverage"]
+    assert pointer_of(gcs, store)["version"] == BUNDLED_VERSION
+
+
 def test_a_retrained_version_lists_its_data_and_the_next_run_joins_exactly_that(
     gcs: FakeGcs, bucket: str, store: str, start_function: StartFunction
 ) -> None:
-    first = start_function("retrain_on_upload", **retrainer_env(store))
+    # What is joined is under test here, not the gates: a group's coverage on this small upload
+    # (about 300 rows per gender) may fall short of the default tolerance.
+    first = start_function(
+        "retrain_on_upload", **retrainer_env(store, RETRAIN_GROUP_COVERAGE_TOLERANCE="0.2")
+    )
     first_generation = upload_and_deliver(gcs, first, bucket, as_csv(changed(3000, seed=45)))
-    promoted = report_of(gcs, bucket, first_generation)["model"]["challenger"]["version"]
+    first_report = report_of(gcs, bucket, first_generation)
+    assert first_report["decision"] == PROMOTED
+    promoted = first_report["model"]["challenger"]["version"]
     joining = start_function(
         "retrain_on_upload", **retrainer_env(store, RETRAIN_JOIN_CURRENT="true")
     )
@@ -620,6 +657,66 @@ def test_storage_down_fails_the_event_and_a_redelivery_trains(
     assert report_of(storage, bucket, generation)["decision"] == PROMOTED
     messages = [e["message"] for e in log_entries(retrainer) if e.get("event_id") == "outage"]
     assert "retraining not finished; the event will be retried" in messages
+
+
+def test_a_feature_left_out_by_setting_is_reported_with_what_it_costs(
+    gcs: FakeGcs, bucket: str, store: str, start_function: StartFunction
+) -> None:
+    retrainer = start_function(
+        "retrain_on_upload", **retrainer_env(store, RETRAIN_EXCLUDE_FEATURES="gender")
+    )
+
+    generation = upload_and_deliver(gcs, retrainer, bucket, as_csv(changed(3000, seed=41)))
+
+    report = report_of(gcs, bucket, generation)
+    assert report["settings"]["exclude_features"] == ["gender"]
+    fairness = report["model"]["challenger"]["fairness"]
+    assert fairness["excluded_features"] == ["gender"]
+    cost = fairness["exclusion_cost"]
+    assert cost["rmse_change"] == pytest.approx(cost["rmse_without"] - cost["rmse_with"], abs=1e-6)
+    assert set(fairness["features"]) == {"gender"}  # still measured per gender
+    assert report["decision"] == PROMOTED
+    live = load_current(gcs_backend(gcs, model_bucket(store)), "customer_needs")
+    assert live.metadata["training"]["excluded_features"] == ["gender"]
+    genders = pd.DataFrame([{**ROW, "gender": gender} for gender in ("female", "male", "other")])
+    assert len(set(live.pipeline.predict(genders[list(ROW)]).tolist())) == 1  # gender unused
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "words"),
+    [
+        ("no period columns", "missing_columns", "year, quarter"),
+        ("periods out of order", "untrainable", "sort the file by year, quarter"),
+        ("a period twice", "untrainable", "the file must list each period once"),
+    ],
+)
+def test_market_data_must_list_its_quarters_in_time_order(
+    gcs: FakeGcs,
+    bucket: str,
+    steady_store: str,
+    refuser: FunctionServer,
+    case: str,
+    code: str,
+    words: str,
+) -> None:
+    frame = data.markets(1200)  # enough rows to be trained on, were they in order
+    if case == "no period columns":
+        frame = frame.drop(columns=["year", "quarter"])
+    elif case == "periods out of order":
+        frame = pd.concat([frame.iloc[600:], frame.iloc[:600]], ignore_index=True)
+    else:
+        frame.loc[601, ["year", "quarter"]] = frame.loc[600, ["year", "quarter"]].to_numpy()
+    name = "training/market_trend/regions/unordered.csv"
+    before = list_objects(gcs, model_bucket(steady_store))
+
+    generation = upload_and_deliver(gcs, refuser, bucket, as_csv(frame), name)
+
+    report = report_of(gcs, bucket, generation, name)
+    assert report["decision"] == "refused: bad data", report["problem"]
+    assert report["problem"]["code"] == code
+    assert words in report["problem"]["message"]
+    assert report["model"]["challenger"] is None
+    assert list_objects(gcs, model_bucket(steady_store)) == before
 
 
 def test_market_trend_retrains_with_its_own_schema_and_time_order(

@@ -1,16 +1,22 @@
 """score_upload on a real functions-framework server, fed real CloudEvents, with the files in
 the storage emulator: predictions, row accounting, malformed files, exactly-once outputs,
-outages and crashes."""
+outages and crashes.
+
+Expected predictions come from the bundled model's own pipeline, and expected flags and bounds
+from its metadata by the definitions in tests/expected.py, never from the code that serves it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import io
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,10 +26,9 @@ import pandas as pd
 import pytest
 import requests
 
-from shared.predict import Options, predict
 from shared.schema import MODELS, CategoricalFeature, ModelSchema
 from shared.store import LoadedModel, load_current, publish
-from shared.validation import Rows
+from tests import expected as reference
 from tests.integration.conftest import (
     BUNDLED,
     StartFunction,
@@ -46,6 +51,9 @@ from tests.integration.support import (
 
 MODES = ("binary", "structured")
 CUSTOMERS = "incoming/customer_needs/crm/customers.csv"
+OUTSIDE = "outside_training_range"
+# Valid for the schema (age 18-100, income 0-10,000,000), far beyond what the model was fit on.
+FAR_OUT = {"age": "95", "gender": "female", "income": "5000000"}
 
 
 # Fixtures and helpers
@@ -161,8 +169,17 @@ def wait_for(condition, timeout: float = 30.0, interval: float = 0.2):
     raise AssertionError(f"condition not met within {timeout} s")
 
 
-def sample(schema: ModelSchema, count: int, seed: int) -> tuple[list[dict[str, str]], pd.DataFrame]:
-    """Rows as a person might type them (aliases, any case, numeric text), and their meaning."""
+@functools.cache
+def bundled(model_name: str) -> LoadedModel:
+    return load_current(BUNDLED, model_name)
+
+
+def sample(model_name: str, count: int, seed: int) -> tuple[list[dict[str, str]], pd.DataFrame]:
+    """Valid rows as a person might type them (aliases, any case, numeric text), and their
+    meaning. Numbers are drawn from the training range widened by a tenth on each side (within
+    the schema's limits), so that some rows lie outside it."""
+    schema = MODELS[model_name].schema
+    ranges = bundled(model_name).metadata["training"]["ranges"]
     rng = np.random.default_rng(seed)
     text: dict[str, list[str]] = {}
     canonical: dict[str, list[object]] = {}
@@ -173,13 +190,44 @@ def sample(schema: ModelSchema, count: int, seed: int) -> tuple[list[dict[str, s
             text[feature.name] = [s.upper() if rng.random() < 0.3 else s for s, _ in chosen]
             canonical[feature.name] = [c for _, c in chosen]
         else:
-            low = feature.minimum + (feature.maximum - feature.minimum) * 0.05
-            high = feature.minimum + (feature.maximum - feature.minimum) * 0.4
+            seen = ranges[feature.name]
+            margin = (seen["max"] - seen["min"]) * 0.1
+            low = max(feature.minimum, seen["min"] - margin)
+            high = min(feature.maximum, seen["max"] + margin)
             values = np.round(rng.uniform(low, high, count), 2)
             text[feature.name] = [str(v) for v in values.tolist()]
             canonical[feature.name] = [float(v) for v in text[feature.name]]
     rows = [{name: text[name][i] for name in text} for i in range(count)]
     return rows, pd.DataFrame(canonical)[list(schema.feature_names)]
+
+
+def predicted(model: LoadedModel, canonical: pd.DataFrame) -> list[float]:
+    """The model's own pipeline on canonical rows, raised to the target's minimum."""
+    values = model.pipeline.predict(canonical).tolist()
+    return [reference.in_domain(model.metadata, float(v)) for v in values]
+
+
+def flags(model: LoadedModel, canonical: pd.DataFrame) -> list[list[str]]:
+    """Per canonical row, the features outside the training range."""
+    return [reference.outside(model.metadata, row) for row in canonical.to_dict("records")]
+
+
+def counted(flagged: list[list[str]]) -> dict[str, object]:
+    """report.json's `outside_training_range` for scored rows with these flags."""
+    by_feature = Counter(name for names in flagged for name in names)
+    return {
+        "rows": sum(1 for names in flagged if names),
+        "by_feature": dict(sorted(by_feature.items())),
+    }
+
+
+def object_metadata(gcs: FakeGcs, bucket: str, key: str) -> dict[str, str]:
+    """An object's custom metadata, as the emulator holds it."""
+    response = requests.get(
+        f"{gcs.url}/storage/v1/b/{bucket}/o/{requests.utils.quote(key, safe='')}", timeout=10
+    )
+    response.raise_for_status()
+    return response.json().get("metadata", {})  # type: ignore[no-any-return]
 
 
 def spoil(schema: ModelSchema, row: dict[str, str], kind: int) -> tuple[dict[str, str], str]:
@@ -208,7 +256,7 @@ def test_scored_rows_carry_the_predictions_of_in_process_scoring(
     mode: str,
 ) -> None:
     schema = MODELS[model_name].schema
-    rows, canonical = sample(schema, 300, seed=len(model_name))
+    rows, canonical = sample(model_name, 300, seed=len(model_name))
     columns = ["id", *reversed(schema.feature_names), "note"]  # any order, extras kept
     table = [columns] + [
         [f"row-{i}", *(row[name] for name in reversed(schema.feature_names)), f"n{i}"]
@@ -221,14 +269,20 @@ def test_scored_rows_carry_the_predictions_of_in_process_scoring(
     found = outputs(gcs, bucket, name, generation)
     scored = rows_of(found["scored.csv"])
     model = in_process[model_name]
-    expected = model.pipeline.predict(canonical)
-    assert scored[0] == [*columns, schema.target]
-    assert [row[:-1] for row in scored[1:]] == table[1:]
-    assert [float(row[-1]) for row in scored[1:]] == pytest.approx(expected.tolist(), rel=1e-12)
+    flagged = flags(model, canonical)
+    assert any(flagged), "some rows lie outside the training range"
+    assert not all(flagged), "and some inside"
+    assert scored[0] == [*columns, schema.target, OUTSIDE]
+    assert [row[:-2] for row in scored[1:]] == table[1:]
+    values = [float(row[-2]) for row in scored[1:]]
+    assert values == pytest.approx(predicted(model, canonical), rel=1e-12)
+    assert [row[-1] for row in scored[1:]] == [";".join(names) for names in flagged]
     report = report_of(gcs, bucket, name, generation)
     assert report["status"] == "scored"
     assert report["model"] == {"name": model_name, "version": model.version}
     assert report["rows"] == {"read": 300, "scored": 300, "rejected": 0}
+    assert report["strict"] is False
+    assert report["outside_training_range"] == counted(flagged)
     assert report["event"]["id"] == "event-1"
     assert report["input"] == {"bucket": bucket, "name": name, "generation": str(generation)}
     assert set(found) == {"scored.csv", "rejected.csv", "report.json"}
@@ -238,7 +292,7 @@ def test_every_row_is_accounted_for_with_its_line_and_reasons(
     gcs: FakeGcs, bucket: str, scorer: FunctionServer, in_process: dict[str, LoadedModel]
 ) -> None:
     schema = MODELS["customer_needs"].schema
-    rows, canonical = sample(schema, 200, seed=3)
+    rows, canonical = sample("customer_needs", 200, seed=3)
     header = ["id", "age", "gender", "income"]
     lines, line, valid, rejected = [header], 2, [], []
     for i, row in enumerate(rows):
@@ -258,8 +312,8 @@ def test_every_row_is_accounted_for_with_its_line_and_reasons(
     found = outputs(gcs, bucket, CUSTOMERS, generation)
     scored = rows_of(found["scored.csv"])
     assert [row[0] for row in scored[1:]] == [lines[i + 1][0] for i in valid]
-    expected = in_process["customer_needs"].pipeline.predict(canonical.iloc[valid])
-    assert [float(row[-1]) for row in scored[1:]] == pytest.approx(expected.tolist(), rel=1e-12)
+    expected = predicted(in_process["customer_needs"], canonical.iloc[valid])
+    assert [float(row[-2]) for row in scored[1:]] == pytest.approx(expected, rel=1e-12)
     assert rows_of(found["rejected.csv"]) == [["line_number", "reasons", *header], *rejected]
     report = report_of(gcs, bucket, CUSTOMERS, generation)
     assert report["rows"] == {"read": 201, "scored": len(valid), "rejected": len(rejected)}
@@ -416,7 +470,7 @@ def test_three_deliveries_one_after_another_leave_one_output_set(
 def test_three_deliveries_at_the_same_moment_leave_one_output_set(
     gcs: FakeGcs, scorer: FunctionServer
 ) -> None:
-    rows, _ = sample(MODELS["customer_needs"].schema, 2000, seed=11)
+    rows, _ = sample("customer_needs", 2000, seed=11)
     table = [["age", "gender", "income"]] + [[r["age"], r["gender"], r["income"]] for r in rows]
     table[5][0] = "200"
     data = as_csv(table)
@@ -548,7 +602,7 @@ def test_outputs_made_another_way_are_never_overwritten(
 # Settings
 
 
-def test_an_interval_level_adds_the_bounds_of_in_process_scoring(
+def test_an_interval_level_adds_the_bounds_the_calibration_gives(
     gcs: FakeGcs,
     bucket: str,
     model_store: str,
@@ -556,22 +610,112 @@ def test_an_interval_level_adds_the_bounds_of_in_process_scoring(
     in_process: dict[str, LoadedModel],
 ) -> None:
     server = start_function("score_upload", **scorer_env(model_store, UPLOAD_INTERVAL_LEVEL="0.9"))
-    rows, canonical = sample(MODELS["market_trend"].schema, 50, seed=5)
+    rows, canonical = sample("market_trend", 50, seed=5)
     table = [list(canonical.columns)] + [[row[c] for c in canonical.columns] for row in rows]
     name = "incoming/market_trend/quarters.csv"
+    model = in_process["market_trend"]
+    values = predicted(model, canonical)
+    records = canonical.to_dict("records")
+    intervals = reference.intervals(model.metadata, records, values, 0.9)
+    assert None in intervals, "some rows lie outside the training range: withheld"
+    assert any(intervals), "and some inside"
 
     generation = upload_and_deliver(gcs, server, bucket, as_csv(table), name, "structured")
 
     scored = rows_of(outputs(gcs, bucket, name, generation)["scored.csv"])
-    columns = {name: canonical[name].tolist() for name in canonical.columns}
-    prediction = predict(
-        in_process["market_trend"], Rows.of_columns(columns, len(canonical)), Options(interval=0.9)
-    )
-    expected = np.column_stack(list(prediction.columns().values()))
-    assert scored[0][-3:] == ["future_sales", "future_sales_lower", "future_sales_upper"]
-    got = np.array([[float(v) for v in row[-3:]] for row in scored[1:]])
-    assert got == pytest.approx(expected, rel=1e-12)
+    target = "future_sales"
+    assert scored[0][-4:] == [target, f"{target}_lower", f"{target}_upper", OUTSIDE]
+    for row, value, interval in zip(scored[1:], values, intervals, strict=True):
+        assert float(row[-4]) == pytest.approx(value, rel=1e-12)
+        if interval is None:
+            assert row[-3:-1] == ["", ""]
+        else:
+            assert [float(v) for v in row[-3:-1]] == pytest.approx(list(interval), rel=1e-12)
+    assert [row[-1] for row in scored[1:]] == [";".join(f) for f in flags(model, canonical)]
     assert report_of(gcs, bucket, name, generation)["interval_level"] == 0.9
+    identity = object_metadata(gcs, bucket, folder(name, generation) + "scored.csv")
+    assert (identity["interval-level"], identity["strict"]) == ("0.9", "false")
+
+
+def test_rows_outside_the_training_range_are_flagged_and_counted(
+    gcs: FakeGcs, bucket: str, scorer: FunctionServer, in_process: dict[str, LoadedModel]
+) -> None:
+    model = in_process["customer_needs"]
+    table = [
+        ["id", "age", "gender", "income"],
+        ["inside", "35", "F", "52000"],
+        ["far out", FAR_OUT["age"], FAR_OUT["gender"], FAR_OUT["income"]],
+        ["rich", "35", "f", FAR_OUT["income"]],
+        ["invalid", "150", "F", "52000"],
+    ]
+    canonical = pd.DataFrame(
+        [{"age": float(r[1]), "gender": "female", "income": float(r[3])} for r in table[1:4]]
+    )
+    flagged = flags(model, canonical)
+    assert flagged == [[], ["age", "income"], ["income"]]
+
+    generation = upload_and_deliver(gcs, scorer, bucket, as_csv(table))
+
+    found = outputs(gcs, bucket, CUSTOMERS, generation)
+    scored = rows_of(found["scored.csv"])
+    assert scored[0] == [*table[0], "purchase_amount", OUTSIDE]
+    assert [row[0] for row in scored[1:]] == ["inside", "far out", "rich"]
+    assert [float(row[-2]) for row in scored[1:]] == pytest.approx(
+        predicted(model, canonical), rel=1e-12
+    )
+    assert [row[-1] for row in scored[1:]] == ["", "age;income", "income"]
+    assert [row[0] for row in rows_of(found["rejected.csv"])[1:]] == ["5"]  # only the invalid
+    report = report_of(gcs, bucket, CUSTOMERS, generation)
+    assert report["strict"] is False
+    assert report["rows"] == {"read": 4, "scored": 3, "rejected": 1}
+    assert report["outside_training_range"] == {"rows": 2, "by_feature": {"age": 1, "income": 2}}
+    identity = object_metadata(gcs, bucket, folder(CUSTOMERS, generation) + "scored.csv")
+    assert identity["strict"] == "false"
+
+
+def test_with_upload_strict_rows_outside_the_training_range_are_rejected(
+    gcs: FakeGcs,
+    bucket: str,
+    model_store: str,
+    start_function: StartFunction,
+    in_process: dict[str, LoadedModel],
+) -> None:
+    server = start_function("score_upload", **scorer_env(model_store, UPLOAD_STRICT="true"))
+    seen = in_process["customer_needs"].metadata["training"]["ranges"]
+    table = [
+        ["id", "age", "gender", "income"],
+        ["inside", "35", "F", "52000"],
+        ["far out", FAR_OUT["age"], FAR_OUT["gender"], FAR_OUT["income"]],
+        ["rich", "35", "f", FAR_OUT["income"]],
+    ]
+
+    def reason(feature: str) -> str:
+        low, high = seen[feature]["min"], seen[feature]["max"]
+        return f"{feature}: outside the training range {low:g} to {high:g} (strict)"
+
+    generation = upload_and_deliver(gcs, server, bucket, as_csv(table))
+
+    found = outputs(gcs, bucket, CUSTOMERS, generation)
+    scored, rejected = rows_of(found["scored.csv"]), rows_of(found["rejected.csv"])
+    assert [row[0] for row in scored[1:]] == ["inside"]
+    assert scored[1][-1] == ""
+    assert rejected == [
+        ["line_number", "reasons", *table[0]],
+        ["3", f"{reason('age')}; {reason('income')}", *table[2]],
+        ["4", reason("income"), *table[3]],
+    ]
+    report = report_of(gcs, bucket, CUSTOMERS, generation)
+    assert report["strict"] is True
+    assert report["rows"] == {"read": 3, "scored": 1, "rejected": 2}
+    assert report["outside_training_range"] == {"rows": 0, "by_feature": {}}
+    by_reason = {(r["field"], r["reason"]): r["rows"] for r in report["rejection_reasons"]}
+    assert by_reason == {
+        (feature, reason(feature).removeprefix(f"{feature}: ")): rows
+        for feature, rows in (("age", 1), ("income", 2))
+    }
+    for output in ("scored.csv", "rejected.csv"):
+        identity = object_metadata(gcs, bucket, folder(CUSTOMERS, generation) + output)
+        assert identity["strict"] == "true", output
 
 
 def test_an_interval_the_model_cannot_give_is_reported_for_the_whole_file(
@@ -666,7 +810,7 @@ def test_storage_lost_midway_fails_the_event_and_leaves_nothing_visible(
 def test_a_crash_midway_leaves_nothing_visible_and_the_next_delivery_completes(
     gcs: FakeGcs, bucket: str, model_store: str, start_function: StartFunction
 ) -> None:
-    rows, _ = sample(MODELS["customer_needs"].schema, 400_000, seed=21)
+    rows, _ = sample("customer_needs", 400_000, seed=21)
     data = as_csv([["age", "gender", "income"]] + [list(r.values()) for r in rows])
     generation = put_object(gcs, bucket, CUSTOMERS, data)
     env = scorer_env(model_store, UPLOAD_CHUNK_ROWS="5000")

@@ -13,8 +13,8 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from shared.predict._explain import shapley
-from shared.predict._intervals import half_width
 from shared.store import LoadedModel, load_current
+from tests import expected as reference
 from tests.integration.conftest import (
     BUNDLED,
     MODELS,
@@ -26,12 +26,13 @@ from tests.integration.conftest import (
 )
 from tests.integration.support import FakeGcs, FunctionServer
 
+OUTSIDE = "outside_training_range"
 ROWS = {
     "customer_needs": pd.DataFrame(
         {
             "age": [35.0, 61.0, 18.0],
             "gender": ["female", "male", "other"],
-            "income": [52000.0, 90000.5, 0.0],
+            "income": [52000.0, 90000.5, 0.0],  # 0: below any income fit on
         }
     ),
     "market_trend": pd.DataFrame(
@@ -57,9 +58,18 @@ def bundled(name: str) -> LoadedModel:
 
 
 def expected(name: str, rows: pd.DataFrame) -> np.ndarray:
-    """The bundled model's own in-process predictions."""
+    """The bundled model's own in-process predictions, raised to the target's minimum."""
     model = bundled(name)
-    return np.asarray(model.pipeline.predict(rows[list(model.schema.feature_names)]), dtype=float)
+    values = model.pipeline.predict(rows[list(model.schema.feature_names)])
+    return np.array([reference.in_domain(model.metadata, float(v)) for v in values])
+
+
+def expected_bounds(name: str, rows: pd.DataFrame, level: float) -> np.ndarray:
+    """Lower and upper per row by the normalised split-conformal definition; NaN (what the
+    client reads a null as) where the interval is withheld."""
+    records = rows.to_dict("records")
+    found = reference.intervals(bundled(name).metadata, records, expected(name, rows), level)
+    return np.array([(np.nan, np.nan) if b is None else b for b in found], dtype=float)
 
 
 def tensors(rows: pd.DataFrame, *, binary_data: bool = False) -> list[triton.InferInput]:
@@ -74,6 +84,10 @@ def tensors(rows: pd.DataFrame, *, binary_data: bool = False) -> list[triton.Inf
         tensor.set_data_from_numpy(values, binary_data=binary_data)
         inputs.append(tensor)
     return inputs
+
+
+def as_text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def wanted(*names: str, binary_data: bool = False) -> list[triton.InferRequestedOutput]:
@@ -122,6 +136,7 @@ def test_model_metadata_lists_typed_inputs_outputs_and_the_live_version(client, 
     ]
     outputs = {o["name"]: o["datatype"] for o in metadata["outputs"]}
     assert outputs[schema.target] == "FP64"
+    assert outputs[OUTSIDE] == "BYTES"
     assert {f"contribution_{name}" for name in schema.feature_names} <= set(outputs)
     assert client.get_model_metadata(model, bundled_version(model)) == metadata
 
@@ -156,9 +171,10 @@ def test_inputs_in_any_order_and_as_column_vectors(client, model):
 def test_interval_and_explanations_as_request_parameters(client, model):
     loaded, rows = bundled(model), ROWS[model]
     target, features = loaded.schema.target, list(loaded.schema.feature_names)
-    names = [target, f"{target}_lower", f"{target}_upper", "base_value"]
+    names = [target, f"{target}_lower", f"{target}_upper", OUTSIDE, "base_value"]
     names += [f"contribution_{feature}" for feature in features]
-    width = half_width(loaded.metadata["intervals"]["abs_residuals"], 0.9)
+    bounds = expected_bounds(model, rows, 0.9)
+    flags = [";".join(reference.outside(loaded.metadata, r)) for r in rows.to_dict("records")]
     background = pd.DataFrame(loaded.metadata["explanations"]["background"])[features]
     base, contributions = shapley(loaded.pipeline.predict, rows[features], background, features)
 
@@ -171,8 +187,9 @@ def test_interval_and_explanations_as_request_parameters(client, model):
 
     predicted = expected(model, rows)
     assert result.as_numpy(target) == pytest.approx(predicted, rel=1e-12)
-    assert result.as_numpy(f"{target}_lower") == pytest.approx(predicted - width, rel=1e-12)
-    assert result.as_numpy(f"{target}_upper") == pytest.approx(predicted + width, rel=1e-12)
+    np.testing.assert_allclose(result.as_numpy(f"{target}_lower"), bounds[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(result.as_numpy(f"{target}_upper"), bounds[:, 1], rtol=1e-12)
+    assert [as_text(v) for v in result.as_numpy(OUTSIDE)] == flags
     assert result.as_numpy("base_value") == pytest.approx([base] * len(rows), rel=1e-12)
     for position, feature in enumerate(features):
         assert result.as_numpy(f"contribution_{feature}") == pytest.approx(

@@ -27,7 +27,7 @@ def train_fast(name: str, rows: pd.DataFrame, version: str) -> Trained:
 
     recipe = RECIPES[name]
     seed_only = dataclasses.replace(
-        recipe, candidates=lambda: {SEED_MODEL: recipe.candidates()[SEED_MODEL]}
+        recipe, candidates=lambda exclude: {SEED_MODEL: recipe.baseline(exclude)}
     )
     return train(seed_only, rows, version, CREATED)
 

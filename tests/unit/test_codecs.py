@@ -13,14 +13,22 @@ from hypothesis import strategies as st
 
 from shared.codecs import (
     Table,
+    cell_texts,
+    encode_infer,
     encode_json,
     encode_table,
     envelope,
+    float_texts,
     instance_rows,
+    json_answer,
+    model_metadata,
     parse_json,
     read_csv,
 )
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
+from shared.predict import OUTSIDE, Interval, Options, Prediction, output_columns
+from shared.predict._applicability import Outside
+from shared.schema import CUSTOMER_NEEDS
 from shared.validation import ABSENT
 
 LIMIT = 100
@@ -395,3 +403,143 @@ def test_encode_json_serialises_numpy_values() -> None:
     document = {"predictions": np.array([1.5, 2.0]), "count": np.int64(2)}
 
     assert orjson.loads(encode_json(document)) == {"predictions": [1.5, 2.0], "count": 2}
+
+
+# cells, and what a prediction is laid out as
+
+
+def test_cell_texts_write_floats_as_float_texts_text_as_is_and_missing_values_empty() -> None:
+    floats = np.array([812.5, 1e-7, 3.0])
+
+    assert cell_texts(floats) == float_texts(floats)
+    assert cell_texts([812.5, None, 0.1]) == ["812.5", "", "0.1"]
+    assert cell_texts(np.array([812.5, np.nan])) == ["812.5", ""]
+    assert cell_texts(["", "income", "age;income"]) == ["", "income", "age;income"]
+    assert cell_texts(np.array(["income", ""], dtype=object)) == ["income", ""]
+    assert [float(text) for text in cell_texts(np.array([0.1, np.nan, 2 / 3]))[::2]] == [
+        0.1,
+        2 / 3,
+    ]
+
+
+def prediction_of(values: Any, lower: Any, upper: Any, outside: dict[str, Any]) -> Prediction:
+    """A prediction of two customers, the second outside the training range by income."""
+    count = len(values)
+    return Prediction(
+        CUSTOMER_NEEDS,
+        list(range(count)),
+        values,
+        interval=Interval(0.9, lower, upper),
+        options=Options(interval=0.9),
+        outside=Outside(count, outside),
+    )
+
+
+BY_LIST = prediction_of([812.5, 900.0], [700.0, None], [925.0, None], {"income": [False, True]})
+BY_ARRAY = prediction_of(
+    np.array([812.5, 900.0]),
+    np.array([700.0, np.nan]),
+    np.array([925.0, np.nan]),
+    {"income": np.array([False, True])},
+)
+
+
+def test_output_columns_put_the_outside_flags_after_the_bounds_and_before_explanations() -> None:
+    assert output_columns(CUSTOMER_NEEDS, Options()) == ["purchase_amount", OUTSIDE]
+    assert output_columns(CUSTOMER_NEEDS) == [
+        "purchase_amount",
+        "purchase_amount_lower",
+        "purchase_amount_upper",
+        OUTSIDE,
+        "base_value",
+        "contribution_age",
+        "contribution_gender",
+        "contribution_income",
+    ]
+
+
+@pytest.mark.parametrize("prediction", [BY_LIST, BY_ARRAY], ids=["list", "array"])
+def test_a_withheld_interval_is_an_empty_csv_cell(prediction: Prediction) -> None:
+    table = read_csv(b"id\nA\nB\n", LIMIT)
+
+    encoded = encode_table(table, prediction.columns())
+
+    assert encoded == (
+        b"id,purchase_amount,purchase_amount_lower,purchase_amount_upper,outside_training_range"
+        b"\r\nA,812.5,700.0,925.0,\r\nB,900.0,,,income\r\n"
+    )
+
+
+@pytest.mark.parametrize("prediction", [BY_LIST, BY_ARRAY], ids=["list", "array"])
+def test_a_withheld_interval_is_a_json_object_without_bounds(prediction: Prediction) -> None:
+    answer = orjson.loads(encode_json(json_answer(prediction)))
+
+    assert answer == {
+        "predictions": [
+            {
+                "purchase_amount": 812.5,
+                "interval": {"level": 0.9, "lower": 700.0, "upper": 925.0},
+                OUTSIDE: [],
+            },
+            {
+                "purchase_amount": 900.0,
+                "interval": {
+                    "level": 0.9,
+                    "lower": None,
+                    "upper": None,
+                    "withheld": "outside the training range: not calibrated there",
+                },
+                OUTSIDE: ["income"],
+            },
+        ]
+    }
+
+
+def test_bare_json_predictions_carry_the_outside_flags_beside_them() -> None:
+    prediction = dataclasses.replace(BY_ARRAY, interval=None, options=Options())
+
+    answer = orjson.loads(encode_json(json_answer(prediction)))
+
+    assert answer == {"predictions": [812.5, 900.0], OUTSIDE: [[], ["income"]]}
+
+
+def test_a_prediction_without_flags_names_no_feature_outside() -> None:
+    prediction = Prediction(CUSTOMER_NEEDS, [0, 1], [1.0, 2.0])
+
+    assert json_answer(prediction) == {"predictions": [1.0, 2.0], OUTSIDE: [[], []]}
+    assert prediction.columns()[OUTSIDE] == ["", ""]
+
+
+def test_several_features_outside_are_joined_in_schema_order() -> None:
+    outside = Outside(2, {"age": [True, False], "income": [True, True]})
+
+    assert outside.names() == [["age", "income"], ["income"]]
+    assert outside.texts() == ["age;income", "income"]
+    assert outside.counts() == {"age": 1, "income": 2}
+    assert outside.any() == [True, True]
+    assert outside.keep([False, True]).names() == [["income"]]
+
+
+@pytest.mark.parametrize("prediction", [BY_LIST, BY_ARRAY], ids=["list", "array"])
+def test_open_inference_outputs_a_bytes_tensor_of_flags_and_null_withheld_bounds(
+    prediction: Prediction,
+) -> None:
+    body = orjson.loads(encode_json(encode_infer(prediction, "customer_needs", "v1", None, None)))
+
+    tensors = {tensor["name"]: tensor for tensor in body["outputs"]}
+    assert list(tensors) == output_columns(CUSTOMER_NEEDS, Options(interval=0.9))
+    assert tensors[OUTSIDE] == {
+        "name": OUTSIDE,
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": ["", "income"],
+    }
+    assert tensors["purchase_amount_lower"]["data"] == [700.0, None]
+    assert tensors["purchase_amount_upper"]["datatype"] == "FP64"
+
+
+def test_open_inference_metadata_lists_the_flags_as_a_bytes_output() -> None:
+    outputs = model_metadata(CUSTOMER_NEEDS, "customer_needs", "v1")["outputs"]
+
+    assert [o["name"] for o in outputs] == output_columns(CUSTOMER_NEEDS)
+    assert {o["name"]: o["datatype"] for o in outputs}[OUTSIDE] == "BYTES"

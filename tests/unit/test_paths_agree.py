@@ -28,10 +28,10 @@ from models.training import Trained, train
 from shared.codecs import encode_table, read_csv
 from shared.predict import SMALL_ROWS, Options, Prediction, predict
 from shared.predict._compiled import CompiledModel
-from shared.predict._intervals import half_width
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.validation import Rows, clean_columns, clean_records, validate, validate_records
+from tests import expected
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 
@@ -132,7 +132,8 @@ def trained_variants():
     markets = data.macro()
     for name, frame in (("customer_needs", customers), ("market_trend", markets)):
         recipe = RECIPES[name]
-        for candidate, model in recipe.candidates().items():
+        models = {**recipe.candidates(()), "baseline": recipe.baseline(())}
+        for candidate, model in models.items():
             features = frame[list(recipe.schema.feature_names)].iloc[:-1]
             yield name, candidate, model.fit(features, frame[recipe.schema.target].iloc[:-1])
     for name in ("customer_needs", "market_trend"):
@@ -216,11 +217,13 @@ def every_path(model: LoadedModel, rows: list[dict[str, object]]) -> dict[str, P
 def _first_copy(prediction: Prediction, count: int) -> Prediction:
     positions = np.asarray(prediction.positions)
     keep = positions < count
+    assert prediction.outside is not None
     return dataclasses.replace(
         prediction,
         positions=positions[keep],
         values=np.asarray(prediction.values)[keep],
         problems=tuple(p for p in prediction.problems if p.row is None or p.row < count),
+        outside=prediction.outside.keep(keep),
     )
 
 
@@ -237,6 +240,9 @@ def assert_paths_agree(model: LoadedModel, rows: list[dict[str, object]]) -> Non
             atol=0,
             err_msg=path,
         )
+        assert prediction.outside is not None
+        assert reference.outside is not None
+        assert prediction.outside.names() == reference.outside.names(), path
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -321,20 +327,28 @@ def test_csv_answers_are_what_pandas_writes_for_the_pipelines_predictions(rows, 
 
     frame = pd.DataFrame(table.columns(), dtype=object)
     features = validate(frame, model.schema, allow_extra=True).features
-    predicted = model.pipeline.predict(features)
+    canonical = features[list(model.schema.feature_names)].to_dict(orient="records")
+    metadata = model.metadata
+    predicted = [expected.in_domain(metadata, v) for v in model.pipeline.predict(features)]
     reference = pd.DataFrame({"purchase_amount": predicted})
     if interval is not None:
-        width = half_width(model.metadata["intervals"]["abs_residuals"], interval)
-        reference["purchase_amount_lower"] = predicted - width
-        reference["purchase_amount_upper"] = predicted + width
+        bounds = expected.intervals(metadata, canonical, predicted, interval)
+        reference["purchase_amount_lower"] = [None if b is None else b[0] for b in bounds]
+        reference["purchase_amount_upper"] = [None if b is None else b[1] for b in bounds]
+    reference["outside_training_range"] = [
+        ";".join(expected.outside(metadata, row)) for row in canonical
+    ]
     slow = frame.join(reference).to_csv(index=False, lineterminator="\r\n")
 
     fast_rows, slow_rows = list(csv.reader(io.StringIO(fast))), list(csv.reader(io.StringIO(slow)))
     assert fast_rows[0] == slow_rows[0]
     for mine, theirs in zip(fast_rows[1:], slow_rows[1:], strict=True):
         assert mine[:4] == theirs[:4]  # every cell as sent
+        assert mine[-1] == theirs[-1]  # the features outside the training range
+        numbers, wanted = mine[4:-1], theirs[4:-1]
+        assert [v == "" for v in numbers] == [v == "" for v in wanted]  # withheld: empty
         np.testing.assert_allclose(
-            [float(v) for v in mine[4:]], [float(v) for v in theirs[4:]], rtol=1e-9
+            [float(v) for v in numbers if v], [float(v) for v in wanted if v], rtol=1e-9
         )
 
 

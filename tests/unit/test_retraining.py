@@ -10,6 +10,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import joblib
 import numpy as np
 import orjson
 import pandas as pd
@@ -52,6 +53,7 @@ from models.retraining.report import (
     TOO_FEW_ROWS,
     TOO_MANY_ROWS,
     UNFINISHED,
+    UNTRAINABLE,
     Outcome,
     refusal_decision,
     report,
@@ -70,6 +72,7 @@ from shared.uploads import (
     Ignored,
     encode_report,
 )
+from tests import expected
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -91,12 +94,26 @@ def fast(name: str) -> Recipe:
     """The product's recipe with only its seed candidate: the same training, in a fraction."""
     recipe = RECIPES[name]
     return dataclasses.replace(
-        recipe, candidates=lambda: {SEED_MODEL: recipe.candidates()[SEED_MODEL]}
+        recipe, candidates=lambda exclude: {SEED_MODEL: recipe.baseline(exclude)}
     )
 
 
-def measured(rmse: float, coverage: float | None = 0.9, non_finite: int = 0) -> Scores:
-    return Scores(rmse=rmse, mae=rmse, r2=0.5, non_finite=non_finite, coverage=coverage)
+OUTLIER = "target: outlier by the fit rows' rule"
+
+
+def measured(
+    rmse: float,
+    coverage: float | None = 0.9,
+    non_finite: int = 0,
+    worst: dict[str, object] | None = None,
+) -> Scores:
+    return Scores(
+        rmse=rmse, mae=rmse, r2=0.5, non_finite=non_finite, coverage=coverage, worst_group=worst
+    )
+
+
+def worst_group(coverage: float) -> dict[str, object]:
+    return {"feature": "income", "group": "(92900, 319200]", "rows": 386, "coverage": coverage}
 
 
 # Which uploads start a run, and where a run writes
@@ -254,19 +271,33 @@ def test_too_many_rows_says_which_limit_and_how_to_stay_under_it() -> None:
 def test_scores_are_the_textbook_formulas() -> None:
     actual = np.array([1.0, 2.0, 3.0, 4.0])
     predicted = np.array([1.5, 2.0, 2.0, 4.0])
+    bounds = (predicted - 0.6, predicted + 0.6)  # errors 0.5, 0, 1, 0: three rows inside
 
-    measured_ = scores(actual, predicted, [0.1, 0.6, 2.0], level=0.5)
+    measured_ = scores(actual, predicted, bounds)
 
     assert measured_.rmse == pytest.approx(math.sqrt((0.25 + 0 + 1 + 0) / 4), abs=1e-6)
     assert measured_.mae == pytest.approx(1.5 / 4, abs=1e-6)
     assert measured_.r2 == pytest.approx(1 - 1.25 / 5, abs=1e-6)
     assert measured_.non_finite == 0
-    # half-width at 50% of 3 residuals: the 2nd smallest, 0.6; errors 0.5, 0, 1, 0
     assert measured_.coverage == 0.75
+    assert measured_.worst_group is None
+
+
+def test_coverage_counts_only_the_rows_given_an_interval() -> None:
+    actual = np.array([1.0, 2.0, 3.0, 4.0])
+    predicted = np.array([1.5, 2.0, 2.0, 4.0])
+    lower, upper = predicted - 0.6, predicted + 0.6
+    lower[2] = upper[2] = np.nan  # withheld: the row was outside the training range
+
+    measured_ = scores(actual, predicted, (lower, upper), worst_group(0.8))
+
+    assert measured_.coverage == 1.0  # the one row outside its interval had none
+    assert measured_.rmse == pytest.approx(math.sqrt(1.25 / 4), abs=1e-6)  # every row counts
+    assert measured_.to_dict()["worst_group_coverage"] == worst_group(0.8)
 
 
 def test_non_finite_predictions_are_counted_and_make_errors_infinite() -> None:
-    measured_ = scores(np.array([1.0, 2.0]), np.array([1.0, np.nan]), None, 0.9)
+    measured_ = scores(np.array([1.0, 2.0]), np.array([1.0, np.nan]), None)
 
     assert measured_.non_finite == 1
     assert measured_.rmse == math.inf
@@ -343,6 +374,42 @@ def test_coverage_gate_allows_the_tolerance_both_ways(coverage: float | None, pa
     assert coverage_gate(measured(1.0, coverage), 0.9, 0.05).passed is passed
 
 
+@pytest.mark.parametrize(
+    ("worst", "passed"), [(0.9, True), (0.85, True), (0.849, False), (0.5, False)]
+)
+def test_coverage_gate_holds_the_worst_group_to_its_own_tolerance(
+    worst: float, passed: bool
+) -> None:
+    gate = coverage_gate(measured(1.0, 0.9, worst=worst_group(worst)), 0.9, 0.05, 0.05)
+
+    assert gate.passed is passed  # the marginal coverage is exactly the level every time
+    assert gate.numbers["worst_group"] == worst_group(worst)
+    assert gate.numbers["group_tolerance"] == 0.05
+    assert "income (92900, 319200] (386 rows)" in gate.detail
+
+
+def test_a_worst_group_within_tolerance_does_not_rescue_a_bad_marginal_coverage() -> None:
+    assert not coverage_gate(measured(1.0, 0.8, worst=worst_group(0.9)), 0.9, 0.05, 0.05).passed
+
+
+def test_without_a_checked_group_only_the_marginal_coverage_is_held() -> None:
+    gate = coverage_gate(measured(1.0, 0.9, worst=None), 0.9, 0.05, 0.0)
+
+    assert gate.passed
+    assert "no decile or category has enough rows" in gate.detail
+
+
+def test_the_policy_passes_its_group_tolerance_to_the_coverage_gate() -> None:
+    evaluation = Evaluation(500, measured(90.0, 0.9, worst=worst_group(0.82)), measured(100.0))
+
+    default = gates(evaluation, CUSTOMER_NEEDS.to_dict(), None, POLICY)
+    loose = dataclasses.replace(POLICY, group_coverage_tolerance=0.1)
+
+    assert POLICY.group_coverage_tolerance == 0.05
+    assert gate_decision(default) == "not promoted: failed coverage"
+    assert gate_decision(gates(evaluation, CUSTOMER_NEEDS.to_dict(), None, loose)) is None
+
+
 def test_every_gate_is_evaluated_and_the_decision_names_the_failures() -> None:
     evaluation = Evaluation(500, measured(99.0, coverage=0.7), measured(100.0))
 
@@ -399,6 +466,8 @@ def test_the_report_holds_decision_rows_metrics_gates_and_settings() -> None:
     assert document["metrics"]["current"]["non_finite_predictions"] == 2
     assert document["gates"] == [{"name": "finite", "passed": True, "detail": "ok", "rows": 2}]
     assert document["settings"]["min_improvement"] == 0.02
+    assert document["settings"]["group_coverage_tolerance"] == 0.05
+    assert document["settings"]["exclude_features"] == []
 
 
 # Settings
@@ -409,17 +478,30 @@ def test_retraining_settings_defaults_and_values() -> None:
     assert (defaults.retrain_join_current, defaults.retrain_min_improvement) == (False, 0.02)
     assert (defaults.retrain_coverage_tolerance, defaults.retrain_max_rows) == (0.05, 4_000_000)
     assert defaults.retrain_claim_seconds == 600.0
+    assert defaults.retrain_group_coverage_tolerance == 0.05
+    assert defaults.retrain_exclude_features == ()
 
     settings = from_env(
         {
             "RETRAIN_JOIN_CURRENT": " True ",
             "RETRAIN_MIN_IMPROVEMENT": "0",
             "RETRAIN_COVERAGE_TOLERANCE": "0.1",
+            "RETRAIN_GROUP_COVERAGE_TOLERANCE": "0.08",
+            "RETRAIN_EXCLUDE_FEATURES": " gender, ,age ",
             "RETRAIN_MAX_ROWS": "5000",
             "RETRAIN_CLAIM_SECONDS": "30",
         }
     )
-    assert Policy.from_settings(settings) == Policy(0.0, 0.1, True, 5000, 30.0)
+    assert Policy.from_settings(settings) == Policy(
+        0.0,
+        0.1,
+        True,
+        5000,
+        30.0,
+        group_coverage_tolerance=0.08,
+        exclude_features=("gender", "age"),
+    )
+    assert Policy.from_settings(settings).to_dict()["exclude_features"] == ["gender", "age"]
 
 
 @pytest.mark.parametrize(
@@ -429,6 +511,8 @@ def test_retraining_settings_defaults_and_values() -> None:
         ("RETRAIN_MIN_IMPROVEMENT", "1", "from 0 to below 1"),
         ("RETRAIN_MIN_IMPROVEMENT", "-0.1", "from 0 to below 1"),
         ("RETRAIN_COVERAGE_TOLERANCE", "nan", "from 0 to below 1"),
+        ("RETRAIN_GROUP_COVERAGE_TOLERANCE", "1", "from 0 to below 1"),
+        ("RETRAIN_GROUP_COVERAGE_TOLERANCE", "-0.01", "from 0 to below 1"),
         ("RETRAIN_MAX_ROWS", "1e6", "positive number"),
         ("RETRAIN_CLAIM_SECONDS", "0", "positive number"),
     ],
@@ -475,9 +559,11 @@ def test_the_current_model_is_measured_on_the_same_rows(
 
     rows = prepared.features.iloc[prepared.evaluation][list(recipe.schema.feature_names)]
     actual = prepared.target.iloc[prepared.evaluation].to_numpy()
-    expected = np.sqrt(np.mean((actual - loaded.pipeline.predict(rows)) ** 2))
+    served = [expected.in_domain(loaded.metadata, v) for v in loaded.pipeline.predict(rows)]
+    rmse = np.sqrt(np.mean((actual - np.array(served)) ** 2))
     assert result.evaluation.current is not None
-    assert result.evaluation.current.rmse == pytest.approx(expected, abs=1e-5)
+    assert result.evaluation.current.rmse == pytest.approx(rmse, abs=1e-5)
+    assert result.evaluation.current.coverage is not None
 
 
 def test_joined_rows_train_but_only_uploaded_rows_evaluate(customers: pd.DataFrame) -> None:
@@ -492,6 +578,8 @@ def test_joined_rows_train_but_only_uploaded_rows_evaluate(customers: pd.DataFra
     assert rows["joined"]["read"] == len(earlier)
     assert rows["uploaded"]["used"] + rows["uploaded"]["rejected"] == len(customers)
     used = rows["uploaded"]["used"] + rows["joined"]["used"]
+    outliers = rows["rejected_reasons"].get(OUTLIER, 0)
+    assert outliers > 0  # the generator draws purchase outliers
     assert sum(rows["training"].values()) == used
     assert sum(rows["rejected_reasons"].values()) >= len(frame) - used
     assert rows["evaluation"] == len(prepared.evaluation)
@@ -504,6 +592,63 @@ def test_joined_rows_train_but_only_uploaded_rows_evaluate(customers: pd.DataFra
         (str(a), str(i)) in pairs
         for a, i in zip(evaluated["age"], evaluated["income"], strict=True)
     )
+
+
+def test_every_row_counted_as_used_is_in_one_part_of_the_split(customers: pd.DataFrame) -> None:
+    recipe = fast("customer_needs")
+
+    rows = prepare(recipe, training_frame([customers], recipe.schema), 0).rows
+
+    assert rows["rejected_reasons"].get(OUTLIER, 0) > 0
+    assert sum(rows["training"].values()) == rows["uploaded"]["used"]
+
+
+def test_outliers_are_judged_by_the_fit_rows_rule_in_every_part(customers: pd.DataFrame) -> None:
+    recipe = fast("customer_needs")
+    frame = training_frame([customers], recipe.schema)
+    frame["purchase_amount"] = frame["purchase_amount"].astype(float)
+    # Every 50th valid row far beyond any rule: wherever the split puts it, it is left out.
+    planted = frame.index[frame["purchase_amount"].notna()][::50]
+    frame.loc[planted, "purchase_amount"] = 1e9
+
+    prepared = prepare(recipe, frame, 0)
+
+    assert prepared.rows["rejected_reasons"][OUTLIER] >= len(planted)
+    evaluated = prepared.target.iloc[prepared.evaluation].to_numpy()
+    assert len(evaluated)
+    assert (evaluated < 1e9).all()
+    result = challenge(recipe, prepared, None, NOW)
+    rule = result.trained.metadata["training"]["outlier_rule"]
+    assert rule["learned_on"] == "fit rows"
+    assert rule["upper"] < 1e9
+
+
+def test_an_excluded_feature_is_not_used_by_the_challenger(customers: pd.DataFrame) -> None:
+    recipe = fast("customer_needs")
+    prepared = prepare(recipe, training_frame([customers], recipe.schema), 0)
+
+    result = challenge(recipe, prepared, None, NOW, exclude=("gender",))
+
+    metadata = result.trained.metadata
+    assert metadata["training"]["excluded_features"] == ["gender"]
+    pipeline = joblib.load(io.BytesIO(result.trained.artifact))
+    women = pd.DataFrame({"age": [30.0, 60.0], "gender": ["female"] * 2, "income": [4e4, 9e4]})
+    men = women.assign(gender="male")
+    np.testing.assert_array_equal(pipeline.predict(women), pipeline.predict(men))
+    assert list(metadata["schema"]["features"][1]["categories"]) == ["female", "male", "other"]
+
+
+def test_excluding_a_feature_the_model_does_not_have_is_untrainable(
+    customers: pd.DataFrame,
+) -> None:
+    recipe = fast("customer_needs")
+    prepared = prepare(recipe, training_frame([customers], recipe.schema), 0)
+
+    with pytest.raises(FileProblem) as refused:
+        challenge(recipe, prepared, None, NOW, exclude=("colour",))
+
+    assert refused.value.code == UNTRAINABLE
+    assert "colour" in refused.value.message
 
 
 def test_too_few_rows_to_evaluate_are_refused_before_training() -> None:

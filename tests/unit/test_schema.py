@@ -55,7 +55,35 @@ def test_to_dict_shape() -> None:
     assert document["target"] == {
         "name": "purchase_amount",
         "description": CUSTOMER_NEEDS.target_description,
+        "minimum": 0.0,
     }
+    assert document["time"] == []
+
+
+def test_an_amount_and_a_forecast_of_sales_are_never_negative() -> None:
+    assert CUSTOMER_NEEDS.target_minimum == 0
+    assert MARKET_TREND.target_minimum == 0
+
+
+def test_the_market_rows_are_ordered_in_time_by_year_and_quarter_for_training_only() -> None:
+    document = MARKET_TREND.to_dict()
+
+    assert MARKET_TREND.time == ("year", "quarter")
+    assert document["time"] == ["year", "quarter"]
+    assert not set(MARKET_TREND.time) & set(MARKET_TREND.feature_names)  # not sent by requests
+    assert not set(MARKET_TREND.time) & set(MARKET_TREND.json_schema()["properties"])
+
+
+def test_a_schema_stored_before_target_minimum_and_time_reads_without_them() -> None:
+    document = CUSTOMER_NEEDS.to_dict()
+    document["target"] = {"name": "purchase_amount", "description": "old"}
+    del document["time"]
+
+    rebuilt = ModelSchema.from_dict(document)
+
+    assert rebuilt.target_minimum is None
+    assert rebuilt.time == ()
+    assert rebuilt.features == CUSTOMER_NEEDS.features
 
 
 def test_from_dict_rejects_an_unknown_feature_type() -> None:

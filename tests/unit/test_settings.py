@@ -24,6 +24,9 @@ def test_defaults_when_nothing_is_set() -> None:
         max_event_age_seconds=86_400.0,
         upload_chunk_rows=50_000,
         upload_interval_level=None,
+        upload_strict=False,
+        retrain_group_coverage_tolerance=0.05,
+        retrain_exclude_features=(),
     )
     assert str(REPOSITORY / "models") == DEFAULT_MODEL_STORE
 
@@ -43,6 +46,9 @@ def test_empty_values_mean_the_default() -> None:
             "MAX_EVENT_AGE_SECONDS",
             "UPLOAD_CHUNK_ROWS",
             "UPLOAD_INTERVAL_LEVEL",
+            "UPLOAD_STRICT",
+            "RETRAIN_GROUP_COVERAGE_TOLERANCE",
+            "RETRAIN_EXCLUDE_FEATURES",
         )
     }
     environ["MAX_INSTANCES"] = "  "
@@ -63,6 +69,9 @@ def test_every_variable_is_parsed() -> None:
         "MAX_EVENT_AGE_SECONDS": "3600",
         "UPLOAD_CHUNK_ROWS": "1000",
         "UPLOAD_INTERVAL_LEVEL": " 0.9 ",
+        "UPLOAD_STRICT": "yes",
+        "RETRAIN_GROUP_COVERAGE_TOLERANCE": "0.1",
+        "RETRAIN_EXCLUDE_FEATURES": "gender",
     }
 
     settings = from_env(environ)
@@ -79,6 +88,9 @@ def test_every_variable_is_parsed() -> None:
         max_event_age_seconds=3600.0,
         upload_chunk_rows=1000,
         upload_interval_level=0.9,
+        upload_strict=True,
+        retrain_group_coverage_tolerance=0.1,
+        retrain_exclude_features=("gender",),
     )
     assert type(settings.max_body_bytes) is int
     assert type(settings.storage_timeout_seconds) is float
@@ -129,6 +141,30 @@ def test_a_bad_upload_interval_level_raises_settings_error(value: str) -> None:
 
     with pytest.raises(SettingsError, match=expected):
         from_env({"UPLOAD_INTERVAL_LEVEL": value})
+
+
+@pytest.mark.parametrize(
+    ("value", "strict"),
+    [("true", True), (" TRUE ", True), ("1", True), ("no", False), ("0", False), ("False", False)],
+)
+def test_upload_strict_is_a_flag(value: str, strict: bool) -> None:
+    assert from_env({"UPLOAD_STRICT": value}).upload_strict is strict
+
+
+@pytest.mark.parametrize("value", ["maybe", "on", "2", "strict"])
+def test_a_bad_upload_strict_raises_settings_error(value: str) -> None:
+    with pytest.raises(
+        SettingsError, match=f"^UPLOAD_STRICT must be true or false, got {value!r}$"
+    ):
+        from_env({"UPLOAD_STRICT": value})
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [("gender", ("gender",)), (" gender , age ", ("gender", "age")), (",,", ()), ("", ())],
+)
+def test_excluded_features_are_a_comma_separated_list(raw: str, names: tuple[str, ...]) -> None:
+    assert from_env({"RETRAIN_EXCLUDE_FEATURES": raw}).retrain_exclude_features == names
 
 
 def test_settings_error_is_a_value_error() -> None:

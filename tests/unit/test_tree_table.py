@@ -10,12 +10,12 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from models.compile import compile_pipeline
+from models.compile import NotCompilable, compile_pipeline, try_compile
 from shared.predict import _tree_table as tree_table
 from shared.predict._compiled import CompiledModel
 
 
-def fitted(seed: int, categories: list[str], scale: bool) -> Pipeline:
+def fitted(seed: int, categories: list[str], scale: bool, loss: str = "squared_error") -> Pipeline:
     rng = np.random.default_rng(seed)
     n = 3000
     frame = pd.DataFrame(
@@ -26,6 +26,7 @@ def fitted(seed: int, categories: list[str], scale: bool) -> Pipeline:
         }
     )
     target = frame["size"] * (frame["colour"] == categories[0]) + np.log(frame["weight"]) * 7
+    target = target - target.min() + 1  # positive: a Poisson or gamma loss needs that
     numbers = StandardScaler() if scale else "passthrough"
     pipeline = Pipeline(
         [
@@ -38,10 +39,10 @@ def fitted(seed: int, categories: list[str], scale: bool) -> Pipeline:
                     ]
                 ),
             ),
-            ("trees", HistGradientBoostingRegressor(max_iter=40, random_state=seed)),
+            ("trees", HistGradientBoostingRegressor(max_iter=40, random_state=seed, loss=loss)),
         ]
     )
-    return pipeline.fit(frame, target + rng.normal(0, 1, n))
+    return pipeline.fit(frame, np.abs(target + rng.normal(0, 1, n)))
 
 
 def probes(seed: int, categories: list[str]) -> pd.DataFrame:
@@ -111,3 +112,71 @@ def test_other_estimators_have_no_table():
     }
 
     assert CompiledModel(form).table() is None
+
+
+@pytest.mark.parametrize(("loss", "link"), [("squared_error", "identity"), ("poisson", "log")])
+def test_the_serving_form_names_the_link_of_the_loss(loss, link):
+    form = compile_pipeline(fitted(7, ["red", "green"], scale=False, loss=loss))
+
+    assert form["estimator"]["link"] == link
+
+
+@pytest.mark.parametrize("loss", ["poisson", "gamma"])
+def test_a_log_link_table_returns_the_floats_of_the_ensemble(loss):
+    categories = ["red", "green", "blue"]
+    pipeline = fitted(8, categories, scale=True, loss=loss)
+    table = tree_table.build(compile_pipeline(pipeline))
+    frame = probes(8, categories)
+
+    got = table.predict(as_columns(frame))
+
+    np.testing.assert_allclose(got, pipeline.predict(frame), rtol=1e-15, atol=0)
+    assert (got > 0).all()  # exp of the summed trees: never zero or below
+
+
+def test_a_log_link_is_applied_by_record_and_by_column_alike():
+    categories = ["red", "green"]
+    pipeline = fitted(9, categories, scale=False, loss="poisson")
+    compiled = CompiledModel(compile_pipeline(pipeline))
+    frame = probes(9, [*categories, "blue"]).iloc[:300]
+    wanted = pipeline.predict(frame)
+
+    by_record = compiled.predict(frame.to_dict(orient="records"))
+    by_column = compiled.predict_columns(as_columns(frame), lambda: pipeline[-1])
+
+    np.testing.assert_allclose(by_record, wanted, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(by_column, wanted, rtol=1e-15, atol=0)
+
+
+def test_without_a_table_the_trees_own_predictor_applies_the_log_link_too():
+    pipeline = fitted(10, ["red", "green"], scale=False, loss="poisson")
+    form = compile_pipeline(pipeline)
+    first = form["estimator"]["trees"][0]
+    first["value"][first["leaf"].index(True)] = float("nan")  # no table can be built
+    compiled = CompiledModel(form)
+    frame = probes(10, ["red", "green"]).iloc[:200]
+
+    assert compiled.table() is None
+    got = compiled.predict_columns(as_columns(frame), lambda: pipeline[-1])
+
+    np.testing.assert_allclose(got, pipeline.predict(frame), rtol=1e-12, atol=0)
+
+
+def test_a_form_without_a_link_is_read_as_identity_and_an_unknown_link_is_refused():
+    form = compile_pipeline(fitted(11, ["red", "green"], scale=False))
+    old = {**form, "estimator": {k: v for k, v in form["estimator"].items() if k != "link"}}
+    frame = probes(11, ["red", "green"]).iloc[:50]
+
+    assert CompiledModel(old).predict(frame.to_dict(orient="records")) == pytest.approx(
+        CompiledModel(form).predict(frame.to_dict(orient="records")), rel=1e-15
+    )
+    with pytest.raises(ValueError, match="unknown link"):
+        CompiledModel({**form, "estimator": {**form["estimator"], "link": "logit"}})
+
+
+def test_a_loss_the_serving_form_has_no_link_for_is_not_compiled():
+    pipeline = fitted(12, ["red", "green"], scale=False, loss="absolute_error")
+
+    with pytest.raises(NotCompilable, match="absolute_error"):
+        compile_pipeline(pipeline)
+    assert try_compile(pipeline) is None

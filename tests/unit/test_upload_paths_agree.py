@@ -1,10 +1,12 @@
-"""Upload scoring gives, row for row, what the csv module, the record validator and the
-pipeline give one row at a time, on the column path and on the reference path alike."""
+"""Upload scoring gives, row for row, what the csv module, the record validator, the pipeline
+and tests/expected.py (bounds, the domain, the training range) give one row at a time, on the
+column path and on the reference path alike."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 from pathlib import Path
 
@@ -17,14 +19,22 @@ from shared.predict import Options
 from shared.store import LoadedModel, LocalFolder, load_current
 from shared.uploads import neutralise, score_stream
 from shared.validation import validate_records
+from tests import expected as definitions
 
 BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 
 
+@functools.cache
+def loaded(path: str) -> LoadedModel:
+    model = load_current(BUNDLED, "customer_needs")
+    return model if path == "serving form" else dataclasses.replace(model, serving=None)
+
+
 @pytest.fixture(scope="module", params=["serving form", "pipeline only"])
-def model(request: pytest.FixtureRequest) -> LoadedModel:
-    loaded = load_current(BUNDLED, "customer_needs")
-    return loaded if request.param == "serving form" else dataclasses.replace(loaded, serving=None)
+def path(request: pytest.FixtureRequest) -> str:
+    """The model's name for the path (not the model: Hypothesis prints a failing example's
+    arguments, and a model's repr is its whole metadata)."""
+    return str(request.param)
 
 
 def expected(model: LoadedModel, text: str, interval: float | None) -> tuple[list, list]:
@@ -51,10 +61,16 @@ def expected(model: LoadedModel, text: str, interval: float | None) -> tuple[lis
         else:
             valid.append(([*map(neutralise, cells)], canonical[0]))
     values = model.pipeline.predict(pd.DataFrame([c for _, c in valid])) if valid else []
+    metadata = model.metadata
     scored = []
-    for (cells, _), value in zip(valid, values, strict=True):
-        extra = [] if interval is None else ["lower", "upper"]
-        scored.append([*cells, float(value), *extra])
+    for (cells, canonical), raw in zip(valid, values, strict=True):
+        value = definitions.in_domain(metadata, float(raw))
+        bounds: list[float | None] = []
+        if interval is not None:
+            given = definitions.interval(metadata, canonical, value, interval)
+            bounds = [None, None] if given is None else list(given)
+        outside = ";".join(definitions.outside(metadata, canonical))
+        scored.append([*cells, value, *bounds, outside])
     return scored, rejected
 
 
@@ -89,8 +105,9 @@ notes = st.sampled_from(["", "plain", "=SUM(A1)", "-3", "+x", '"quoted, with com
     interval=st.sampled_from([None, 0.9]),
 )
 def test_every_row_is_scored_or_rejected_as_one_row_at_a_time_would_be(
-    model, rows, chunk_rows, interval
+    path, rows, chunk_rows, interval
 ):
+    model = loaded(path)
     lines = ["Note,age,GENDER,income"]
     for age, gender, income, note, ragged, blank in rows:
         lines.append(f"{note},{age},{gender},{income}" + (",extra" if ragged else ""))
@@ -103,7 +120,16 @@ def test_every_row_is_scored_or_rejected_as_one_row_at_a_time_would_be(
 
     assert got_rejected == want_rejected
     assert [row[:4] for row in got_scored] == [row[:4] for row in want_scored]
-    got_values = [float(row[4]) for row in got_scored]
-    assert got_values == pytest.approx([row[4] for row in want_scored], rel=1e-12)
+    assert [row[-1] for row in got_scored] == [row[-1] for row in want_scored]
+    got_numbers = [[None if v == "" else float(v) for v in row[4:-1]] for row in got_scored]
+    want_numbers = [row[4:-1] for row in want_scored]
+    assert [[v is None for v in row] for row in got_numbers] == [
+        [v is None for v in row] for row in want_numbers
+    ]  # a withheld bound is an empty cell
+    for got, want in zip(got_numbers, want_numbers, strict=True):
+        assert [v for v in got if v is not None] == pytest.approx(
+            [v for v in want if v is not None], rel=1e-12
+        )
     if interval is not None:
-        assert all(float(r[5]) < float(r[4]) < float(r[6]) for r in got_scored)
+        bounded = [r for r in got_numbers if r[1] is not None]
+        assert all(low <= value < high for value, low, high in bounded)

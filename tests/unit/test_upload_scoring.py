@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import gzip
 import io
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pandas as pd
 import pytest
 
 from models.training import Trained
-from shared.predict import Options
+from shared.predict import OUTSIDE, Options
 from shared.schema import CUSTOMER_NEEDS
 from shared.settings import SettingsError, from_env
 from shared.store import LoadedModel, LocalFolder, load_current, publish
@@ -44,6 +45,8 @@ from shared.uploads import (
     score_stream,
     staging_names,
 )
+from shared.validation import validate_records
+from tests import expected
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ADDED = ("purchase_amount",)
@@ -105,7 +108,9 @@ def problem_of(model: LoadedModel, data: bytes) -> FileProblem:
 
 
 def expected_predictions(model: LoadedModel, rows: list[dict[str, object]]) -> list[float]:
-    return [float(value) for value in model.pipeline.predict(pd.DataFrame(rows))]
+    """The pipeline's values for canonical rows, raised to the target's minimum as served."""
+    values = model.pipeline.predict(pd.DataFrame(rows))
+    return [expected.in_domain(model.metadata, float(value)) for value in values]
 
 
 # Which objects are uploads
@@ -211,8 +216,11 @@ def test_the_output_identity_names_the_model_and_the_interval(
         "model-version": "v1",
         "model-sha256": customer_needs.sha256,
         "interval-level": "none",
+        "strict": "false",
     }
     assert interval["interval-level"] == "0.9"
+    # strict changes which rows are scored: the same file scored both ways are two outputs
+    assert output_identity(customer_needs, Options(strict=True)) == {**plain, "strict": "true"}
 
 
 # Formula neutralising
@@ -296,12 +304,13 @@ def test_valid_rows_are_scored_like_the_pipeline_and_extra_columns_kept(
             {"age": 61.0, "gender": "male", "income": 90000.0},
         ],
     )
-    assert result.scored[0] == ["id", "income", "gender", "age", "note", "purchase_amount"]
+    assert result.scored[0] == ["id", "income", "gender", "age", "note", "purchase_amount", OUTSIDE]
     assert [row[:5] for row in result.scored[1:]] == [
         ["A", "52000", "F", "35", "x"],
         ["B", "90000", "male", "61", ""],
     ]
     assert [float(row[5]) for row in result.scored[1:]] == expected
+    assert [row[6] for row in result.scored[1:]] == ["", ""]  # both inside the training range
     assert result.rejected == [["line_number", "reasons", "id", "income", "gender", "age", "note"]]
     assert (result.tally.read, result.tally.scored, result.tally.rejected) == (2, 2, 0)
 
@@ -413,7 +422,7 @@ def test_output_cells_are_neutralised_but_numbers_and_predictions_are_not(
 def test_a_header_only_file_scores_nothing(customer_needs: LoadedModel) -> None:
     result = score(customer_needs, b"age,gender,income\n\n")
 
-    assert result.scored == [["age", "gender", "income", "purchase_amount"]]
+    assert result.scored == [["age", "gender", "income", "purchase_amount", OUTSIDE]]
     assert (result.tally.read, result.tally.scored, result.tally.rejected) == (0, 0, 0)
 
 
@@ -445,10 +454,33 @@ def test_an_interval_adds_bounds_around_the_prediction(customer_needs: LoadedMod
     result = score(customer_needs, b"age,gender,income\n35,F,52000\n", options=Options(0.9))
 
     header, row = result.scored
-    assert header[-3:] == ["purchase_amount", "purchase_amount_lower", "purchase_amount_upper"]
-    value, lower, upper = map(float, row[-3:])
+    assert header[-4:] == [
+        "purchase_amount",
+        "purchase_amount_lower",
+        "purchase_amount_upper",
+        OUTSIDE,
+    ]
+    value, lower, upper = map(float, row[-4:-1])
+    canonical = {"age": 35.0, "gender": "female", "income": 52000.0}
+    wanted = expected.interval(customer_needs.metadata, canonical, value, 0.9)
+    assert wanted is not None
+    assert (lower, upper) == pytest.approx(wanted, rel=1e-12)
     assert lower < value < upper
-    assert upper - value == pytest.approx(value - lower)
+    assert row[-1] == ""
+
+
+def test_an_interval_is_left_empty_where_a_row_is_outside_the_training_range(
+    customer_needs: LoadedModel,
+) -> None:
+    data = b"id,age,gender,income\nA,35,F,52000\nB,35,F,10000000\n"
+
+    result = score(customer_needs, data, options=Options(0.9))
+
+    inside, outside = result.scored[1:]
+    assert all(cell for cell in inside[4:7])
+    assert outside[4]  # a value ...
+    assert outside[5:7] == ["", ""]  # ... but no interval
+    assert outside[7] == "income"
 
 
 def test_an_interval_the_model_cannot_give_is_a_whole_file_problem(
@@ -467,14 +499,113 @@ def test_an_interval_the_model_cannot_give_is_a_whole_file_problem(
 def test_an_interval_level_the_calibration_cannot_promise_is_a_whole_file_problem(
     customer_needs: LoadedModel,
 ) -> None:
-    residuals = customer_needs.metadata["intervals"]["abs_residuals"]
-    too_high = (len(residuals) + 0.5) / (len(residuals) + 1)
+    scores = customer_needs.metadata["intervals"]["scores"]
+    too_high = (len(scores) + 0.5) / (len(scores) + 1)
 
     with pytest.raises(FileProblem) as caught:
         score(customer_needs, b"age,gender,income\n35,F,52000\n", options=Options(too_high))
 
     assert caught.value.code == OPTIONS_UNAVAILABLE
-    assert f"{len(residuals)} calibration rows" in caught.value.message
+    assert f"{len(scores)} calibration rows" in caught.value.message
+
+
+def test_a_column_named_like_the_outside_flags_clashes(customer_needs: LoadedModel) -> None:
+    problem = problem_of(customer_needs, f"age,gender,income,{OUTSIDE}\n35,F,52000,\n".encode())
+
+    assert problem.code == COLUMN_CLASH
+    assert OUTSIDE in problem.message
+
+
+# Rows outside the training range: flagged, or with strict rejected
+
+
+def mixed_file(model: LoadedModel) -> bytes:
+    """Rows inside the training range, past each end of it, and invalid ones; 3 rows a pass."""
+    ranges = model.metadata["training"]["ranges"]
+    low, high = ranges["income"]["min"] - 1, ranges["income"]["max"] + 1
+    old = ranges["age"]["max"] + 1
+    rows = [
+        "35,F,52000",
+        f"35,F,{low!r}",
+        f"{old!r},m,{high!r}",
+        "17,F,52000",  # invalid: rejected whatever the mode
+        f"{old!r},x,60000",
+        "61,male,90000",
+    ]
+    return ("age,gender,income\n" + "\n".join(rows * 3) + "\n").encode()
+
+
+def flags_of(model: LoadedModel, data: bytes) -> dict[int, list[str]]:
+    """Per valid data line (header = line 1), tests/expected.py's features outside."""
+    lines = data.decode().splitlines()[1:]
+    records = [
+        dict(zip(("age", "gender", "income"), line.split(","), strict=True)) for line in lines
+    ]
+    canonical, positions, _ = validate_records(records, model.schema)
+    return {
+        position + 2: expected.outside(model.metadata, row)
+        for position, row in zip(positions, canonical, strict=True)
+    }
+
+
+def strict_reason(model: LoadedModel, feature: str) -> str:
+    trained = model.metadata["training"]["ranges"][feature]
+    return (
+        f"{feature}: outside the training range {trained['min']:g} to {trained['max']:g} (strict)"
+    )
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 4, 1000])
+def test_scored_rows_name_their_features_outside_and_the_tally_counts_them(
+    customer_needs: LoadedModel, chunk_rows: int
+) -> None:
+    data = mixed_file(customer_needs)
+    flags = flags_of(customer_needs, data)
+
+    result = score(customer_needs, data, chunk_rows=chunk_rows)
+
+    assert result.scored[0][-1] == OUTSIDE
+    assert [row[-1] for row in result.scored[1:]] == [";".join(names) for names in flags.values()]
+    assert result.tally.outside_counted() == {
+        "rows": sum(1 for names in flags.values() if names),
+        "by_feature": dict(sorted(Counter(n for names in flags.values() for n in names).items())),
+    }
+    assert result.tally.outside_rows > 0
+    assert [row[0] for row in result.rejected[1:]] == ["5", "11", "17"]  # the invalid rows only
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 4, 1000])
+def test_strict_rejects_exactly_the_rows_outside_the_training_range(
+    customer_needs: LoadedModel, chunk_rows: int
+) -> None:
+    data = mixed_file(customer_needs)
+    flags = flags_of(customer_needs, data)
+    lenient = score(customer_needs, data, chunk_rows=chunk_rows)
+
+    result = score(customer_needs, data, chunk_rows=chunk_rows, options=Options(strict=True))
+
+    flagged = {line: names for line, names in flags.items() if names}
+    assert flagged
+    assert len(flagged) < len(flags)
+    kept = [row for row, names in zip(lenient.scored[1:], flags.values(), strict=True) if not names]
+    assert result.scored[1:] == kept
+    assert all(row[-1] == "" for row in result.scored[1:])
+    strict_rejected = {int(row[0]): row[1] for row in result.rejected[1:] if int(row[0]) in flagged}
+    assert strict_rejected == {
+        line: "; ".join(strict_reason(customer_needs, name) for name in names)
+        for line, names in flagged.items()
+    }
+    others = [row for row in result.rejected[1:] if int(row[0]) not in flagged]
+    assert others == lenient.rejected[1:]  # the invalid rows, rejected as before
+    tally = result.tally
+    assert (tally.read, tally.scored) == (lenient.tally.read, lenient.tally.scored - len(flagged))
+    assert tally.rejected == lenient.tally.rejected + len(flagged)
+    assert tally.outside_counted() == {"rows": 0, "by_feature": {}}  # no scored row is outside
+    strict_counts = {
+        (r["field"], r["rows"]) for r in tally.reasons_counted() if r["reason"].endswith("(strict)")
+    }
+    by_feature = Counter(name for names in flagged.values() for name in names)
+    assert strict_counts == set(by_feature.items())
 
 
 # Reports
@@ -503,7 +634,9 @@ def test_a_report_accounts_for_every_row() -> None:
         },
         "model": {"name": "customer_needs", "version": "v1"},
         "interval_level": None,
+        "strict": False,
         "rows": {"read": 3, "scored": 2, "rejected": 1},
+        "outside_training_range": {"rows": 0, "by_feature": {}},
         "rejection_reasons": [{"field": "age", "reason": "missing", "rows": 1}],
         "outputs": {
             "scored": "results/customer_needs/q1.csv/1700/scored.csv",
@@ -513,6 +646,28 @@ def test_a_report_accounts_for_every_row() -> None:
         "timings": {"scoring_seconds": 0.5},
     }
     assert orjson.loads(encode_report(document)) == document
+
+
+def test_a_report_says_whether_it_was_strict_and_counts_the_rows_outside(
+    customer_needs: LoadedModel,
+) -> None:
+    data = mixed_file(customer_needs)
+    for options in (Options(), Options(strict=True)):
+        tally = score(customer_needs, data, options=options).tally
+
+        document = report(
+            upload(), model_version="v1", options=options, tally=tally, problem=None, timings={}
+        )
+
+        assert document["strict"] is options.strict
+        assert document["outside_training_range"] == tally.outside_counted()
+        assert document["rows"] == {
+            "read": tally.read,
+            "scored": tally.scored,
+            "rejected": tally.rejected,
+        }
+        assert orjson.loads(encode_report(document)) == document
+        assert (document["outside_training_range"]["rows"] > 0) is not options.strict
 
 
 def test_a_failed_report_names_the_problem_and_no_outputs() -> None:
@@ -529,6 +684,7 @@ def test_a_failed_report_names_the_problem_and_no_outputs() -> None:
     assert document["problem"] == {"code": EMPTY, "message": "the file is empty"}
     assert document["outputs"] is None
     assert document["rows"] is None
+    assert document["outside_training_range"] is None
 
 
 # Settings
@@ -540,6 +696,7 @@ def test_upload_settings_default_to_a_day_50000_rows_and_no_interval() -> None:
     assert settings.max_event_age_seconds == 86_400
     assert settings.upload_chunk_rows == 50_000
     assert settings.upload_interval_level is None
+    assert settings.upload_strict is False
 
 
 def test_upload_settings_are_read_from_the_environment() -> None:
@@ -548,11 +705,13 @@ def test_upload_settings_are_read_from_the_environment() -> None:
             "MAX_EVENT_AGE_SECONDS": "600",
             "UPLOAD_CHUNK_ROWS": "1000",
             "UPLOAD_INTERVAL_LEVEL": "0.8",
+            "UPLOAD_STRICT": " true ",
         }
     )
 
     assert (settings.max_event_age_seconds, settings.upload_chunk_rows) == (600.0, 1000)
     assert settings.upload_interval_level == 0.8
+    assert settings.upload_strict is True
 
 
 @pytest.mark.parametrize(
@@ -565,6 +724,7 @@ def test_upload_settings_are_read_from_the_environment() -> None:
         ("UPLOAD_CHUNK_ROWS", "0"),
         ("UPLOAD_CHUNK_ROWS", "1.5"),
         ("MAX_EVENT_AGE_SECONDS", "-1"),
+        ("UPLOAD_STRICT", "maybe"),
     ],
 )
 def test_a_bad_upload_setting_names_the_variable(name: str, value: str) -> None:

@@ -1,0 +1,168 @@
+"""Which features of a row lie outside what the model was trained on.
+
+Training records what its fit rows held (metadata.json `training.ranges`): each numeric
+feature's least and greatest value, and how often each category occurred. A numeric value
+outside [least, greatest] or a category the fit rows never held is outside the training
+range: the model extrapolates there, and its interval was never calibrated for it. That is
+separate from validation, which decides what a valid value is at all (the schema's limits).
+
+Plain Python for records; numpy for columns (batches only).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import Problem
+from shared.schema import CategoricalFeature, ModelSchema
+
+if TYPE_CHECKING:
+    from shared.store import LoadedModel
+
+OUTSIDE = "outside_training_range"  # the output's name in every protocol
+SEPARATOR = ";"  # between feature names in one CSV cell
+
+
+@dataclass(frozen=True)
+class Range:
+    """What the fit rows held for one feature: [minimum, maximum], or the categories seen."""
+
+    feature: str
+    minimum: float | None = None
+    maximum: float | None = None
+    seen: frozenset[str] | None = None
+
+    def describe(self) -> str:
+        if self.seen is not None:
+            return "categories seen in training: " + ", ".join(sorted(self.seen))
+        return f"training range {self.minimum:g} to {self.maximum:g}"
+
+
+_trained: weakref.WeakKeyDictionary[LoadedModel, tuple[Range, ...]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def trained_ranges(model: LoadedModel) -> tuple[Range, ...]:
+    """`ranges` of a loaded model, read once per loaded version."""
+    with _lock:
+        if model not in _trained:
+            _trained[model] = ranges(model.metadata, model.schema)
+        return _trained[model]
+
+
+def ranges(metadata: Mapping[str, Any], schema: ModelSchema) -> tuple[Range, ...]:
+    """The trained ranges of the schema's features; none for a model trained without them."""
+    recorded = metadata.get("training", {}).get("ranges") or {}
+    found = []
+    for feature in schema.features:
+        entry = recorded.get(feature.name)
+        if not isinstance(entry, Mapping):
+            continue
+        if isinstance(feature, CategoricalFeature):
+            seen = frozenset(str(k) for k, count in entry.items() if count)
+            found.append(Range(feature.name, seen=seen))
+        elif "min" in entry and "max" in entry:
+            found.append(Range(feature.name, float(entry["min"]), float(entry["max"])))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Outside:
+    """Per feature, which rows lie outside its trained range (lists or numpy arrays of bools,
+    one per predicted row)."""
+
+    count: int
+    masks: Mapping[str, Any]
+
+    def any(self) -> Any:
+        """Per row, whether any feature is outside: a list, or a numpy array for batches."""
+        masks = list(self.masks.values())
+        if not masks:
+            return [False] * self.count
+        if isinstance(masks[0], list):
+            return [any(flags) for flags in zip(*masks, strict=True)]
+        import numpy as np
+
+        return np.logical_or.reduce(masks)
+
+    def names(self) -> list[list[str]]:
+        """Per row, the features outside, in schema order."""
+        lists: list[list[str]] = [[] for _ in range(self.count)]
+        for name, mask in self.masks.items():
+            for row in _flagged(mask):
+                lists[row].append(name)
+        return lists
+
+    def texts(self) -> list[str]:
+        """Per row, the features outside joined for one CSV cell ("" when none)."""
+        return [SEPARATOR.join(names) for names in self.names()]
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(_flagged(mask)) for name, mask in self.masks.items()}
+
+    def keep(self, kept: Any) -> Outside:
+        """Only the rows whose `kept` flag is true."""
+        masks = {name: _select(mask, kept) for name, mask in self.masks.items()}
+        return Outside(sum(1 for flag in _as_bools(kept) if flag), masks)
+
+
+def outside_records(records: Sequence[Mapping[str, Any]], trained: Sequence[Range]) -> Outside:
+    masks = {r.feature: [_is_outside(record[r.feature], r) for record in records] for r in trained}
+    return Outside(len(records), masks)
+
+
+def outside_columns(columns: Mapping[str, Any], count: int, trained: Sequence[Range]) -> Outside:
+    import numpy as np
+
+    masks = {}
+    for r in trained:
+        column = columns[r.feature]
+        if r.seen is not None:
+            masks[r.feature] = ~np.isin(np.asarray(column, dtype=object), list(r.seen))
+        else:
+            values = np.asarray(column, dtype=float)
+            masks[r.feature] = (values < r.minimum) | (values > r.maximum)
+    return Outside(count, masks)
+
+
+def strict_problems(
+    outside: Outside, positions: Sequence[int], trained: Sequence[Range]
+) -> tuple[Problem, ...]:
+    """One fault per feature outside its range, for a request that asked for `strict`."""
+    described = {r.feature: r.describe() for r in trained}
+    problems = []
+    for row, names in zip(positions, outside.names(), strict=True):
+        problems += [
+            Problem(int(row), name, f"outside the {described[name]} (strict)") for name in names
+        ]
+    return tuple(problems)
+
+
+def _is_outside(value: Any, trained: Range) -> bool:
+    if trained.seen is not None:
+        return value not in trained.seen
+    return not (trained.minimum <= value <= trained.maximum)
+
+
+def _flagged(mask: Any) -> list[int]:
+    if isinstance(mask, list):
+        return [row for row, flag in enumerate(mask) if flag]
+    import numpy as np
+
+    return list(np.flatnonzero(mask).tolist())
+
+
+def _select(mask: Any, kept: Any) -> Any:
+    if isinstance(mask, list):
+        return [flag for flag, keep in zip(mask, _as_bools(kept), strict=True) if keep]
+    import numpy as np
+
+    return mask[np.asarray(kept, dtype=bool)]
+
+
+def _as_bools(flags: Any) -> list[bool]:
+    return flags if isinstance(flags, list) else [bool(f) for f in flags]
