@@ -96,8 +96,8 @@ def customer_candidates(exclude: Exclude = ()) -> dict[str, Pipeline]:
             CUSTOMER_NEEDS,
             exclude,
             interaction_cst="no_interactions",
-            learning_rate=0.05,
-            max_iter=500,
+            learning_rate=0.1,
+            max_iter=300,
             min_samples_leaf=50,
             early_stopping=True,  # as on 10,000 rows and more; small files too stop early
         ),

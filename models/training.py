@@ -41,6 +41,7 @@ from shared.validation import validate
 CV_FOLDS = 5
 CV_MAX_ROWS = 50_000
 BACKGROUND_ROWS = 200
+BACKGROUND_FROM = 50_000  # fit rows ranked by prediction to choose the background from
 CALIBRATION_KEEP = 20_000  # enough scores that a 99% interval rests on 200 of them
 COVERAGE_LEVELS = (0.8, 0.9, 0.95)
 GROUP_LEVEL = 0.9  # the level the per-group tables are measured at
@@ -183,12 +184,13 @@ def _train(
     if recipe.scale_feature:
         scale = {"feature": recipe.scale_feature}
     x_cal = features.iloc[parts.calibration]
+    predicted_cal = in_domain(winner.predict(x_cal), minimum)
     intervals = {
         "method": "normalised split-conformal",
         "scale": scale,
         "scores": calibration_scores(
             target.iloc[parts.calibration].to_numpy(),
-            in_domain(winner.predict(x_cal), minimum),
+            predicted_cal,
             scales({"scores": [], "scale": scale}, x_cal),
             CALIBRATION_KEEP,
             SEED,
@@ -224,12 +226,12 @@ def _train(
         )
     backtest = _backtest(recipe, data, cleaned, winner) if recipe.schema.time else None
     interval = bounds(metadata, x_test, predicted, GROUP_LEVEL)
-    constant = _constant_width(target.iloc[parts.calibration], winner.predict(x_cal), minimum)
+    constant = _constant_width(target.iloc[parts.calibration], predicted_cal)
     lower, upper = interval if interval is not None else (None, None)
     conditional = (
         conditional_coverage(x_test, recipe.schema, y_test, *interval) if interval else None
     )
-    background = _background(x_fit, winner.predict(x_fit), BACKGROUND_ROWS)
+    background = _background(_at_most(x_fit, BACKGROUND_FROM), winner, BACKGROUND_ROWS)
     artifact = _dump(published)
     seconds = round(time.perf_counter() - started, 3)
     progress(f"{recipe.name}: trained in {seconds} s")
@@ -423,20 +425,28 @@ def _periods(data: pd.DataFrame, time: Sequence[str]) -> dict[str, Any] | None:
     return {"columns": list(time), "first": first, "last": last, "count": len(data)}
 
 
-def _background(features: pd.DataFrame, predicted: np.ndarray, rows: int) -> pd.DataFrame:
+def _at_most(features: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """A random `rows` of them (all when fewer), in their order."""
+    if len(features) <= rows:
+        return features
+    keep = np.sort(np.random.default_rng(SEED).choice(len(features), rows, replace=False))
+    return features.iloc[keep]
+
+
+def _background(features: pd.DataFrame, model: Pipeline, rows: int) -> pd.DataFrame:
     """Rows at evenly spaced ranks of their prediction: the background's mean prediction (the
     explanations' base value) is then close to the mean prediction over all fit rows."""
     if len(features) <= rows:
         return features
-    order = np.argsort(predicted, kind="stable")
+    order = np.argsort(model.predict(features), kind="stable")
     ranks = ((np.arange(rows) + 0.5) * len(features) / rows).astype(int)
     return features.iloc[np.sort(order[ranks])]
 
 
-def _constant_width(actual: pd.Series, predicted: np.ndarray, minimum: float | None) -> float:
+def _constant_width(actual: pd.Series, predicted: np.ndarray) -> float:
     """The mean width plain split-conformal (one width for every row) would give at the
     group level: what the normalised intervals are measured against."""
-    residuals = np.sort(np.abs(actual.to_numpy(dtype=float) - in_domain(predicted, minimum)))
+    residuals = np.sort(np.abs(actual.to_numpy(dtype=float) - predicted))
     try:
         return round(2 * half_width(list(residuals), GROUP_LEVEL), 6)
     except LevelTooHigh:

@@ -111,6 +111,8 @@ def cell_texts(values: Any) -> list[str]:
     """One CSV cell per value: floats as `float_texts`, text as it is, a missing value (None,
     or NaN from numpy: a withheld bound) as an empty cell."""
     if isinstance(values, list):
+        if all(type(value) is str for value in values):  # text cells: as they are
+            return values
         return [_cell(value) for value in values]
     import numpy as np  # batches only
 

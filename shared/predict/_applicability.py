@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,16 +90,39 @@ class Outside:
         return np.logical_or.reduce(masks)
 
     def names(self) -> list[list[str]]:
-        """Per row, the features outside, in schema order."""
-        lists: list[list[str]] = [[] for _ in range(self.count)]
-        for name, mask in self.masks.items():
-            for row in _flagged(mask):
-                lists[row].append(name)
-        return lists
+        """Per row, the features outside, in schema order. Rows with the same features share
+        one list (a large batch costs no list per row): read these lists, never change them."""
+        return self._per_combination(lambda names: names)
 
     def texts(self) -> list[str]:
         """Per row, the features outside joined for one CSV cell ("" when none)."""
-        return [SEPARATOR.join(names) for names in self.names()]
+        return self._per_combination(SEPARATOR.join)
+
+    def _per_combination(self, shown: Callable[[list[str]], Any]) -> list[Any]:
+        features = list(self.masks)
+        codes = self._codes()
+        table = {
+            code: shown([name for bit, name in enumerate(features) if code >> bit & 1])
+            for code in set(codes)
+        }
+        return [table[code] for code in codes]
+
+    def _codes(self) -> list[int]:
+        """Per row, which features are outside as the bits of one number."""
+        masks = list(self.masks.values())
+        if not masks:
+            return [0] * self.count
+        if isinstance(masks[0], list):
+            return [
+                sum(int(flag) << bit for bit, flag in enumerate(flags))
+                for flags in zip(*masks, strict=True)
+            ]
+        import numpy as np
+
+        codes = np.zeros(self.count, dtype=np.int64)
+        for bit, mask in enumerate(masks):
+            codes |= np.asarray(mask, dtype=np.int64) << bit
+        return list(codes.tolist())
 
     def counts(self) -> dict[str, int]:
         return {name: len(_flagged(mask)) for name, mask in self.masks.items()}
