@@ -1,10 +1,13 @@
 """Train a model honestly: clean with the serving validator, pick by cross-validation, report.
 
 Rows are split once into fit / calibration / held-out (chronologically for the market series,
-at random for customers). Candidates are compared by cross-validation on the fit rows; the
-winner is refit on them, calibrated for conformal intervals on the calibration rows, and
-measured on held-out rows it never saw, next to the seed's LinearRegression and a naive
-baseline.
+at random for customers); outliers are judged by a rule learned on the fit rows. Candidates
+are compared by cross-validation on the fit rows; the winner is refit on them, its interval
+scale learned there (models/calibrating.py) and its calibration scores taken on the
+calibration rows. It is measured on held-out rows it never saw, with values and intervals as
+serving gives them, next to the seed's LinearRegression and a naive baseline; per decile and
+category (models/groups.py); and, for a time series, by a rolling-origin backtest
+(models/forecasting.py). A forecaster is then refit on every row for publication.
 """
 
 from __future__ import annotations
@@ -73,6 +76,18 @@ class Split:
     held_out: np.ndarray
     outlier_rule: dict[str, Any]
     outliers: int
+
+    @property
+    def used(self) -> int:
+        return len(self.fit) + len(self.calibration) + len(self.held_out)
+
+
+OUTLIER_REASON = "target: outlier by the fit rows' rule"
+
+
+def dropped_reasons(cleaned: Cleaned, parts: Split) -> dict[str, int]:
+    """Every dropped row by reason: cleaning's, then the outlier rule's."""
+    return {**cleaned.dropped, **({OUTLIER_REASON: parts.outliers} if parts.outliers else {})}
 
 
 def clean(data: pd.DataFrame, schema: ModelSchema) -> Cleaned:
@@ -152,9 +167,7 @@ def _train(
     exclude: tuple[str, ...],
 ) -> Trained:
     started = time.perf_counter()
-    unknown = sorted(set(exclude) - set(recipe.schema.feature_names))
-    if unknown:
-        raise ValueError(f"cannot exclude {', '.join(unknown)}: not a feature of {recipe.name}")
+    _check_exclusions(recipe, exclude)
     if recipe.schema.time:
         check_periods(data, recipe.schema.time)
     cleaned = clean(data, recipe.schema)
@@ -164,11 +177,8 @@ def _train(
         )
     parts = split_rows(cleaned, recipe.time_ordered)
     progress(f"{recipe.name}: {len(data)} rows read, {len(parts.fit)} to fit")
-    features, target = (
-        cleaned.features.reset_index(drop=True),
-        cleaned.target.reset_index(drop=True),
-    )
-    x_fit, y_fit = features.iloc[parts.fit], target.iloc[parts.fit]
+    rows = _Rows(cleaned.features.reset_index(drop=True), cleaned.target.reset_index(drop=True))
+    x_fit, y_fit = rows.part(parts.fit)
 
     def candidates() -> dict[str, Pipeline]:
         return recipe.candidates(exclude)
@@ -177,110 +187,40 @@ def _train(
     winner_name = min(cv_scores, key=lambda name: cv_scores[name]["rmse"])
     progress(f"{recipe.name}: {winner_name} wins cross-validation; refitting")
     winner = clone(candidates()[winner_name]).fit(x_fit, y_fit)
-    seed = clone(recipe.baseline(exclude)).fit(x_fit, y_fit)
-    minimum = recipe.schema.target_minimum
-    scale_model: Pipeline | None = recipe.scale_model(exclude)
-    scale = fit_scale(winner, scale_model, x_fit, y_fit, SEED)
-    if recipe.scale_feature:
-        scale = {"feature": recipe.scale_feature}
-    x_cal = features.iloc[parts.calibration]
-    predicted_cal = in_domain(winner.predict(x_cal), minimum)
-    intervals = {
-        "method": "normalised split-conformal",
-        "scale": scale,
-        "scores": calibration_scores(
-            target.iloc[parts.calibration].to_numpy(),
-            predicted_cal,
-            scales({"scores": [], "scale": scale}, x_cal),
-            CALIBRATION_KEEP,
-            SEED,
-        ),
-    }
-    published = winner
-    if recipe.refit_on_all:  # a forecaster is published knowing the latest quarters too
-        every = np.sort(np.concatenate([parts.fit, parts.calibration, parts.held_out]))
-        published = clone(winner).fit(features.iloc[every], target.iloc[every])
-    ranges_from = features.iloc[every] if recipe.refit_on_all else x_fit
-    metadata: dict[str, Any] = {
-        "name": recipe.name,
+    intervals, constant_width = _calibrate(recipe, winner, rows, parts, exclude)
+    published, fitted_on = _published(recipe, winner, rows, parts)
+    served = {  # what serving reads to flag rows and bound intervals, as the model will have it
         "schema": recipe.schema.to_dict(),
-        "training": {"ranges": _ranges(ranges_from, recipe.schema)},
+        "training": {"ranges": _ranges(fitted_on, recipe.schema)},
         "intervals": intervals,
     }
-    x_test, y_test = features.iloc[parts.held_out], target.iloc[parts.held_out].to_numpy()
-    predicted = in_domain(winner.predict(x_test), minimum)
-    held_out_metrics = {
-        "chosen": metrics(y_test, predicted),
-        SEED_MODEL: metrics(y_test, in_domain(seed.predict(x_test), minimum)),
-        recipe.naive_name: metrics(y_test, recipe.naive(y_fit, x_test)),
-    }
-    coverages = {
-        f"{level:g}": coverage(y_test, bounds(metadata, x_test, predicted, level))
-        for level in COVERAGE_LEVELS
-    }
-    if exclude:  # what leaving the features out costs: the same estimator with all of them
-        with_all = clone(recipe.candidates(())[winner_name]).fit(x_fit, y_fit)
-        cost = exclusion_cost(
-            metrics(y_test, in_domain(with_all.predict(x_test), minimum)),
-            held_out_metrics["chosen"],
-        )
-    backtest = _backtest(recipe, data, cleaned, winner) if recipe.schema.time else None
-    interval = bounds(metadata, x_test, predicted, GROUP_LEVEL)
-    constant = _constant_width(target.iloc[parts.calibration], predicted_cal)
-    lower, upper = interval if interval is not None else (None, None)
-    conditional = (
-        conditional_coverage(x_test, recipe.schema, y_test, *interval) if interval else None
-    )
+    measured = _held_out(recipe, winner_name, winner, rows, parts, served, exclude)
     background = _background(_at_most(x_fit, BACKGROUND_FROM), winner, BACKGROUND_ROWS)
     artifact = _dump(published)
     seconds = round(time.perf_counter() - started, 3)
     progress(f"{recipe.name}: trained in {seconds} s")
+    sha256 = hashlib.sha256(artifact).hexdigest()
     metadata = {
         "name": recipe.name,
-        "version": version or version_name(created, hashlib.sha256(artifact).hexdigest()),
+        "version": version or version_name(created, sha256),
         "created": created.isoformat(timespec="seconds"),
         "estimator": winner_name,
-        "schema": recipe.schema.to_dict(),
-        "sha256": hashlib.sha256(artifact).hexdigest(),
+        "schema": served["schema"],
+        "sha256": sha256,
         "metrics": {
-            "held_out": held_out_metrics,
+            "held_out": measured["held_out"],
             "cross_validation": cv_scores,
-            "backtest": backtest,
-            "interval_coverage": coverages,
-            "interval_width": {
-                "level": GROUP_LEVEL,
-                "mean": mean_width(interval),
-                "one_width_for_all": constant,
-            },
-            "conditional_coverage": None
-            if conditional is None
-            else {
-                "level": GROUP_LEVEL,
-                **conditional,
-                "worst": worst_group(conditional, GROUP_LEVEL),
-            },
+            "backtest": _backtest(recipe, data, cleaned, winner) if recipe.schema.time else None,
+            "interval_coverage": measured["interval_coverage"],
+            "interval_width": {**measured["interval_width"], "one_width_for_all": constant_width},
+            "conditional_coverage": measured["conditional_coverage"],
         },
-        "fairness": {
-            **fairness(x_test, recipe.schema, y_test, predicted, lower, upper),
-            "level": GROUP_LEVEL,
-            "excluded_features": list(exclude),
-            "exclusion_cost": cost if exclude else None,
-        },
+        "fairness": measured["fairness"],
         "training": {
             "fingerprint": fingerprint(data),
             "rows_read": len(data),
-            "rows_dropped": len(data)
-            - len(parts.fit)
-            - len(parts.calibration)
-            - len(parts.held_out),
-            "dropped_reasons": {
-                **cleaned.dropped,
-                **(
-                    {"target: outlier by the fit rows' rule": parts.outliers}
-                    if parts.outliers
-                    else {}
-                ),
-            },
+            "rows_dropped": len(data) - parts.used,
+            "dropped_reasons": dropped_reasons(cleaned, parts),
             "outlier_rule": parts.outlier_rule,
             "rows_fit": len(parts.fit),
             "rows_calibration": len(parts.calibration),
@@ -289,7 +229,7 @@ def _train(
             "periods": _periods(data, recipe.schema.time),
             "excluded_features": list(exclude),
             "published_fit_on": "all rows" if recipe.refit_on_all else "fit rows",
-            "ranges": metadata["training"]["ranges"],
+            "ranges": served["training"]["ranges"],
         },
         "intervals": intervals,
         "use": {
@@ -303,9 +243,113 @@ def _train(
         },
         "versions": library_versions(),
         "serving": try_compile(published),
-        "example_instance": _records(features.iloc[:1])[0],
+        "example_instance": _records(rows.features.iloc[:1])[0],
     }
     return Trained(artifact, metadata, {"seconds": seconds})
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The cleaned rows, numbered 0, 1, ... as the split's positions count them."""
+
+    features: pd.DataFrame
+    target: pd.Series
+
+    def part(self, positions: np.ndarray) -> tuple[pd.DataFrame, pd.Series]:
+        return self.features.iloc[positions], self.target.iloc[positions]
+
+
+def _check_exclusions(recipe: Recipe, exclude: Sequence[str]) -> None:
+    unknown = sorted(set(exclude) - set(recipe.schema.feature_names))
+    if unknown:
+        raise ValueError(f"cannot exclude {', '.join(unknown)}: not a feature of {recipe.name}")
+
+
+def _calibrate(
+    recipe: Recipe, winner: Pipeline, rows: _Rows, parts: Split, exclude: Sequence[str]
+) -> tuple[dict[str, Any], float]:
+    """The intervals' scale and calibration scores; and the mean width one width for every
+    row would give, to measure them against."""
+    x_fit, y_fit = rows.part(parts.fit)
+    scale = (
+        {"feature": recipe.scale_feature}
+        if recipe.scale_feature
+        else fit_scale(winner, recipe.scale_model(exclude), x_fit, y_fit, SEED)
+    )
+    x_cal, y_cal = rows.part(parts.calibration)
+    predicted = in_domain(winner.predict(x_cal), recipe.schema.target_minimum)
+    scores = calibration_scores(
+        y_cal.to_numpy(),
+        predicted,
+        scales({"scores": [], "scale": scale}, x_cal),
+        CALIBRATION_KEEP,
+        SEED,
+    )
+    intervals = {"method": "normalised split-conformal", "scale": scale, "scores": scores}
+    return intervals, _constant_width(y_cal, predicted)
+
+
+def _published(
+    recipe: Recipe, winner: Pipeline, rows: _Rows, parts: Split
+) -> tuple[Pipeline, pd.DataFrame]:
+    """The model to publish, and the features it was fit on: the winner, or for a forecaster
+    the winner refit on every row, so that it knows the latest quarters too."""
+    if not recipe.refit_on_all:
+        return winner, rows.part(parts.fit)[0]
+    every = np.sort(np.concatenate([parts.fit, parts.calibration, parts.held_out]))
+    features, target = rows.part(every)
+    return clone(winner).fit(features, target), features
+
+
+def _held_out(
+    recipe: Recipe,
+    winner_name: str,
+    winner: Pipeline,
+    rows: _Rows,
+    parts: Split,
+    served: Mapping[str, Any],
+    exclude: Sequence[str],
+) -> dict[str, Any]:
+    """Everything measured on the held-out rows, with values and intervals as served."""
+    minimum = recipe.schema.target_minimum
+    x_fit, y_fit = rows.part(parts.fit)
+    x_test, y_test_series = rows.part(parts.held_out)
+    y_test = y_test_series.to_numpy()
+    predicted = in_domain(winner.predict(x_test), minimum)
+    seed = clone(recipe.baseline(exclude)).fit(x_fit, y_fit)
+    held_out = {
+        "chosen": metrics(y_test, predicted),
+        SEED_MODEL: metrics(y_test, in_domain(seed.predict(x_test), minimum)),
+        recipe.naive_name: metrics(y_test, recipe.naive(y_fit, x_test)),
+    }
+    coverages = {
+        f"{level:g}": coverage(y_test, bounds(served, x_test, predicted, level))
+        for level in COVERAGE_LEVELS
+    }
+    interval = bounds(served, x_test, predicted, GROUP_LEVEL)
+    lower, upper = interval if interval is not None else (None, None)
+    conditional = None
+    if interval is not None:
+        table = conditional_coverage(x_test, recipe.schema, y_test, *interval)
+        conditional = {"level": GROUP_LEVEL, **table, "worst": worst_group(table, GROUP_LEVEL)}
+    cost = None
+    if exclude:  # what leaving the features out costs: the same estimator with all of them
+        with_all = clone(recipe.candidates(())[winner_name]).fit(x_fit, y_fit)
+        cost = exclusion_cost(
+            metrics(y_test, in_domain(with_all.predict(x_test), minimum)), held_out["chosen"]
+        )
+    return {
+        "held_out": held_out,
+        "interval_coverage": coverages,
+        "interval_width": {"level": GROUP_LEVEL, "mean": mean_width(interval)},
+        "conditional_coverage": conditional,
+        "fairness": {
+            **fairness(x_test, recipe.schema, y_test, predicted, lower, upper),
+            "level": GROUP_LEVEL,
+            "excluded_features": list(exclude),
+            "exclusion_cost": cost,
+        },
+    }
 
 
 def metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

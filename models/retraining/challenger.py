@@ -22,7 +22,7 @@ from models.groups import conditional_coverage, worst_group
 from models.recipes import Recipe
 from models.retraining.gates import COVERAGE_LEVEL, Evaluation, Scores, scores
 from models.retraining.report import TOO_FEW_ROWS, UNTRAINABLE
-from models.training import Trained, clean, split_rows, train
+from models.training import Trained, clean, dropped_reasons, split_rows, train
 from shared.predict import in_domain
 from shared.schema import ModelSchema
 from shared.store import LoadedModel
@@ -76,10 +76,7 @@ def prepare(recipe: Recipe, frame: pd.DataFrame, uploaded_from: int) -> Prepared
         "joined": None
         if uploaded_from == 0
         else {"read": uploaded_from, "used": len(used) - used_upload},
-        "rejected_reasons": {
-            **cleaned.dropped,
-            **({"target: outlier by the fit rows' rule": parts.outliers} if parts.outliers else {}),
-        },
+        "rejected_reasons": dropped_reasons(cleaned, parts),
         "training": {"fit": len(fit), "calibration": len(calibration), "held_out": len(held_out)},
         "evaluation": len(evaluation),
     }

@@ -58,7 +58,7 @@ from models.retraining.report import (
     refusal_decision,
     report,
 )
-from models.training import fingerprint, train
+from models.training import OUTLIER_REASON, fingerprint, train
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
 from shared.store import LocalFolder, load_current, publish
@@ -98,7 +98,7 @@ def fast(name: str) -> Recipe:
     )
 
 
-OUTLIER = "target: outlier by the fit rows' rule"
+OUTLIER = OUTLIER_REASON
 
 
 def measured(
