@@ -45,8 +45,11 @@ def fit_scale(
     out_of_fold = cross_val_predict(clone(winner), features, target, cv=folds)
     residuals = np.abs(target.to_numpy(dtype=float) - out_of_fold)
     fitted = clone(scale_model).fit(features, residuals)
+    form = compile_pipeline(fitted)
+    if form["estimator"]["kind"] != "linear":  # serving evaluates scales without the pipeline
+        raise ValueError("a scale model must be linear")
     return {
-        "form": compile_pipeline(fitted),
+        "form": form,
         "floor": round(float(FLOOR_SHARE * residuals.mean()), 6),
         "fitted_on": "out-of-fold absolute residuals of the fit rows",
     }
