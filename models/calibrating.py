@@ -17,9 +17,10 @@ from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from models.compile import compile_pipeline
-from shared.predict import LevelTooHigh, half_width, in_domain
+from shared.predict import LevelTooHigh, half_width
 from shared.predict._applicability import outside_columns, ranges
 from shared.predict._intervals import read_calibration
+from shared.predict._paths import column_bounds
 from shared.schema import ModelSchema
 
 SCALE_FOLDS = 5
@@ -76,13 +77,16 @@ def bounds(
         return None
     schema = ModelSchema.from_dict(metadata["schema"])
     columns = _columns(features)
-    widths = quantile * np.asarray(calibrated.scale_columns(columns, len(features)), dtype=float)
-    outside = outside_columns(columns, len(features), ranges(metadata, schema)).any()
-    lower = in_domain(predicted - widths, schema.target_minimum)
-    upper = predicted + widths
-    lower[np.asarray(outside, dtype=bool)] = np.nan
-    upper[np.asarray(outside, dtype=bool)] = np.nan
-    return np.asarray(lower, dtype=float), upper
+    withheld = outside_columns(columns, len(features), ranges(metadata, schema)).any()
+    lower, upper = column_bounds(
+        calibrated,
+        quantile,
+        np.asarray(predicted, dtype=float),
+        columns,
+        withheld,
+        schema.target_minimum,
+    )
+    return np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
 
 
 def coverage(actual: np.ndarray, interval: tuple[np.ndarray, np.ndarray] | None) -> float | None:

@@ -57,6 +57,19 @@ def outside(metadata: Mapping[str, Any], row: Row) -> list[str]:
     return names
 
 
+def trained_range(metadata: Mapping[str, Any], feature: str) -> str:
+    """What the fit rows held of a feature, as a fault names it."""
+    seen = metadata["training"]["ranges"][feature]
+    if "min" in seen:
+        return f"training range {seen['min']:g} to {seen['max']:g}"
+    return "categories seen in training: " + ", ".join(sorted(c for c, n in seen.items() if n))
+
+
+def strict_reason(metadata: Mapping[str, Any], feature: str) -> str:
+    """Why `strict` refuses a row's value of `feature`."""
+    return f"outside the {trained_range(metadata, feature)} (strict)"
+
+
 def interval(
     metadata: Mapping[str, Any], row: Row, value: float, level: float
 ) -> tuple[float, float] | None:

@@ -11,13 +11,12 @@ Plain Python for records; numpy for columns (batches only).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import Problem
+from shared.once import once_per
 from shared.schema import CategoricalFeature, ModelSchema
 
 if TYPE_CHECKING:
@@ -42,16 +41,10 @@ class Range:
         return f"training range {self.minimum:g} to {self.maximum:g}"
 
 
-_trained: weakref.WeakKeyDictionary[LoadedModel, tuple[Range, ...]] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
+@once_per
 def trained_ranges(model: LoadedModel) -> tuple[Range, ...]:
     """`ranges` of a loaded model, read once per loaded version."""
-    with _lock:
-        if model not in _trained:
-            _trained[model] = ranges(model.metadata, model.schema)
-        return _trained[model]
+    return ranges(model.metadata, model.schema)
 
 
 def ranges(metadata: Mapping[str, Any], schema: ModelSchema) -> tuple[Range, ...]:

@@ -8,12 +8,10 @@ column with numpy, or through the lookup table for boosted trees.
 from __future__ import annotations
 
 import math
-import threading
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.once import once
+from shared.once import once, once_per
 
 if TYPE_CHECKING:
     from shared.predict._tree_table import TreeTable
@@ -21,17 +19,12 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 
-_forms: weakref.WeakKeyDictionary[LoadedModel, CompiledModel | None] = weakref.WeakKeyDictionary()
-_forms_lock = threading.Lock()
 
-
+@once_per
 def serving_form(model: LoadedModel) -> CompiledModel | None:
     """The model's serving form, made once per loaded version; None when it has none that
     can be evaluated (the pipeline then answers)."""
-    with _forms_lock:
-        if model not in _forms:
-            _forms[model] = _evaluator(model.serving)
-        return _forms[model]
+    return _evaluator(model.serving)
 
 
 def _evaluator(form: Mapping[str, Any] | None) -> CompiledModel | None:

@@ -15,11 +15,11 @@ metadata.json `intervals`: {"method", "scores" (sorted), "scale": {"form", "floo
 from __future__ import annotations
 
 import math
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from shared.once import once_per
 
 if TYPE_CHECKING:
     from shared.predict._compiled import CompiledModel
@@ -84,18 +84,10 @@ class Calibration:
         return np.ones(count)
 
 
-_calibrations: weakref.WeakKeyDictionary[LoadedModel, Calibration | None] = (
-    weakref.WeakKeyDictionary()
-)
-_lock = threading.Lock()
-
-
+@once_per
 def calibration(model: LoadedModel) -> Calibration | None:
     """The model's calibration, read once per loaded version; None when it has no intervals."""
-    with _lock:
-        if model not in _calibrations:
-            _calibrations[model] = read_calibration(model.metadata.get("intervals"))
-        return _calibrations[model]
+    return read_calibration(model.metadata.get("intervals"))
 
 
 def read_calibration(intervals: Any) -> Calibration | None:

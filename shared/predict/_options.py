@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidInput, Problem
+from shared.predict._applicability import trained_ranges
 from shared.predict._intervals import LevelTooHigh, calibration, half_width
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def check_available(model: LoadedModel, options: Options) -> None:
         problems.append(Problem(None, "parameters.interval", NOT_AVAILABLE))
     if options.explain and "explanations" not in model.metadata:
         problems.append(Problem(None, "parameters.explain", NOT_AVAILABLE))
-    if options.strict and not model.metadata.get("training", {}).get("ranges"):
+    if options.strict and not trained_ranges(model):
         problems.append(Problem(None, "parameters.strict", NOT_AVAILABLE))
     if problems:
         raise InvalidInput("requested output is not available for this model", tuple(problems))

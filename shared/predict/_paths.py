@@ -32,7 +32,7 @@ from shared.predict._applicability import (
     trained_ranges,
 )
 from shared.predict._compiled import CompiledModel, serving_form
-from shared.predict._intervals import calibration
+from shared.predict._intervals import Calibration, calibration
 from shared.predict._options import Options, check_available, interval_half_width
 from shared.predict._result import Explanation, Interval, Positions, Prediction
 from shared.schema import CategoricalFeature, ModelSchema
@@ -236,14 +236,34 @@ def _strict(model: LoadedModel, checked: _Checked, outside: Outside) -> tuple[_C
 
 
 def in_domain(values: Any, minimum: float | None) -> Any:
-    """Values raised to the target's minimum where they fall below it."""
+    """Values raised to the target's minimum where they fall below it (a withheld bound, None
+    or NaN, stays withheld)."""
     if minimum is None:
         return values
     if isinstance(values, list):
-        return [max(minimum, v) for v in values]
+        return [v if v is None else max(minimum, v) for v in values]
     import numpy as np
 
     return np.maximum(minimum, values)
+
+
+def column_bounds(
+    calibrated: Calibration,
+    quantile: float,
+    values: Any,
+    columns: Mapping[str, Any],
+    withheld: Any,
+    minimum: float | None,
+) -> tuple[Any, Any]:
+    """Numpy bounds for a batch: the values -+ the quantile times each row's scale, NaN where
+    withheld, the lower bound raised to the minimum. Training measures intervals with this."""
+    import numpy as np
+
+    widths = quantile * np.asarray(calibrated.scale_columns(columns, len(values)), dtype=float)
+    lower, upper = values - widths, values + widths
+    hidden = np.asarray(withheld, dtype=bool)
+    lower[hidden], upper[hidden] = np.nan, np.nan
+    return in_domain(lower, minimum), upper
 
 
 def _interval(
@@ -263,19 +283,10 @@ def _interval(
             width = quantile * scale
             lower.append(None if hidden else value - width)
             upper.append(None if hidden else value + width)
-        return Interval(options.interval, _in_domain_or_none(lower, minimum), upper)
-    import numpy as np
-
-    widths = quantile * calibrated.scale_columns(checked.as_columns(), checked.count)
-    lower, upper = values - widths, values + widths
-    lower[withheld], upper[withheld] = np.nan, np.nan
-    return Interval(options.interval, in_domain(lower, minimum), upper)
-
-
-def _in_domain_or_none(values: list[float | None], minimum: float | None) -> list[float | None]:
-    if minimum is None:
-        return values
-    return [None if v is None else max(minimum, v) for v in values]
+        return Interval(options.interval, in_domain(lower, minimum), upper)
+    columns = checked.as_columns()
+    lower, upper = column_bounds(calibrated, quantile, values, columns, withheld, minimum)
+    return Interval(options.interval, lower, upper)
 
 
 def _explanation(model: LoadedModel, checked: _Checked) -> Explanation:

@@ -102,9 +102,8 @@ def outside(name: str, row: Row) -> list[str]:
 
 
 def strict_reason(name: str, feature: str) -> str:
-    """Why `strict` refuses a value of numeric `feature`: the range the fit rows held."""
-    seen = bundled(name).metadata["training"]["ranges"][feature]
-    return f"outside the training range {seen['min']:g} to {seen['max']:g} (strict)"
+    """Why `strict` refuses a value of `feature`: what the fit rows held."""
+    return expected.strict_reason(bundled(name).metadata, feature)
 
 
 def shapley(name: str, row: Row) -> tuple[float, dict[str, float]]:

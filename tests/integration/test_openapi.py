@@ -512,11 +512,8 @@ def test_strict_refuses_rows_beyond_the_training_range_as_documented(
     function: Function, server: FunctionServer, openapi: OpenAPI
 ) -> None:
     rows, flags = inside_and_beyond(function)
-    ranges = bundled_metadata(function.model)["training"]["ranges"]
-    reasons = [
-        f"outside the training range {ranges[name]['min']:g} to {ranges[name]['max']:g} (strict)"
-        for name in flags[1]
-    ]
+    metadata = bundled_metadata(function.model)
+    reasons = [expected.strict_reason(metadata, name) for name in flags[1]]
     strict = {"parameters": {"strict": True}}
     v1, v2 = f"/v1/models/{function.model}:predict", f"/v2/models/{function.model}/infer"
 

@@ -158,9 +158,9 @@ def test_bigquery_bad_row_fails_fast_naming_row_and_field(customer: FunctionServ
 def test_bigquery_strict_fails_the_query_naming_the_call_outside_the_training_range(
     customer: FunctionServer,
 ):
-    seen = load_current(BUNDLED, "customer_needs").metadata["training"]["ranges"]["income"]
+    metadata = load_current(BUNDLED, "customer_needs").metadata
     calls = [CUSTOMER_CALLS[0], [None, "f", 1000], CUSTOMER_CALLS[2]]  # the last: income 0
-    reason = f"outside the training range {seen['min']:g} to {seen['max']:g} (strict)"
+    reason = reference.strict_reason(metadata, "income")
 
     strict = requests.post(
         customer.url, json=bigquery_request(calls, {"strict": "true"}), timeout=30

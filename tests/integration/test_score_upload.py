@@ -681,7 +681,7 @@ def test_with_upload_strict_rows_outside_the_training_range_are_rejected(
     in_process: dict[str, LoadedModel],
 ) -> None:
     server = start_function("score_upload", **scorer_env(model_store, UPLOAD_STRICT="true"))
-    seen = in_process["customer_needs"].metadata["training"]["ranges"]
+    metadata = in_process["customer_needs"].metadata
     table = [
         ["id", "age", "gender", "income"],
         ["inside", "35", "F", "52000"],
@@ -690,8 +690,7 @@ def test_with_upload_strict_rows_outside_the_training_range_are_rejected(
     ]
 
     def reason(feature: str) -> str:
-        low, high = seen[feature]["min"], seen[feature]["max"]
-        return f"{feature}: outside the training range {low:g} to {high:g} (strict)"
+        return f"{feature}: {reference.strict_reason(metadata, feature)}"
 
     generation = upload_and_deliver(gcs, server, bucket, as_csv(table))
 

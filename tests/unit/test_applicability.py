@@ -10,10 +10,8 @@ recorded.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,25 +21,14 @@ from hypothesis import strategies as st
 
 from shared.errors import InvalidInput, Problem
 from shared.predict import OUTSIDE, SMALL_ROWS, Options, Prediction, predict
-from shared.store import LoadedModel, LocalFolder, load_current
+from shared.store import LoadedModel
 from shared.validation import Rows, validate_records
 from tests import expected
+from tests.unit.bundled import bundled, pipeline_only
 
-BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
 STRICT = "(strict)"
 
 Record = dict[str, Any]
-
-
-@functools.cache
-def bundled(name: str) -> LoadedModel:
-    return load_current(BUNDLED, name)
-
-
-@functools.cache
-def pipeline_only(model: LoadedModel) -> LoadedModel:
-    """`model` without its serving form: `predict` takes the frame path."""
-    return dataclasses.replace(model, serving=None)
 
 
 def with_metadata(model: LoadedModel, **changes: Any) -> LoadedModel:
@@ -138,11 +125,7 @@ def strict_reference(model: LoadedModel, rows: Sequence[Record]) -> Answer:
 
 
 def describe(model: LoadedModel, feature: str) -> str:
-    trained = model.metadata["training"]["ranges"][feature]
-    if "min" in trained:
-        return f"training range {trained['min']:g} to {trained['max']:g}"
-    seen = sorted(category for category, count in trained.items() if count)
-    return "categories seen in training: " + ", ".join(seen)
+    return expected.trained_range(model.metadata, feature)
 
 
 def assert_every_path_gives(

@@ -483,8 +483,7 @@ def test_old_metadata_with_absolute_residuals_gets_one_width_for_every_row(
 
 
 def strict_reason(model: LoadedModel, feature: str) -> str:
-    trained = model.metadata["training"]["ranges"][feature]
-    return f"outside the training range {trained['min']:g} to {trained['max']:g} (strict)"
+    return expected.strict_reason(model.metadata, feature)
 
 
 def test_strict_makes_every_row_outside_the_training_range_a_fault(

@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,23 +31,12 @@ from shared.predict import (
 )
 from shared.predict._intervals import read_calibration
 from shared.schema import CUSTOMER_NEEDS, CategoricalFeature
-from shared.store import LoadedModel, LocalFolder, load_current
+from shared.store import LoadedModel
 from shared.validation import Rows, validate_records
 from tests import expected
-
-BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
+from tests.unit.bundled import bundled, pipeline_only
 
 Record = dict[str, Any]
-
-
-@functools.cache
-def bundled(name: str) -> LoadedModel:
-    return load_current(BUNDLED, name)
-
-
-@functools.cache
-def pipeline_only(model: LoadedModel) -> LoadedModel:
-    return dataclasses.replace(model, serving=None)
 
 
 @functools.cache

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
 import io
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -32,23 +30,7 @@ from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.validation import Rows, clean_columns, clean_records, validate, validate_records
 from tests import expected
-
-BUNDLED = LocalFolder(Path(__file__).resolve().parents[2] / "models")
-
-
-@functools.cache
-def bundled(name: str) -> LoadedModel:
-    """Each bundled model loaded once for the module's examples: a load verifies the artifact,
-    and the first batch builds the trees' lookup table."""
-    return load_current(BUNDLED, name)
-
-
-@functools.cache
-def pipeline_only(model: LoadedModel) -> LoadedModel:
-    """`model` without its serving form, so that `predict` takes the frame path; its pipeline is
-    unpickled once, not once per example."""
-    return dataclasses.replace(model, serving=None)
-
+from tests.unit.bundled import bundled, pipeline_only
 
 numbers = st.one_of(
     st.integers(-(10**6), 10**8),

@@ -549,10 +549,7 @@ def flags_of(model: LoadedModel, data: bytes) -> dict[int, list[str]]:
 
 
 def strict_reason(model: LoadedModel, feature: str) -> str:
-    trained = model.metadata["training"]["ranges"][feature]
-    return (
-        f"{feature}: outside the training range {trained['min']:g} to {trained['max']:g} (strict)"
-    )
+    return f"{feature}: {expected.strict_reason(model.metadata, feature)}"
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 4, 1000])
