@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import flask
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.http import serve
 from shared.schema import MODELS
 
 
-@functions_framework.http
-def predict_customer_needs(request: flask.Request) -> flask.Response:
+@functions_framework.aio.http
+async def predict_customer_needs(request: Request) -> Response:
     """Predict a customer's yearly purchase amount.
 
     POST JSON `{"instances": [{"age": 35, "gender": "female", "income": 52000}]}` or CSV;
     GET returns the model card. Errors are JSON with the status they deserve.
     """
-    return serve(request, MODELS["customer_needs"])
+    return await serve(request, MODELS["customer_needs"])

@@ -1,4 +1,5 @@
-"""The HTTP edge of the prediction functions: Flask request in, Flask response out.
+"""The HTTP edge of the prediction functions, on functions-framework's ASGI stack: a Starlette
+request in, a Starlette response out.
 
     /                                   GET model card; POST JSON, CSV or a BigQuery batch
     /v1/models/<model>                  GET status              (KServe V1)
@@ -11,24 +12,42 @@
 
 Every path is also served under /<function name>, the path of the function's own URL.
 
-`serve` routes a request to its handler (functions/protocols.py), turns every failure into the
-error body the caller speaks, adds CORS and common headers, and writes one structured log line.
-Nothing below the functions package sees Flask.
+`serve` routes a request to its handler (functions/protocols.py), reads a POST body as it
+streams in (never past MAX_BODY_BYTES), runs the handler, turns every failure into the error
+body the caller speaks, adds CORS and common headers, and writes one structured log line.
+Nothing below this module sees Starlette.
+
+Where a handler runs is decided in `_executor`, and only there:
+- on the event loop, when the body is small and the model is in memory with no check due:
+  a small request costs less than a hop to a thread would;
+- on the one batch thread, when the body is over INLINE_BODY_BYTES: a 100,000-row batch never
+  holds the loop, so small requests go on being answered while it runs;
+- on a storage thread, when the model must first be loaded or checked against current.json:
+  that waits on storage, which must not stop the loop either.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import time
 import traceback
 from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 
-import flask
-import functions_framework
-from werkzeug.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions import protocols
-from functions.http_io import Call, Handler, Style, error_response, runtime
-from shared.errors import MarketcastError, MethodNotAllowed, NotFound, OriginNotAllowed
+from functions.http_io import Call, Handler, Incoming, Reply, Style, error_reply, runtime
+from shared.errors import (
+    MarketcastError,
+    MethodNotAllowed,
+    NotFound,
+    OriginNotAllowed,
+    PayloadTooLarge,
+)
 from shared.logs import log, trace_fields
 from shared.schema import ServedModel
 from shared.settings import Settings
@@ -36,46 +55,88 @@ from shared.settings import Settings
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Cloud-Trace-Context"
 CORS_EXPOSED_HEADERS = "X-Model-Name, X-Model-Version, Retry-After"
 READ, WRITE = ("GET", "HEAD", "OPTIONS"), ("POST", "OPTIONS")
+# About 250 JSON rows: work that takes the loop well under a millisecond.
+INLINE_BODY_BYTES = 16 * 1024
+# One thread: batches are CPU work under one interpreter lock, so more would only take turns
+# with each other and with the loop.
+_BATCHES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
+_STORAGE = ThreadPoolExecutor(thread_name_prefix="storage")
 
 
-def serve(request: flask.Request, model: ServedModel) -> flask.Response:
+async def serve(request: Request, model: ServedModel) -> Response:
     """Answer one request for `model`; always JSON or CSV, never a stack trace."""
-    model_name, function_name = model.name, model.function
     started = time.perf_counter()
+    incoming = Incoming(
+        request.method, request.url.path, request.headers, request.query_params, b""
+    )
     call: Call | None = None
     error_code: str | None = None
     try:
-        call = Call(request, model_name, function_name, runtime().settings)
-        response = route(call)
+        call = Call(incoming, model.name, model.function, runtime().settings)
+        reply = await _reply(call, request)
     except MarketcastError as error:
-        response = error_response(error, call.style if call else Style.NATIVE)
+        reply = error_reply(error, call.style if call else Style.NATIVE)
         error_code = error.code
     except Exception:  # noqa: BLE001 (the last line of defence: log it, answer a clean 500)
         log("ERROR", "unhandled error", exc_info=traceback.format_exc())
         internal = MarketcastError("internal error")
-        response = error_response(internal, call.style if call else Style.NATIVE)
+        reply = error_reply(internal, call.style if call else Style.NATIVE)
         error_code = internal.code
-    if call is not None:
-        _add_cors_headers(response, request.headers.get("Origin"), call.settings)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    _log_request(request, response, call, error_code, started, model_name)
-    return response
+    _add_common_headers(reply, incoming, call.settings if call else None)
+    _log_request(incoming, reply, call, error_code, started, model.name)
+    return Response(reply.body, reply.status, reply.headers, reply.media_type)
 
 
-def route(call: Call) -> flask.Response:
+async def _reply(call: Call, request: Request) -> Reply:
+    handler = route(call)
+    if call.request.method == "POST":
+        call.request.body = await read_body(request, call.settings.max_body_bytes)
+    executor = _executor(call)
+    if executor is None:
+        return handler(call)
+    run = functools.partial(contextvars.copy_context().run, handler, call)
+    return await asyncio.get_running_loop().run_in_executor(executor, run)
+
+
+def _executor(call: Call) -> Executor | None:
+    """Where the handler runs (see the module docstring); None: on the event loop."""
+    if len(call.request.body) > INLINE_BODY_BYTES:
+        return _BATCHES
+    if runtime().store.ready(call.model_name):
+        return None
+    return _STORAGE
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """At most `limit` bytes, refused unread when Content-Length says more, and refused one
+    chunk past the limit otherwise: an oversized body is never held in memory."""
+    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > limit:
+        raise too_large
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def route(call: Call) -> Handler:
+    """The handler for the call's path and method (OPTIONS: the preflight)."""
     path = local_path(call.request.path, call.function_name)
     call.style = Style.KSERVE if path.startswith(("/v1/", "/v2")) else Style.NATIVE
-    path = _unversioned(path, call.model_name)
+    path, version = _unversioned(path, call.model_name)
     routes = _routes(call.model_name)
     if path not in routes:
         raise NotFound(f"no such path: {call.request.path[:200]}")
     methods, handler = routes[path]
     if call.request.method == "OPTIONS":
-        return preflight(call.request, call.settings, methods)
+        return functools.partial(preflight, methods=methods)
     if call.request.method not in methods:
         raise MethodNotAllowed(f"{call.request.method} is not allowed here", methods)
-    return handler(call)
+    return handler if version is None else functools.partial(_live_only, handler, version)
 
 
 def local_path(path: str, function_name: str) -> str:
@@ -86,16 +147,21 @@ def local_path(path: str, function_name: str) -> str:
     return path
 
 
-def _unversioned(path: str, model_name: str) -> str:
-    """/v2/models/<m>/versions/<v>/... is served only for the live version."""
+def _unversioned(path: str, model_name: str) -> tuple[str, str | None]:
+    """/v2/models/<m>/versions/<v>/... is the path without the version, and the version."""
     prefix = f"/v2/models/{model_name}/versions/"
     if not path.startswith(prefix):
-        return path
+        return path, None
     version, _, rest = path[len(prefix) :].partition("/")
-    live = runtime().store.get(model_name).version
+    return f"/v2/models/{model_name}" + (f"/{rest}" if rest else ""), version
+
+
+def _live_only(handler: Handler, version: str, call: Call) -> Reply:
+    """A versioned path is served only for the live version."""
+    live = call.model().version
     if version != live:
         raise NotFound(f"version {version[:80]} is not served; the live version is {live}")
-    return f"/v2/models/{model_name}" + (f"/{rest}" if rest else "")
+    return handler(call)
 
 
 def _routes(model: str) -> Mapping[str, tuple[tuple[str, ...], Handler]]:
@@ -112,20 +178,17 @@ def _routes(model: str) -> Mapping[str, tuple[tuple[str, ...], Handler]]:
     }
 
 
-def preflight(
-    request: flask.Request, settings: Settings, methods: tuple[str, ...]
-) -> flask.Response:
-    origin = request.headers.get("Origin")
-    response = flask.Response(status=204)
-    response.headers["Allow"] = ", ".join(methods)
+def preflight(call: Call, methods: tuple[str, ...]) -> Reply:
+    origin = call.request.headers.get("origin")
+    reply = Reply(b"", 204, headers={"Allow": ", ".join(methods)})
     if origin is None:
-        return response
-    if not origin_allowed(origin, settings):
+        return reply
+    if not origin_allowed(origin, call.settings):
         raise OriginNotAllowed("this origin may not call the function from a browser")
-    response.headers["Access-Control-Allow-Methods"] = ", ".join(m for m in methods if m != "HEAD")
-    response.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
-    response.headers["Access-Control-Max-Age"] = "3600"
-    return response
+    reply.headers["Access-Control-Allow-Methods"] = ", ".join(m for m in methods if m != "HEAD")
+    reply.headers["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
+    reply.headers["Access-Control-Max-Age"] = "3600"
+    return reply
 
 
 def origin_allowed(origin: str, settings: Settings) -> bool:
@@ -133,35 +196,40 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
-def _add_cors_headers(response: flask.Response, origin: str | None, settings: Settings) -> None:
-    response.vary.add("Origin")
+def _add_common_headers(reply: Reply, incoming: Incoming, settings: Settings | None) -> None:
+    reply.headers["Cache-Control"] = "no-store"
+    reply.headers["X-Content-Type-Options"] = "nosniff"
+    if settings is None:
+        return
+    reply.headers["Vary"] = "Origin"
+    origin = incoming.headers.get("origin")
     if origin is None or not origin_allowed(origin, settings):
         return
-    response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    reply.headers["Access-Control-Allow-Origin"] = origin
+    reply.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
 
 
 def _log_request(
-    request: flask.Request,
-    response: flask.Response,
+    incoming: Incoming,
+    reply: Reply,
     call: Call | None,
     error_code: str | None,
     started: float,
     model_name: str,
 ) -> None:
-    status = response.status_code
+    status = reply.status
     severity = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
-    path = request.path[:200]
+    path = incoming.path[:200]
     log(
         severity,
-        f"{request.method} {path} {status}",
+        f"{incoming.method} {path} {status}",
         httpRequest={
-            "requestMethod": request.method,
+            "requestMethod": incoming.method,
             "requestUrl": path,
             "status": status,
             "latency": f"{time.perf_counter() - started:.6f}s",
-            "requestSize": str(request.content_length or 0),
-            "userAgent": (request.user_agent.string or "")[:200],
+            "requestSize": str(_request_size(incoming)),
+            "userAgent": incoming.headers.get("user-agent", "")[:200],
         },
         model=model_name,
         model_version=call.version if call else None,
@@ -170,20 +238,12 @@ def _log_request(
         error=error_code,
         **(call.log if call else {}),
         **trace_fields(
-            request.headers.get("X-Cloud-Trace-Context"),
+            incoming.headers.get("x-cloud-trace-context"),
             call.settings.project if call else None,
         ),
     )
 
 
-def _framework_error(error: HTTPException) -> flask.Response:
-    """Errors the framework raises before our code runs (e.g. /favicon.ico) leave as JSON too."""
-    status = error.code or 500
-    wrapped = MarketcastError(error.name if status < 500 else "internal error")
-    wrapped.status, wrapped.code = status, error.name.lower().replace(" ", "_")
-    return error_response(wrapped)
-
-
-# Registers on the app functions-framework is building when this module is loaded by it;
-# a no-op anywhere else.
-functions_framework.errorhandler(HTTPException)(_framework_error)
+def _request_size(incoming: Incoming) -> int:
+    declared = incoming.headers.get("content-length", "")
+    return int(declared) if declared.isdecimal() else len(incoming.body)

@@ -1,14 +1,16 @@
 """What the HTTP edge and the protocol handlers share: the process runtime, one call's state,
-bodies in and responses out, and the one place an error becomes a response."""
+the request as the handlers see it, replies out, and the one place an error becomes a reply.
+
+Handlers are plain functions from a `Call` to a `Reply`: they see no server objects, so the
+same handler serves behind any HTTP stack, and runs on the event loop or on a worker thread.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import flask
 
 from shared import codecs
 from shared import settings as settings_module
@@ -16,7 +18,6 @@ from shared.errors import (
     MarketcastError,
     MethodNotAllowed,
     ModelUnavailable,
-    PayloadTooLarge,
     UnsupportedMediaType,
     one_line,
 )
@@ -24,7 +25,8 @@ from shared.once import once
 from shared.settings import Settings
 from shared.store import LoadedModel, ModelStore, open_backend
 
-READ_CHUNK_BYTES = 64 * 1024
+JSON = "application/json"
+CSV = "text/csv; charset=utf-8"
 
 
 class Style(enum.Enum):
@@ -54,10 +56,37 @@ runtime = once(_make_runtime)
 
 
 @dataclass
+class Incoming:
+    """One request: `headers` look names up case-insensitively; `query` holds one value per
+    name; `body` is read (within MAX_BODY_BYTES) only for a POST."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes = b""
+
+    @property
+    def mimetype(self) -> str:
+        """The Content-Type without its parameters, lowercased ("" when there is none)."""
+        return self.headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+@dataclass
+class Reply:
+    """A response, before the server's own type: `headers` beyond Content-Type."""
+
+    body: bytes
+    status: int = 200
+    media_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Call:
     """One request as the handlers see it, and what it did (for its log line)."""
 
-    request: flask.Request
+    request: Incoming
     model_name: str
     function_name: str
     settings: Settings
@@ -73,12 +102,12 @@ class Call:
         return model
 
 
-Handler = Callable[[Call], flask.Response]
+Handler = Callable[[Call], Reply]
 
 
-def media_type(request: flask.Request, *, default: str | None = None) -> str:
+def media_type(request: Incoming, *, default: str | None = None) -> str:
     """application/json or text/csv; a missing Content-Type means `default` where given."""
-    kind = (request.mimetype or "").lower()
+    kind = request.mimetype
     if kind in ("application/json", "text/csv"):
         return kind
     if not kind and default:
@@ -90,51 +119,31 @@ def media_type(request: flask.Request, *, default: str | None = None) -> str:
     )
 
 
-def read_body(request: flask.Request, limit: int) -> bytes:
-    """At most `limit` bytes, refused before reading when Content-Length says more."""
-    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    chunks, total = [], 0
-    while chunk := request.stream.read(min(READ_CHUNK_BYTES, limit + 1 - total)):
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise too_large
-    return b"".join(chunks)
-
-
-def json_response(
+def json_reply(
     document: Any, model_name: str | None = None, version: str | None = None, status: int = 200
-) -> flask.Response:
-    response = flask.Response(codecs.encode_json(document), status, mimetype="application/json")
+) -> Reply:
+    reply = Reply(codecs.encode_json(document), status)
     if model_name and version:
-        model_headers(response, model_name, version)
-    return response
+        reply.headers.update(model_headers(model_name, version))
+    return reply
 
 
-def csv_response(body: bytes, model_name: str, version: str) -> flask.Response:
-    response = flask.Response(body, content_type="text/csv; charset=utf-8")
-    model_headers(response, model_name, version)
-    return response
+def csv_reply(body: bytes, model_name: str, version: str) -> Reply:
+    return Reply(body, media_type=CSV, headers=model_headers(model_name, version))
 
 
-def model_headers(response: flask.Response, model_name: str, version: str) -> None:
-    response.headers["X-Model-Name"] = model_name
-    response.headers["X-Model-Version"] = version
+def model_headers(model_name: str, version: str) -> dict[str, str]:
+    return {"X-Model-Name": model_name, "X-Model-Version": version}
 
 
-def error_response(error: MarketcastError, style: Style = Style.NATIVE) -> flask.Response:
-    """The one place an error becomes a response, in the body shape the caller speaks."""
-    body = codecs.encode_json(error_document(error, style))
-    # A streamed body tells the framework not to read an unread request body into memory.
-    payload: Any = iter([body]) if isinstance(error, PayloadTooLarge) else body
-    response = flask.Response(payload, status=status_for(error, style), mimetype="application/json")
+def error_reply(error: MarketcastError, style: Style = Style.NATIVE) -> Reply:
+    """The one place an error becomes a reply, in the body shape the caller speaks."""
+    reply = Reply(codecs.encode_json(error_document(error, style)), status_for(error, style))
     if isinstance(error, MethodNotAllowed):
-        response.headers["Allow"] = ", ".join(error.allow)
+        reply.headers["Allow"] = ", ".join(error.allow)
     if isinstance(error, ModelUnavailable):
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
+        reply.headers["Retry-After"] = str(error.retry_after)
+    return reply
 
 
 def status_for(error: MarketcastError, style: Style) -> int:

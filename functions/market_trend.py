@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import flask
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from functions.http import serve
 from shared.schema import MODELS
 
 
-@functions_framework.http
-def predict_market_trend(request: flask.Request) -> flask.Response:
+@functions_framework.aio.http
+async def predict_market_trend(request: Request) -> Response:
     """Predict next quarter's sales from this quarter's sales, population and GDP.
 
     POST JSON `{"instances": [{"sales": 9000, "population": 300000, "gdp": 13000}]}` or CSV;
     GET returns the model card. Errors are JSON with the status they deserve.
     """
-    return serve(request, MODELS["market_trend"])
+    return await serve(request, MODELS["market_trend"])

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import flask
-
-from functions.http_io import Call, Style, csv_response, json_response, media_type, read_body
+from functions.http_io import Call, Reply, Style, csv_reply, json_reply, media_type
 from shared import codecs
 from shared.errors import BadRequest, ModelUnavailable
 from shared.predict import Options, Prediction, invalid_rows, options_from_query, parse_options
@@ -26,13 +24,13 @@ SERVER_NAME = "marketcast"
 # --- the function's own URL ------------------------------------------------------------------
 
 
-def root(call: Call) -> flask.Response:
+def root(call: Call) -> Reply:
     if call.request.method in ("GET", "HEAD"):
         model = call.model()
         card = codecs.model_card(model, call.function_name)
-        return json_response(card, model.name, model.version)
+        return json_reply(card, model.name, model.version)
     kind = media_type(call.request)
-    body = read_body(call.request, call.settings.max_body_bytes)
+    body = call.request.body
     if kind == "text/csv":
         return _predict_csv(call, body)
     document = codecs.parse_json(body)
@@ -42,7 +40,7 @@ def root(call: Call) -> flask.Response:
     return _predict_json(call, document)
 
 
-def _predict_json(call: Call, document: object) -> flask.Response:
+def _predict_json(call: Call, document: object) -> Reply:
     parsed = codecs.envelope(document, call.settings.max_instances)
     call.rows = len(parsed.instances)
     model = call.model()
@@ -52,20 +50,20 @@ def _predict_json(call: Call, document: object) -> flask.Response:
         **codecs.json_answer(prediction),
         "model": {"name": model.name, "version": model.version},
     }
-    return json_response(answer, model.name, model.version)
+    return json_reply(answer, model.name, model.version)
 
 
-def _predict_csv(call: Call, body: bytes) -> flask.Response:
+def _predict_csv(call: Call, body: bytes) -> Reply:
     table = codecs.read_csv(body, call.settings.max_instances)
     call.rows = len(table)
     model = call.model()
-    options = parse_options(options_from_query(call.request.args))
+    options = parse_options(options_from_query(call.request.query))
     prediction = _predict(model, table.rows(), options)
     answer = codecs.encode_table(table, prediction.columns())
-    return csv_response(answer, model.name, model.version)
+    return csv_reply(answer, model.name, model.version)
 
 
-def _bigquery(call: Call, document: Any) -> flask.Response:
+def _bigquery(call: Call, document: Any) -> Reply:
     model = call.model()
     calls = codecs.decode_calls(document, model.schema.feature_names, call.settings.max_instances)
     call.rows = calls.total
@@ -74,20 +72,20 @@ def _bigquery(call: Call, document: Any) -> flask.Response:
     prediction = predict_rows(model, calls.rows, options)
     if prediction.problems:
         raise invalid_rows(calls.call_numbers(prediction.problems), calls.total)
-    return json_response(codecs.encode_replies(prediction, calls), model.name, model.version)
+    return json_reply(codecs.encode_replies(prediction, calls), model.name, model.version)
 
 
 # --- KServe V1 -------------------------------------------------------------------------------
 
 
-def v1_status(call: Call) -> flask.Response:
+def v1_status(call: Call) -> Reply:
     model = call.model()
-    return json_response({"name": model.name, "ready": True}, model.name, model.version)
+    return json_reply({"name": model.name, "ready": True}, model.name, model.version)
 
 
-def v1_predict(call: Call) -> flask.Response:
+def v1_predict(call: Call) -> Reply:
     media_type(call.request, default="application/json")
-    document = codecs.parse_json(read_body(call.request, call.settings.max_body_bytes))
+    document = codecs.parse_json(call.request.body)
     if not isinstance(document, dict) or "instances" not in document:
         raise BadRequest('a V1 request is {"instances": [...]}')
     return _predict_json(call, document)
@@ -96,36 +94,36 @@ def v1_predict(call: Call) -> flask.Response:
 # --- Open Inference Protocol (V2) ------------------------------------------------------------
 
 
-def v2_server(call: Call) -> flask.Response:
-    return json_response({"name": SERVER_NAME, "version": "1", "extensions": []})
+def v2_server(call: Call) -> Reply:
+    return json_reply({"name": SERVER_NAME, "version": "1", "extensions": []})
 
 
-def v2_live(call: Call) -> flask.Response:
-    return json_response({"live": True})
+def v2_live(call: Call) -> Reply:
+    return json_reply({"live": True})
 
 
-def v2_ready(call: Call) -> flask.Response:
+def v2_ready(call: Call) -> Reply:
     """Ready once the model is loaded; asking loads it, so a probe warms the instance."""
     try:
         model = call.model()
     except ModelUnavailable as exc:
-        response = json_response({"ready": False, "error": exc.message}, status=503)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    return json_response({"name": model.name, "ready": True}, model.name, model.version)
+        reply = json_reply({"ready": False, "error": exc.message}, status=503)
+        reply.headers["Retry-After"] = str(exc.retry_after)
+        return reply
+    return json_reply({"name": model.name, "ready": True}, model.name, model.version)
 
 
-def v2_metadata(call: Call) -> flask.Response:
+def v2_metadata(call: Call) -> Reply:
     model = call.model()
     document = codecs.model_metadata(model.schema, model.name, model.version)
-    return json_response(document, model.name, model.version)
+    return json_reply(document, model.name, model.version)
 
 
-def v2_infer(call: Call) -> flask.Response:
+def v2_infer(call: Call) -> Reply:
     if call.request.headers.get("Inference-Header-Content-Length") is not None:
         raise BadRequest(codecs.BINARY_REFUSED)
     media_type(call.request, default="application/json")
-    document = codecs.parse_json(read_body(call.request, call.settings.max_body_bytes))
+    document = codecs.parse_json(call.request.body)
     model = call.model()
     request = codecs.decode_infer(document, model.schema, call.settings.max_instances)
     call.rows = request.rows.count
@@ -133,7 +131,7 @@ def v2_infer(call: Call) -> flask.Response:
     body = codecs.encode_infer(
         prediction, model.name, model.version, request.outputs, request.request_id
     )
-    return json_response(body, model.name, model.version)
+    return json_reply(body, model.name, model.version)
 
 
 # --- shared steps ----------------------------------------------------------------------------

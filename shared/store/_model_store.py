@@ -60,6 +60,11 @@ class ModelStore:
                 slot.refreshing.release()
         return slot.model or model
 
+    def ready(self, name: str) -> bool:
+        """Whether `get` would answer from memory at once: loaded, and no check is due."""
+        slot = self._slots.get(name)
+        return slot is not None and slot.model is not None and self._clock() < slot.next_check
+
     def loaded(self, name: str) -> LoadedModel | None:
         """The model if it is already in memory; never touches storage."""
         slot = self._slots.get(name)

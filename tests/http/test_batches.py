@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from models import data
 from tests.http.support import (
@@ -37,21 +37,21 @@ def rows_of(name: str) -> list[dict[str, Any]]:
     ]
 
 
-def as_json(client: FlaskClient, rows: list[dict[str, Any]], **parameters: Any) -> Any:
+def as_json(client: TestClient, rows: list[dict[str, Any]], **parameters: Any) -> Any:
     return client.post("/", json={"instances": rows, "parameters": parameters})
 
 
-def as_csv(client: FlaskClient, name: str, rows: list[dict[str, Any]], query: str = "") -> Any:
+def as_csv(client: TestClient, name: str, rows: list[dict[str, Any]], query: str = "") -> Any:
     header = ["id", *features(name)]
     body = csv_body(
         header, [[f"r{i}", *(row[f] for f in features(name))] for i, row in enumerate(rows)]
     )
-    return client.post(f"/{query}", data=body, content_type="text/csv")
+    return client.post(f"/{query}", content=body, headers={"Content-Type": "text/csv"})
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_200_rows_get_the_same_answers_as_json_and_as_csv(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     rows = rows_of(name)
 
@@ -59,21 +59,21 @@ def test_200_rows_get_the_same_answers_as_json_and_as_csv(
     by_csv = as_csv(clients[name], name, rows)
 
     assert by_json.status_code == by_csv.status_code == 200
-    from_json = by_json.get_json()["predictions"]
-    from_csv = [float(row[PREDICTION[name]]) for row in csv_rows(by_csv.data)]
+    from_json = by_json.json()["predictions"]
+    from_csv = [float(row[PREDICTION[name]]) for row in csv_rows(by_csv.content)]
     assert from_csv == from_json
     assert from_json == pytest.approx(predicted(name, rows), rel=RTOL)
-    flags = by_json.get_json()["outside_training_range"]
+    flags = by_json.json()["outside_training_range"]
     assert flags == [outside(name, row) for row in rows]
-    assert [row["outside_training_range"] for row in csv_rows(by_csv.data)] == [
+    assert [row["outside_training_range"] for row in csv_rows(by_csv.content)] == [
         ";".join(names) for names in flags
     ]
-    assert [row["id"] for row in csv_rows(by_csv.data)] == [f"r{i}" for i in range(200)]
+    assert [row["id"] for row in csv_rows(by_csv.content)] == [f"r{i}" for i in range(200)]
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_200_rows_get_the_same_intervals_as_json_and_as_csv(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     rows, target = rows_of(name), PREDICTION[name]
     if name == "customer_needs":  # its 200 rows all lie inside the training range
@@ -82,8 +82,8 @@ def test_200_rows_get_the_same_intervals_as_json_and_as_csv(
     assert None in expected_bounds, "some rows lie outside the training range"
     assert any(expected_bounds), "and some inside"
 
-    by_json = as_json(clients[name], rows, interval=0.9).get_json()["predictions"]
-    by_csv = csv_rows(as_csv(clients[name], name, rows, "?interval=0.9").data)
+    by_json = as_json(clients[name], rows, interval=0.9).json()["predictions"]
+    by_csv = csv_rows(as_csv(clients[name], name, rows, "?interval=0.9").content)
 
     expected = zip(predicted(name, rows), expected_bounds, strict=True)
     for answer, row, (value, interval) in zip(by_json, by_csv, expected, strict=True):
@@ -100,7 +100,7 @@ def test_200_rows_get_the_same_intervals_as_json_and_as_csv(
 
 
 def test_200_rows_with_bad_ones_name_the_same_rows_as_json_and_as_csv(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = rows_of("customer_needs")
     rows[0] = {**rows[0], "age": 300}
@@ -111,18 +111,18 @@ def test_200_rows_with_bad_ones_name_the_same_rows_as_json_and_as_csv(
     by_csv = as_csv(customer, "customer_needs", rows)
 
     assert by_json.status_code == by_csv.status_code == 422
-    assert by_csv.get_json() == by_json.get_json()
-    details = by_json.get_json()["error"]["details"]
+    assert by_csv.json() == by_json.json()
+    details = by_json.json()["error"]["details"]
     assert [(d["row"], d["field"]) for d in details] == [
         (0, "age"),
         (150, "gender"),
         (199, "income"),
     ]
-    assert by_json.get_json()["error"]["message"] == "3 of 200 rows are invalid"
+    assert by_json.json()["error"]["message"] == "3 of 200 rows are invalid"
 
 
 def test_200_rows_with_strict_name_the_rows_outside_the_same_as_json_and_as_csv(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = rows_of("customer_needs")
     rows[3], rows[120] = FAR_OUT, {**rows[120], "income": 5_000_000}
@@ -131,19 +131,19 @@ def test_200_rows_with_strict_name_the_rows_outside_the_same_as_json_and_as_csv(
     by_csv = as_csv(customer, "customer_needs", rows, "?strict=true")
 
     assert by_json.status_code == by_csv.status_code == 422
-    assert by_csv.get_json() == by_json.get_json()
-    details = by_json.get_json()["error"]["details"]
+    assert by_csv.json() == by_json.json()
+    details = by_json.json()["error"]["details"]
     assert [(d["row"], d["field"], d["reason"]) for d in details] == [
         (row, feature, strict_reason("customer_needs", feature))
         for row in (3, 120)
         for feature in outside("customer_needs", rows[row])
     ]
-    assert by_json.get_json()["error"]["message"] == "2 of 200 rows are invalid"
+    assert by_json.json()["error"]["message"] == "2 of 200 rows are invalid"
 
 
 @pytest.mark.parametrize("feature", ["sales", "population", "gdp"])
 def test_a_zero_market_feature_is_refused_alone_and_in_a_batch(
-    market: FlaskClient, feature: str
+    market: TestClient, feature: str
 ) -> None:
     # The forecast grows from ratios of the features: the schema admits positive values only,
     # and a zero is refused (422) the same way whichever path the request's size takes.
@@ -155,6 +155,6 @@ def test_a_zero_market_feature_is_refused_alone_and_in_a_batch(
     in_batch = as_json(market, [*rows_of("market_trend")[:99], zero])
 
     assert alone.status_code == in_batch.status_code == 422, alone.text
-    assert [(d["row"], d["field"]) for d in alone.get_json()["error"]["details"]] == [(0, feature)]
-    details = in_batch.get_json()["error"]["details"]
+    assert [(d["row"], d["field"]) for d in alone.json()["error"]["details"]] == [(0, feature)]
+    details = in_batch.json()["error"]["details"]
     assert [(d["row"], d["field"]) for d in details] == [(99, feature)]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2 as httpx
 import pytest
-from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
+from starlette.testclient import TestClient
 
 from tests.http.support import FAR_OUT, RTOL, bounds, outside, predicted, shapley
 
@@ -34,27 +34,27 @@ def batch(calls: list[Any], context: dict[str, Any] | None = None) -> dict[str, 
     }
 
 
-def replies(client: FlaskClient, body: dict[str, Any]) -> list[Any]:
+def replies(client: TestClient, body: dict[str, Any]) -> list[Any]:
     response = client.post("/", json=body)
     assert response.status_code == 200, response.text
-    assert set(response.get_json()) == {"replies"}
-    return list(response.get_json()["replies"])
+    assert set(response.json()) == {"replies"}
+    return list(response.json()["replies"])
 
 
-def refused(response: TestResponse) -> str:
+def refused(response: httpx.Response) -> str:
     """The message of a refusal that fails the query at once."""
     assert response.status_code == 400, response.text
-    assert set(response.get_json()) == {"errorMessage"}
-    return str(response.get_json()["errorMessage"])
+    assert set(response.json()) == {"errorMessage"}
+    return str(response.json()["errorMessage"])
 
 
-def test_a_batch_gets_one_reply_per_call_in_order(customer: FlaskClient) -> None:
+def test_a_batch_gets_one_reply_per_call_in_order(customer: TestClient) -> None:
     answer = replies(customer, batch(CALLS))
 
     assert answer == pytest.approx(predicted("customer_needs", CANONICAL), rel=RTOL)
 
 
-def test_a_market_batch_gets_the_market_models_replies(market: FlaskClient) -> None:
+def test_a_market_batch_gets_the_market_models_replies(market: TestClient) -> None:
     calls = [[9000, 300.5, 13000], ["4000.5", "200", 6000]]
     canonical = [
         dict(zip(("sales", "population", "gdp"), map(float, c), strict=True)) for c in calls
@@ -65,7 +65,7 @@ def test_a_market_batch_gets_the_market_models_replies(market: FlaskClient) -> N
     assert answer == pytest.approx(predicted("market_trend", canonical), rel=RTOL)
 
 
-def test_a_call_with_a_null_argument_gets_a_null_reply(customer: FlaskClient) -> None:
+def test_a_call_with_a_null_argument_gets_a_null_reply(customer: TestClient) -> None:
     calls = [[None, "f", 1000], CALLS[0], [35, None, 1000], CALLS[1], [None, None, None]]
 
     answer = replies(customer, batch(calls))
@@ -76,17 +76,17 @@ def test_a_call_with_a_null_argument_gets_a_null_reply(customer: FlaskClient) ->
     )
 
 
-def test_a_batch_of_null_calls_only_gets_null_replies(customer: FlaskClient) -> None:
+def test_a_batch_of_null_calls_only_gets_null_replies(customer: TestClient) -> None:
     assert replies(customer, batch([[None, None, None]] * 3)) == [None, None, None]
 
 
-def test_an_empty_batch_gets_no_replies(customer: FlaskClient) -> None:
+def test_an_empty_batch_gets_no_replies(customer: TestClient) -> None:
     assert replies(customer, batch([])) == []
 
 
 @pytest.mark.parametrize("context", [{}, {"output": "prediction"}, {"output": " Prediction "}])
 def test_the_default_output_is_the_prediction(
-    customer: FlaskClient, context: dict[str, str]
+    customer: TestClient, context: dict[str, str]
 ) -> None:
     answer = replies(customer, batch(CALLS, context))
 
@@ -96,7 +96,7 @@ def test_the_default_output_is_the_prediction(
 @pytest.mark.parametrize("output", ["lower", "upper"])
 @pytest.mark.parametrize("level", [None, "0.8", 0.95])
 def test_lower_and_upper_reply_with_the_bound_at_the_interval_level(
-    customer: FlaskClient, output: str, level: str | float | None
+    customer: TestClient, output: str, level: str | float | None
 ) -> None:
     context = {"output": output} | ({} if level is None else {"interval_level": level})
 
@@ -110,7 +110,7 @@ def test_lower_and_upper_reply_with_the_bound_at_the_interval_level(
 
 
 def test_interval_replies_with_objects_holding_the_value_and_its_interval(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     answer = replies(customer, batch(CALLS, {"output": "interval", "interval_level": "0.8"}))
 
@@ -132,7 +132,7 @@ def test_interval_replies_with_objects_holding_the_value_and_its_interval(
 
 @pytest.mark.parametrize("output", ["explain", "all"])
 def test_explain_and_all_reply_with_each_features_contribution(
-    customer: FlaskClient, output: str
+    customer: TestClient, output: str
 ) -> None:
     answer = replies(customer, batch([*CALLS, [None, "f", 1]], {"output": output}))
 
@@ -164,7 +164,7 @@ def test_explain_and_all_reply_with_each_features_contribution(
 
 
 def test_all_names_the_features_outside_the_training_range_and_prediction_stays_bare(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     calls = [CALLS[0], [FAR_OUT["age"], "f", FAR_OUT["income"]]]
     flagged = outside("customer_needs", FAR_OUT)
@@ -182,7 +182,7 @@ def test_all_names_the_features_outside_the_training_range_and_prediction_stays_
 # --- faults: named by call, as BigQuery numbers them -----------------------------------------
 
 
-def test_a_bad_row_fails_the_query_naming_the_call_and_field(customer: FlaskClient) -> None:
+def test_a_bad_row_fails_the_query_naming_the_call_and_field(customer: TestClient) -> None:
     calls = [CALLS[0], [35, "robot", 1000], [300, "f", 1000]]
 
     message = refused(customer.post("/", json=batch(calls)))
@@ -194,7 +194,7 @@ def test_a_bad_row_fails_the_query_naming_the_call_and_field(customer: FlaskClie
 
 
 def test_calls_with_null_arguments_are_counted_when_faults_are_numbered(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     calls = [[None, "f", 1], CALLS[0], [None, None, None], [35, "robot", 1000]]
 
@@ -205,7 +205,7 @@ def test_calls_with_null_arguments_are_counted_when_faults_are_numbered(
     assert message.startswith("1 of 4 rows are invalid")  # the NULL calls count too
 
 
-def test_a_call_with_the_wrong_number_of_arguments_is_named(customer: FlaskClient) -> None:
+def test_a_call_with_the_wrong_number_of_arguments_is_named(customer: TestClient) -> None:
     message = refused(customer.post("/", json=batch([CALLS[0], [35, "f"], "x"])))
 
     assert message == (
@@ -226,21 +226,21 @@ def test_a_call_with_the_wrong_number_of_arguments_is_named(customer: FlaskClien
     ],
 )
 def test_a_bad_user_defined_context_fails_the_query(
-    customer: FlaskClient, context: dict[str, Any], field: str
+    customer: TestClient, context: dict[str, Any], field: str
 ) -> None:
     message = refused(customer.post("/", json=batch(CALLS, context)))
 
     assert f"{field}: " in message
 
 
-def test_calls_that_are_not_a_list_fail_the_query(customer: FlaskClient) -> None:
+def test_calls_that_are_not_a_list_fail_the_query(customer: TestClient) -> None:
     message = refused(customer.post("/", json={"calls": {"0": CALLS[0]}}))
 
     assert message == '"calls" must be a list of argument lists'
 
 
 def test_a_batch_over_max_instances_fails_the_query_asking_for_smaller_batches(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     message = refused(customer.post("/", json=batch([CALLS[0]] * 100_001)))
 
@@ -249,7 +249,7 @@ def test_a_batch_over_max_instances_fails_the_query_asking_for_smaller_batches(
     )
 
 
-def test_a_batch_of_max_instances_is_answered(market: FlaskClient) -> None:
+def test_a_batch_of_max_instances_is_answered(market: TestClient) -> None:
     answer = replies(market, batch([[9000, 300, 13000]] * 100_000))
 
     assert len(answer) == 100_000

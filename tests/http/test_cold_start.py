@@ -15,15 +15,20 @@ SMALL_REQUESTS = """
 import json
 import sys
 from functions_framework import create_app
+from starlette.testclient import TestClient
 
 def loaded():
     return sorted({name.partition(".")[0] for name in sys.modules})
 
-client = create_app("predict_customer_needs", "main.py").test_client()
+client = TestClient(create_app("predict_customer_needs", "main.py"))
 row = {"age": 35, "gender": "F", "income": 52000}
 small = [
     client.post("/", json={"instances": [row]}),
-    client.post("/", data=b"id,age,gender,income\\nA-1,35,F,52000\\n", content_type="text/csv"),
+    client.post(
+        "/",
+        content=b"id,age,gender,income\\nA-1,35,F,52000\\n",
+        headers={"Content-Type": "text/csv"},
+    ),
 ]
 after_small = loaded()
 explained = client.post("/", json={"instances": [row], "parameters": {"explain": True}})

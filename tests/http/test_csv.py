@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from tests.http.support import (
     FAR_OUT,
@@ -34,14 +34,14 @@ MARKETS = [
 ROWS = {"customer_needs": CUSTOMERS, "market_trend": MARKETS}
 
 
-def post_csv(client: FlaskClient, body: bytes, path: str = "/") -> bytes:
-    response = client.post(path, data=body, content_type="text/csv")
+def post_csv(client: TestClient, body: bytes, path: str = "/") -> bytes:
+    response = client.post(path, content=body, headers={"Content-Type": "text/csv"})
     assert response.status_code == 200, response.text
-    assert response.content_type == "text/csv; charset=utf-8"
-    return response.data
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    return response.content
 
 
-def test_extra_columns_and_every_cell_come_back_exactly_as_sent(customer: FlaskClient) -> None:
+def test_extra_columns_and_every_cell_come_back_exactly_as_sent(customer: TestClient) -> None:
     body = (
         "customer_id,income,note,gender,age,empty\r\n"
         'A-007,52000.0,"hello, ""world""\nline two",F,35,\r\n'
@@ -69,7 +69,7 @@ def test_extra_columns_and_every_cell_come_back_exactly_as_sent(customer: FlaskC
 
 
 def test_plain_rows_are_returned_byte_for_byte_with_the_prediction_appended(
-    market: FlaskClient,
+    market: TestClient,
 ) -> None:
     sent = ["id,gdp,sales,population", "q1,13000,9000,300.5", "q2,6000.000,4000.5,2e2"]
 
@@ -89,23 +89,25 @@ def test_plain_rows_are_returned_byte_for_byte_with_the_prediction_appended(
 
 @pytest.mark.parametrize("name", MODELS)
 def test_csv_answers_are_the_models_predictions_and_name_the_version(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     header = list(ROWS[name][0])
 
     response = clients[name].post(
-        "/", data=csv_body(header, [list(r.values()) for r in ROWS[name]]), content_type="text/csv"
+        "/",
+        content=csv_body(header, [list(r.values()) for r in ROWS[name]]),
+        headers={"Content-Type": "text/csv"},
     )
 
     assert response.status_code == 200, response.text
     assert response.headers["X-Model-Version"] == version(name)
-    values = [float(row[PREDICTION[name]]) for row in csv_rows(response.data)]
+    values = [float(row[PREDICTION[name]]) for row in csv_rows(response.content)]
     assert values == pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_query_interval_appends_the_bounds_at_that_level(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     body = csv_body(list(ROWS[name][0]), [list(r.values()) for r in ROWS[name]])
     target = PREDICTION[name]
@@ -132,7 +134,7 @@ def test_query_interval_appends_the_bounds_at_that_level(
 
 
 def test_query_explain_appends_the_base_value_and_each_contribution(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     body = csv_body(
         ["id", "age", "gender", "income"], [[i, *r.values()] for i, r in enumerate(CUSTOMERS)]
@@ -163,19 +165,19 @@ def test_query_explain_appends_the_base_value_and_each_contribution(
             )
 
 
-def test_a_header_alone_gets_the_header_back_with_the_target(customer: FlaskClient) -> None:
+def test_a_header_alone_gets_the_header_back_with_the_target(customer: TestClient) -> None:
     answer = post_csv(customer, b"income,age,gender\r\n")
 
     assert answer == b"income,age,gender,purchase_amount,outside_training_range\r\n"
 
 
-def test_a_byte_order_mark_is_not_part_of_the_first_column_name(customer: FlaskClient) -> None:
+def test_a_byte_order_mark_is_not_part_of_the_first_column_name(customer: TestClient) -> None:
     answer = post_csv(customer, "\ufeffage,gender,income\n35,f,52000\n".encode())
 
     assert answer.startswith(b"age,gender,income,purchase_amount,outside_training_range\r\n")
 
 
-def test_csv_is_answered_under_the_function_name_too(market: FlaskClient) -> None:
+def test_csv_is_answered_under_the_function_name_too(market: TestClient) -> None:
     body = csv_body(list(MARKETS[0]), [list(MARKETS[0].values())])
 
     answer = post_csv(market, body, f"/{TARGETS['market_trend']}")
@@ -188,7 +190,7 @@ def test_csv_is_answered_under_the_function_name_too(market: FlaskClient) -> Non
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("rows", [1, 100], ids=["one row", "a batch"])
 def test_every_appended_cell_is_the_very_float_json_answers(
-    clients: dict[str, FlaskClient], name: str, rows: int
+    clients: dict[str, TestClient], name: str, rows: int
 ) -> None:
     sent = (ROWS[name] * rows)[:rows]
     target = PREDICTION[name]
@@ -208,7 +210,7 @@ def test_every_appended_cell_is_the_very_float_json_answers(
         "base_value",
         *(f"contribution_{feature}" for feature in features(name)),
     ]
-    for cells, answer in zip(by_csv, by_json.get_json()["predictions"], strict=True):
+    for cells, answer in zip(by_csv, by_json.json()["predictions"], strict=True):
         assert float(cells[target]) == answer[target]
         for bound in ("lower", "upper"):
             cell, value = cells[f"{target}_{bound}"], answer["interval"][bound]
@@ -223,7 +225,7 @@ def test_every_appended_cell_is_the_very_float_json_answers(
 
 
 def test_a_row_beyond_the_training_range_gets_its_features_named_in_one_cell(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = [CUSTOMERS[0], FAR_OUT]
     flagged = outside("customer_needs", FAR_OUT)
@@ -242,7 +244,7 @@ def test_a_row_beyond_the_training_range_gets_its_features_named_in_one_cell(
 
 @pytest.mark.parametrize("query", ["?strict=true", "?strict=1", "?strict=TRUE"])
 def test_query_strict_answers_rows_inside_the_training_range(
-    customer: FlaskClient, query: str
+    customer: TestClient, query: str
 ) -> None:
     rows = CUSTOMERS[:2]
     assert [outside("customer_needs", row) for row in rows] == [[], []]
@@ -256,15 +258,15 @@ def test_query_strict_answers_rows_inside_the_training_range(
 
 
 def test_query_strict_refuses_a_row_outside_naming_the_feature_and_the_trained_range(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = [CUSTOMERS[0], FAR_OUT]
     body = csv_body(list(FAR_OUT), [list(r.values()) for r in rows])
 
-    response = customer.post("/?strict=true", data=body, content_type="text/csv")
+    response = customer.post("/?strict=true", content=body, headers={"Content-Type": "text/csv"})
 
     assert response.status_code == 422, response.text
-    assert response.get_json()["error"]["details"] == [
+    assert response.json()["error"]["details"] == [
         {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature)}
         for feature in outside("customer_needs", FAR_OUT)
     ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2 as httpx
 import pytest
-from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
+from starlette.testclient import TestClient
 
 from tests.http.support import bundled
 
@@ -25,30 +25,30 @@ BAD_FAULTS = [
 ]
 
 
-def faults(response: TestResponse) -> list[tuple[int | None, str | None, str]]:
+def faults(response: httpx.Response) -> list[tuple[int | None, str | None, str]]:
     assert response.status_code == 422, response.text
-    error = response.get_json()["error"]
+    error = response.json()["error"]
     assert error["code"] == "invalid_input"
     return [(d["row"], d["field"], d["reason"]) for d in error["details"]]
 
 
-def message(response: TestResponse) -> str:
+def message(response: httpx.Response) -> str:
     assert response.status_code == 422, response.text
-    return str(response.get_json()["error"]["message"])
+    return str(response.json()["error"]["message"])
 
 
-def test_json_row_0_is_the_first_instance(customer: FlaskClient) -> None:
+def test_json_row_0_is_the_first_instance(customer: TestClient) -> None:
     response = customer.post("/", json={"instances": [BAD, GOOD, GOOD]})
 
     assert faults(response) == [(0, field, reason) for field, reason in BAD_FAULTS]
     assert message(response) == "1 of 3 rows are invalid"
 
 
-def test_a_bare_object_is_row_0(customer: FlaskClient) -> None:
+def test_a_bare_object_is_row_0(customer: TestClient) -> None:
     assert faults(customer.post("/", json=BAD)) == [(0, f, r) for f, r in BAD_FAULTS]
 
 
-def test_every_row_and_field_at_fault_is_named(customer: FlaskClient) -> None:
+def test_every_row_and_field_at_fault_is_named(customer: TestClient) -> None:
     instances = [
         GOOD,
         {"age": "NaN", "gender": "M", "income": 1},
@@ -76,7 +76,7 @@ def test_every_row_and_field_at_fault_is_named(customer: FlaskClient) -> None:
 
 
 def test_an_instance_that_is_neither_an_object_nor_a_list_of_the_features_is_named(
-    market: FlaskClient,
+    market: TestClient,
 ) -> None:
     instances = [[9000, 300, 13000], 5, [1, 2], "x"]
 
@@ -86,10 +86,10 @@ def test_an_instance_that_is_neither_an_object_nor_a_list_of_the_features_is_nam
     assert faults(response) == [(1, None, reason), (2, None, reason), (3, None, reason)]
 
 
-def test_csv_row_0_is_the_first_data_row(customer: FlaskClient) -> None:
+def test_csv_row_0_is_the_first_data_row(customer: TestClient) -> None:
     body = b"id,age,gender,income\nA,35,f,100\nB,300,f,100\nC,35,,100\n"
 
-    response = customer.post("/", data=body, content_type="text/csv")
+    response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
     assert faults(response) == [
         (1, "age", "must be between 18 and 100"),
@@ -98,17 +98,19 @@ def test_csv_row_0_is_the_first_data_row(customer: FlaskClient) -> None:
     assert message(response) == "2 of 3 rows are invalid"
 
 
-def test_a_missing_csv_column_is_named_without_a_row(customer: FlaskClient) -> None:
-    response = customer.post("/", data=b"age,gender\n35,f\n", content_type="text/csv")
+def test_a_missing_csv_column_is_named_without_a_row(customer: TestClient) -> None:
+    response = customer.post(
+        "/", content=b"age,gender\n35,f\n", headers={"Content-Type": "text/csv"}
+    )
 
     assert faults(response) == [(None, "income", "missing column")]
 
 
 @pytest.mark.parametrize("body", [b"age;gender;income\n35;f;52000\n", b"id\nA\n"])
 def test_a_csv_body_without_any_of_the_models_columns_names_them_all(
-    customer: FlaskClient, body: bytes
+    customer: TestClient, body: bytes
 ) -> None:
-    response = customer.post("/", data=body, content_type="text/csv")
+    response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
     assert faults(response) == [
         (None, "age", "missing column"),
@@ -118,11 +120,11 @@ def test_a_csv_body_without_any_of_the_models_columns_names_them_all(
 
 
 def test_a_large_csv_body_without_any_of_the_models_columns_names_them_all(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     body = b"id\n" + b"A\n" * 100
 
-    response = customer.post("/", data=body, content_type="text/csv")
+    response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
     assert faults(response) == [
         (None, "age", "missing column"),
@@ -131,7 +133,7 @@ def test_a_large_csv_body_without_any_of_the_models_columns_names_them_all(
     ]
 
 
-def test_open_inference_row_0_is_the_first_element(market: FlaskClient) -> None:
+def test_open_inference_row_0_is_the_first_element(market: TestClient) -> None:
     body = {
         "inputs": [
             {"name": "sales", "shape": [3], "datatype": "FP64", "data": [-1, 9000, 9000]},
@@ -143,7 +145,7 @@ def test_open_inference_row_0_is_the_first_element(market: FlaskClient) -> None:
     response = market.post("/v2/models/market_trend/infer", json=body)
 
     assert response.status_code == 422
-    assert response.get_json() == {
+    assert response.json() == {
         "error": "2 of 3 rows are invalid: row 0, sales: must be between 0.001 and 1e+06; "
         "row 2, population: must be a number"
     }
@@ -180,7 +182,7 @@ def test_open_inference_row_0_is_the_first_element(market: FlaskClient) -> None:
     ],
 )
 def test_bad_parameters_are_named(
-    customer: FlaskClient, parameters: dict[str, Any], expected: list[Any]
+    customer: TestClient, parameters: dict[str, Any], expected: list[Any]
 ) -> None:
     response = customer.post("/", json={"instances": [GOOD], "parameters": parameters})
 
@@ -198,10 +200,10 @@ def test_bad_parameters_are_named(
     ],
 )
 def test_bad_query_options_of_a_csv_request_are_named(
-    customer: FlaskClient, query: str, expected: list[Any]
+    customer: TestClient, query: str, expected: list[Any]
 ) -> None:
     response = customer.post(
-        f"/?{query}", data=b"age,gender,income\n35,f,1\n", content_type="text/csv"
+        f"/?{query}", content=b"age,gender,income\n35,f,1\n", headers={"Content-Type": "text/csv"}
     )
 
     assert faults(response) == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from tests.http.support import (
     FAR_OUT,
@@ -36,20 +36,20 @@ SENT = {
 }
 
 
-def post(client: FlaskClient, document: Any, path: str = "/") -> Any:
+def post(client: TestClient, document: Any, path: str = "/") -> Any:
     response = client.post(path, json=document)
     assert response.status_code == 200, response.text
-    return response.get_json()
+    return response.json()
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_a_list_of_instances_gets_the_models_predictions_in_order(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     response = clients[name].post("/", json={"instances": SENT[name]})
 
     assert response.status_code == 200, response.text
-    body = response.get_json()
+    body = response.json()
     assert list(body) == ["predictions", "outside_training_range", "model"]
     assert body["predictions"] == pytest.approx(predicted(name, ROWS[name]), rel=RTOL)
     assert body["outside_training_range"] == [outside(name, row) for row in ROWS[name]]
@@ -59,7 +59,7 @@ def test_a_list_of_instances_gets_the_models_predictions_in_order(
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_a_bare_object_is_one_instance(clients: dict[str, FlaskClient], name: str) -> None:
+def test_a_bare_object_is_one_instance(clients: dict[str, TestClient], name: str) -> None:
     body = post(clients[name], SENT[name][1])
 
     assert body["predictions"] == pytest.approx(predicted(name, ROWS[name][1:2]), rel=RTOL)
@@ -67,7 +67,7 @@ def test_a_bare_object_is_one_instance(clients: dict[str, FlaskClient], name: st
 
 @pytest.mark.parametrize("name", MODELS)
 def test_lists_in_feature_order_are_instances_too(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     features = list(ROWS[name][0])
     as_lists = [[row[f] for f in features] for row in SENT[name]]
@@ -81,7 +81,7 @@ def test_lists_in_feature_order_are_instances_too(
     assert by_both["predictions"] == by_list["predictions"]
 
 
-def test_the_function_answers_posts_under_its_own_name(customer: FlaskClient) -> None:
+def test_the_function_answers_posts_under_its_own_name(customer: TestClient) -> None:
     body = post(customer, {"instances": SENT["customer_needs"]}, f"/{TARGETS['customer_needs']}")
 
     assert body["predictions"] == pytest.approx(
@@ -90,13 +90,13 @@ def test_the_function_answers_posts_under_its_own_name(customer: FlaskClient) ->
 
 
 @pytest.mark.parametrize("parameters", [None, {}])
-def test_no_options_give_bare_numbers(customer: FlaskClient, parameters: object) -> None:
+def test_no_options_give_bare_numbers(customer: TestClient, parameters: object) -> None:
     body = post(customer, {"instances": SENT["customer_needs"], "parameters": parameters})
 
     assert all(type(value) is float for value in body["predictions"])
 
 
-def test_no_instances_get_no_predictions(market: FlaskClient) -> None:
+def test_no_instances_get_no_predictions(market: TestClient) -> None:
     body = post(market, {"instances": []})
 
     assert body["predictions"] == body["outside_training_range"] == []
@@ -105,7 +105,7 @@ def test_no_instances_get_no_predictions(market: FlaskClient) -> None:
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("level", [0.5, 0.9, 0.95])
 def test_parameters_interval_adds_the_conformal_interval_at_that_level(
-    clients: dict[str, FlaskClient], name: str, level: float
+    clients: dict[str, TestClient], name: str, level: float
 ) -> None:
     target = PREDICTION[name]
 
@@ -133,7 +133,7 @@ def test_parameters_interval_adds_the_conformal_interval_at_that_level(
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_interval_widths_follow_each_rows_scale(clients: dict[str, FlaskClient], name: str) -> None:
+def test_interval_widths_follow_each_rows_scale(clients: dict[str, TestClient], name: str) -> None:
     # Two rows inside the training range whose scales differ: their widths must differ too.
     rows = {
         "customer_needs": [
@@ -157,7 +157,7 @@ def test_interval_widths_follow_each_rows_scale(clients: dict[str, FlaskClient],
 
 @pytest.mark.parametrize("name", MODELS)
 def test_parameters_explain_adds_each_features_exact_shapley_value(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     target = PREDICTION[name]
 
@@ -177,7 +177,7 @@ def test_parameters_explain_adds_each_features_exact_shapley_value(
         assert answer["outside_training_range"] == outside(name, row)
 
 
-def test_interval_and_explain_together_give_both(customer: FlaskClient) -> None:
+def test_interval_and_explain_together_give_both(customer: TestClient) -> None:
     parameters = {"interval": 0.8, "explain": True}
 
     body = post(customer, {"instances": SENT["customer_needs"], "parameters": parameters})
@@ -197,7 +197,7 @@ def test_interval_and_explain_together_give_both(customer: FlaskClient) -> None:
 # --- applicability: outside the training range -----------------------------------------------
 
 
-def test_a_row_beyond_the_training_range_is_answered_and_flagged(customer: FlaskClient) -> None:
+def test_a_row_beyond_the_training_range_is_answered_and_flagged(customer: TestClient) -> None:
     flagged = outside("customer_needs", FAR_OUT)
     assert "income" in flagged  # 5,000,000 is far above any income the model was fit on
     rows = [ROWS["customer_needs"][0], FAR_OUT]
@@ -217,7 +217,7 @@ def test_a_row_beyond_the_training_range_is_answered_and_flagged(customer: Flask
     }
 
 
-def test_strict_accepts_rows_inside_the_training_range(customer: FlaskClient) -> None:
+def test_strict_accepts_rows_inside_the_training_range(customer: TestClient) -> None:
     rows = ROWS["customer_needs"][:2]
     assert [outside("customer_needs", row) for row in rows] == [[], []]
 
@@ -228,14 +228,14 @@ def test_strict_accepts_rows_inside_the_training_range(customer: FlaskClient) ->
 
 
 def test_strict_refuses_a_row_outside_naming_the_row_the_feature_and_the_range(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = [ROWS["customer_needs"][0], FAR_OUT, ROWS["customer_needs"][1]]
 
     response = customer.post("/", json={"instances": rows, "parameters": {"strict": True}})
 
     assert response.status_code == 422, response.text
-    error = response.get_json()["error"]
+    error = response.json()["error"]
     assert error["code"] == "invalid_input"
     assert error["message"] == "1 of 3 rows are invalid"
     assert error["details"] == [
@@ -244,7 +244,7 @@ def test_strict_refuses_a_row_outside_naming_the_row_the_feature_and_the_range(
     ]
 
 
-def test_strict_false_flags_the_row_instead(customer: FlaskClient) -> None:
+def test_strict_false_flags_the_row_instead(customer: TestClient) -> None:
     body = post(customer, {"instances": [FAR_OUT], "parameters": {"strict": False}})
 
     assert body["outside_training_range"] == [outside("customer_needs", FAR_OUT)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from tests.http.support import (
     MODELS,
@@ -32,18 +32,18 @@ ROWS = {
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("prefix", ["", "/{function}"])
 def test_status_says_the_model_is_ready(
-    clients: dict[str, FlaskClient], name: str, prefix: str
+    clients: dict[str, TestClient], name: str, prefix: str
 ) -> None:
     response = clients[name].get(prefix.format(function=TARGETS[name]) + f"/v1/models/{name}")
 
     assert response.status_code == 200, response.text
-    assert response.get_json() == {"name": name, "ready": True}
+    assert response.json() == {"name": name, "ready": True}
     assert response.headers["X-Model-Version"] == version(name)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_predict_takes_objects_and_lists_in_feature_order(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     path = f"/v1/models/{name}:predict"
     lists = [[row[f] for f in features(name)] for row in ROWS[name]]
@@ -53,24 +53,24 @@ def test_predict_takes_objects_and_lists_in_feature_order(
 
     assert by_object.status_code == by_list.status_code == 200
     expected = predicted(name, ROWS[name])
-    assert by_object.get_json()["predictions"] == pytest.approx(expected, rel=RTOL)
-    assert by_list.get_json() == by_object.get_json()
-    assert by_object.get_json()["model"] == {"name": name, "version": version(name)}
+    assert by_object.json()["predictions"] == pytest.approx(expected, rel=RTOL)
+    assert by_list.json() == by_object.json()
+    assert by_object.json()["model"] == {"name": name, "version": version(name)}
 
 
-def test_predict_under_the_function_name_without_a_content_type(customer: FlaskClient) -> None:
+def test_predict_under_the_function_name_without_a_content_type(customer: TestClient) -> None:
     response = customer.post(
         f"/{TARGETS['customer_needs']}/v1/models/customer_needs:predict",
-        data=b'{"instances": [[35, "F", 52000]]}',
+        content=b'{"instances": [[35, "F", 52000]]}',
     )
 
     assert response.status_code == 200, response.text
-    assert response.get_json()["predictions"] == pytest.approx(
+    assert response.json()["predictions"] == pytest.approx(
         predicted("customer_needs", ROWS["customer_needs"][:1]), rel=RTOL
     )
 
 
-def test_predict_takes_parameters_as_the_root_does(market: FlaskClient) -> None:
+def test_predict_takes_parameters_as_the_root_does(market: TestClient) -> None:
     response = market.post(
         "/v1/models/market_trend:predict",
         json={"instances": ROWS["market_trend"], "parameters": {"interval": 0.9}},
@@ -80,7 +80,7 @@ def test_predict_takes_parameters_as_the_root_does(market: FlaskClient) -> None:
     rows = ROWS["market_trend"]
     expected = zip(predicted("market_trend", rows), bounds("market_trend", rows, 0.9), strict=True)
     for answer, row, (value, interval) in zip(
-        response.get_json()["predictions"], rows, expected, strict=True
+        response.json()["predictions"], rows, expected, strict=True
     ):
         assert interval is not None
         assert answer["future_sales"] == pytest.approx(value, rel=RTOL)
@@ -89,7 +89,7 @@ def test_predict_takes_parameters_as_the_root_does(market: FlaskClient) -> None:
         assert answer["outside_training_range"] == outside("market_trend", row)
 
 
-def test_predict_takes_strict_as_the_root_does(customer: FlaskClient) -> None:
+def test_predict_takes_strict_as_the_root_does(customer: TestClient) -> None:
     far_out = {"age": 35, "gender": "female", "income": 5_000_000}
     assert outside("customer_needs", far_out) == ["income"]
 
@@ -99,7 +99,7 @@ def test_predict_takes_strict_as_the_root_does(customer: FlaskClient) -> None:
     )
 
     assert response.status_code == 422, response.text
-    assert response.get_json() == {
+    assert response.json() == {
         "error": "1 of 3 rows are invalid: row 2, income: "
         + strict_reason("customer_needs", "income")
     }
@@ -108,22 +108,24 @@ def test_predict_takes_strict_as_the_root_does(customer: FlaskClient) -> None:
 @pytest.mark.parametrize(
     "body", [b'{"age": 35, "gender": "f", "income": 1}', b"[]", b'{"calls": [[35, "f", 1]]}']
 )
-def test_predict_wants_the_instances_envelope(customer: FlaskClient, body: bytes) -> None:
+def test_predict_wants_the_instances_envelope(customer: TestClient, body: bytes) -> None:
     response = customer.post(
-        "/v1/models/customer_needs:predict", data=body, content_type="application/json"
+        "/v1/models/customer_needs:predict",
+        content=body,
+        headers={"Content-Type": "application/json"},
     )
 
     assert response.status_code == 400
-    assert response.get_json() == {"error": 'a V1 request is {"instances": [...]}'}
+    assert response.json() == {"error": 'a V1 request is {"instances": [...]}'}
 
 
-def test_faults_are_one_message_naming_row_and_field(customer: FlaskClient) -> None:
+def test_faults_are_one_message_naming_row_and_field(customer: TestClient) -> None:
     instances = [[35, "f"], {"age": 35, "gender": "f", "income": 1}]
 
     response = customer.post("/v1/models/customer_needs:predict", json={"instances": instances})
 
     assert response.status_code == 422
-    assert response.get_json() == {
+    assert response.json() == {
         "error": "every instance must be a JSON object: "
         "row 0: must be a JSON object or a list of 3 values (age, gender, income)"
     }
@@ -132,8 +134,8 @@ def test_faults_are_one_message_naming_row_and_field(customer: FlaskClient) -> N
 @pytest.mark.parametrize(
     "path", ["/v1/models/market_trend", "/v1/models/market_trend:predict", "/v1/models"]
 )
-def test_another_models_path_is_not_found(customer: FlaskClient, path: str) -> None:
+def test_another_models_path_is_not_found(customer: TestClient, path: str) -> None:
     response = customer.get(path)
 
     assert response.status_code == 404
-    assert response.get_json() == {"error": f"no such path: {path}"}
+    assert response.json() == {"error": f"no such path: {path}"}

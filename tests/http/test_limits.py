@@ -6,26 +6,27 @@ nothing else, and the query must fail with the message.
 
 from __future__ import annotations
 
-import io
+import asyncio
 from typing import Any
 
+import httpx2 as httpx
 import orjson
 import pytest
-from flask.testing import FlaskClient
-from werkzeug.test import EnvironBuilder, TestResponse, run_wsgi_app
+from starlette.testclient import TestClient
 
 from shared.settings import Settings
 from tests.http.support import RTOL, json_body, outside, predicted
 
 TOO_MANY = Settings().max_instances + 1
 LIMIT = Settings().max_body_bytes
+CHUNK = 64 * 1024  # what a server hands the app at a time
 ROW = {"age": 35, "gender": "female", "income": 52000}
 
 
-def too_large(response: TestResponse, message: str, *, kserve: bool = False) -> None:
+def too_large(response: httpx.Response, message: str, *, kserve: bool = False) -> None:
     assert response.status_code == 413, response.text[:500]
-    assert response.mimetype == "application/json"
-    body = response.get_json()
+    assert response.headers["content-type"].partition(";")[0] == "application/json"
+    body = response.json()
     assert (body["error"] if kserve else body["error"]["message"]) == message
     if not kserve:
         assert body["error"]["code"] == "payload_too_large"
@@ -47,22 +48,22 @@ BYTES_MESSAGE = "request body is larger than 10485760 bytes"
 
 @pytest.mark.parametrize("instance", [ROW, [35, "female", 52000]], ids=["objects", "lists"])
 def test_one_instance_more_than_max_instances_is_413(
-    customer: FlaskClient, instance: object
+    customer: TestClient, instance: object
 ) -> None:
     response = customer.post("/", json={"instances": [instance] * TOO_MANY})
 
     too_large(response, ROWS_MESSAGE)
 
 
-def test_one_csv_row_more_than_max_instances_is_413(customer: FlaskClient) -> None:
+def test_one_csv_row_more_than_max_instances_is_413(customer: TestClient) -> None:
     body = b"age,gender,income\n" + b"35,f,52000\n" * TOO_MANY
 
-    response = customer.post("/", data=body, content_type="text/csv")
+    response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
     too_large(response, ROWS_MESSAGE)
 
 
-def test_the_protocols_refuse_one_row_too_many_in_their_own_shape(customer: FlaskClient) -> None:
+def test_the_protocols_refuse_one_row_too_many_in_their_own_shape(customer: TestClient) -> None:
     v1 = customer.post("/v1/models/customer_needs:predict", json={"instances": [ROW] * TOO_MANY})
     v2 = customer.post("/v2/models/customer_needs/infer", json=tensors(TOO_MANY))
 
@@ -70,13 +71,13 @@ def test_the_protocols_refuse_one_row_too_many_in_their_own_shape(customer: Flas
     too_large(v2, ROWS_MESSAGE, kserve=True)
 
 
-def test_max_instances_rows_are_answered(customer: FlaskClient) -> None:
+def test_max_instances_rows_are_answered(customer: TestClient) -> None:
     body = b"age,gender,income\n" + b"35,female,52000\n" * (TOO_MANY - 1)
 
-    response = customer.post("/", data=body, content_type="text/csv")
+    response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
     assert response.status_code == 200
-    lines = response.data.split(b"\r\n")
+    lines = response.content.split(b"\r\n")
     assert len(lines) == TOO_MANY + 1  # the header, every row, and the last line end
     assert lines[0] == b"age,gender,income,purchase_amount,outside_training_range"
     appended = {tuple(line.rsplit(b",", 2)[1:]) for line in lines[1:-1]}  # value, flags
@@ -101,65 +102,92 @@ def padded(document: object, size: int) -> bytes:
     ],
 )
 def test_a_body_one_byte_over_max_body_bytes_is_413(
-    customer: FlaskClient, path: str, content_type: str, kserve: bool
+    customer: TestClient, path: str, content_type: str, kserve: bool
 ) -> None:
     body = padded({"instances": [ROW]}, LIMIT + 1)
 
-    response = customer.post(path, data=body, content_type=content_type)
+    response = customer.post(path, content=body, headers={"Content-Type": content_type})
 
     too_large(response, BYTES_MESSAGE, kserve=kserve)
 
 
-def test_a_body_of_exactly_max_body_bytes_is_read(customer: FlaskClient) -> None:
+def test_a_body_of_exactly_max_body_bytes_is_read(customer: TestClient) -> None:
     response = customer.post(
-        "/", data=padded({"instances": [ROW]}, LIMIT), content_type="application/json"
+        "/",
+        content=padded({"instances": [ROW]}, LIMIT),
+        headers={"Content-Type": "application/json"},
     )
 
     assert response.status_code == 200, response.text
-    assert response.get_json()["predictions"] == pytest.approx(
+    assert response.json()["predictions"] == pytest.approx(
         predicted("customer_needs", [ROW]), rel=RTOL
     )
 
 
-def test_a_body_that_says_it_is_too_large_is_refused_unread(customer: FlaskClient) -> None:
-    stream = io.BytesIO(padded({"instances": [ROW]}, 3 * LIMIT))
+def post_streamed(
+    client: TestClient, body: bytes, *, declared: bool = False
+) -> tuple[int, Any, int]:
+    """POST / straight to the ASGI app, the body arriving in CHUNK-byte pieces, with a
+    Content-Length only when `declared` (else as a chunked body of unknown length would):
+    (status, JSON body, how many bytes the app took from the stream)."""
+    pieces = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
+    taken = 0
+    sent: list[dict[str, Any]] = []
 
-    response = customer.post("/", input_stream=stream, content_type="application/json")
+    async def receive() -> dict[str, Any]:
+        nonlocal taken
+        piece = pieces.pop(0) if pieces else b""
+        taken += len(piece)
+        return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
 
-    too_large(response, BYTES_MESSAGE)
-    assert stream.tell() == 0
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json")]
+    if declared:
+        headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(client.app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, orjson.loads(answer), taken
 
 
-def post_chunked(client: FlaskClient, stream: io.BytesIO) -> tuple[int, Any]:
-    """POST / with a body of unknown length (chunked transfer encoding): (status, JSON body).
+def test_a_body_that_says_it_is_too_large_is_refused_unread(customer: TestClient) -> None:
+    status, body, taken = post_streamed(
+        customer, padded({"instances": [ROW]}, 3 * LIMIT), declared=True
+    )
 
-    The test client always declares a Content-Length, so this calls the app directly. How far
-    the server read is where `stream` stands after.
-    """
-    environ = EnvironBuilder(method="POST", path="/", content_type="application/json").get_environ()
-    environ.pop("CONTENT_LENGTH", None)
-    environ.update({"wsgi.input": stream, "wsgi.input_terminated": True})
-    body, status, _ = run_wsgi_app(client.application, environ, buffered=True)
-    return int(status.split()[0]), orjson.loads(b"".join(body))
+    assert (status, body["error"]["message"]) == (413, BYTES_MESSAGE)
+    assert taken == 0
 
 
-def test_a_body_of_unknown_length_is_read_up_to_the_limit(customer: FlaskClient) -> None:
-    stream = io.BytesIO(padded({"instances": [ROW]}, LIMIT))
-
-    status, body = post_chunked(customer, stream)
+def test_a_body_of_unknown_length_is_read_up_to_the_limit(customer: TestClient) -> None:
+    status, body, taken = post_streamed(customer, padded({"instances": [ROW]}, LIMIT))
 
     assert status == 200, body
     assert body["predictions"] == pytest.approx(predicted("customer_needs", [ROW]), rel=RTOL)
+    assert taken == LIMIT
 
 
 @pytest.mark.parametrize("size", [LIMIT + 1, 3 * LIMIT])
-def test_a_body_of_unknown_length_is_cut_one_byte_past_the_limit(
-    customer: FlaskClient, size: int
+def test_a_body_of_unknown_length_is_cut_in_the_piece_that_passes_the_limit(
+    customer: TestClient, size: int
 ) -> None:
-    stream = io.BytesIO(padded({"instances": [ROW]}, size))
+    status, body, taken = post_streamed(customer, padded({"instances": [ROW]}, size))
 
-    status, body = post_chunked(customer, stream)
-
-    assert status == 413
-    assert body["error"]["message"] == BYTES_MESSAGE
-    assert stream.tell() == LIMIT + 1
+    assert (status, body["error"]["message"]) == (413, BYTES_MESSAGE)
+    assert LIMIT < taken <= LIMIT + CHUNK

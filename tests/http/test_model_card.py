@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from tests.http.support import MODELS, TARGETS, bundled, predicted, version
 
@@ -11,7 +11,7 @@ from tests.http.support import MODELS, TARGETS, bundled, predicted, version
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("prefix", ["", "/{function}", "/{function}/"])
 def test_get_answers_the_model_card_at_the_root_and_under_the_function_name(
-    clients: dict[str, FlaskClient], name: str, prefix: str
+    clients: dict[str, TestClient], name: str, prefix: str
 ) -> None:
     path = prefix.format(function=TARGETS[name]) or "/"
     schema = bundled(name).schema
@@ -19,8 +19,8 @@ def test_get_answers_the_model_card_at_the_root_and_under_the_function_name(
     response = clients[name].get(path)
 
     assert response.status_code == 200, response.text
-    assert response.mimetype == "application/json"
-    card = response.get_json()
+    assert response.headers["content-type"].partition(";")[0] == "application/json"
+    card = response.json()
     assert (card["name"], card["function"], card["version"]) == (name, TARGETS[name], version(name))
     assert card["sha256"] == bundled(name).sha256
     assert [f["name"] for f in card["features"]] == list(schema.feature_names)
@@ -35,11 +35,11 @@ def test_get_answers_the_model_card_at_the_root_and_under_the_function_name(
 
 @pytest.mark.parametrize("name", MODELS)
 def test_the_card_says_what_the_model_is_for_and_where_it_was_trained(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     metadata = bundled(name).metadata
 
-    card = clients[name].get("/").get_json()
+    card = clients[name].get("/").json()
 
     assert set(card["use"]) == {"intended", "out_of_scope", "data"}
     assert card["use"] == metadata["use"]
@@ -52,11 +52,11 @@ def test_the_card_says_what_the_model_is_for_and_where_it_was_trained(
 
 @pytest.mark.parametrize("name", MODELS)
 def test_the_card_describes_intervals_without_their_calibration_scores(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     intervals = bundled(name).metadata["intervals"]
 
-    card = clients[name].get("/").get_json()
+    card = clients[name].get("/").json()
 
     assert set(card["intervals"]) == {
         "method",
@@ -71,8 +71,8 @@ def test_the_card_describes_intervals_without_their_calibration_scores(
     assert "withheld" in card["intervals"]["outside_training_range"]
 
 
-def test_the_card_lists_categories_with_their_aliases(customer: FlaskClient) -> None:
-    card = customer.get("/").get_json()
+def test_the_card_lists_categories_with_their_aliases(customer: TestClient) -> None:
+    card = customer.get("/").json()
 
     gender = next(f for f in card["features"] if f["name"] == "gender")
 
@@ -82,21 +82,21 @@ def test_the_card_lists_categories_with_their_aliases(customer: FlaskClient) -> 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_the_cards_example_request_is_answered_with_the_models_prediction(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
-    example = clients[name].get("/").get_json()["example_request"]
+    example = clients[name].get("/").json()["example_request"]
 
     response = clients[name].post("/", json=example)
 
     assert response.status_code == 200, response.text
-    assert response.get_json()["predictions"] == pytest.approx(
+    assert response.json()["predictions"] == pytest.approx(
         predicted(name, example["instances"]), rel=1e-9
     )
 
 
-def test_head_answers_the_cards_headers_without_a_body(market: FlaskClient) -> None:
+def test_head_answers_the_cards_headers_without_a_body(market: TestClient) -> None:
     response = market.head("/")
 
     assert response.status_code == 200
-    assert response.data == b""
+    assert response.content == b""
     assert response.headers["X-Model-Version"] == version("market_trend")

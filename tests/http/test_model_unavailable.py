@@ -14,15 +14,18 @@ from tests.http.support import last_json_line, run_python
 REQUESTS = """
 import json
 from functions_framework import create_app
+from starlette.testclient import TestClient
 
-client = create_app("predict_customer_needs", "main.py").test_client()
+client = TestClient(create_app("predict_customer_needs", "main.py"))
 row = {"age": 35, "gender": "f", "income": 52000}
 tensors = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES", "data": [v]}
                       for k, v in row.items()]}
 answers = {
     "card": client.get("/"),
     "json": client.post("/", json={"instances": [row]}),
-    "csv": client.post("/", data=b"age,gender,income\\n35,f,52000\\n", content_type="text/csv"),
+    "csv": client.post(
+        "/", content=b"age,gender,income\\n35,f,52000\\n", headers={"Content-Type": "text/csv"}
+    ),
     "bigquery": client.post("/", json={"calls": [[35, "f", 52000]]}),
     "v1 status": client.get("/v1/models/customer_needs"),
     "v1 predict": client.post("/v1/models/customer_needs:predict", json={"instances": [row]}),
@@ -34,7 +37,7 @@ answers = {
     "v2 server": client.get("/v2"),
 }
 print(json.dumps({
-    name: [a.status_code, a.headers.get("Retry-After"), a.get_data(as_text=True)]
+    name: [a.status_code, a.headers.get("Retry-After"), a.text]
     for name, a in answers.items()
 }))
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
+from starlette.testclient import TestClient
 
 from tests.http.support import (
     FAR_OUT,
@@ -46,17 +46,17 @@ def tensors(name: str, rows: list[dict[str, Any]], **extra: Any) -> dict[str, An
 def outputs(response: Any) -> dict[str, list[Any]]:
     """Each output tensor's data by name: the flags as BYTES, every other output FP64."""
     assert response.status_code == 200, response.text
-    for output in response.get_json()["outputs"]:
+    for output in response.json()["outputs"]:
         assert output["datatype"] == ("BYTES" if output["name"] == OUTSIDE else "FP64")
         assert output["shape"] == [len(output["data"])]
-    return {o["name"]: o["data"] for o in response.get_json()["outputs"]}
+    return {o["name"]: o["data"] for o in response.json()["outputs"]}
 
 
 # --- server, health, metadata ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_server_metadata_and_health(clients: dict[str, FlaskClient], name: str) -> None:
+def test_server_metadata_and_health(clients: dict[str, TestClient], name: str) -> None:
     client = clients[name]
 
     server = client.get("/v2")
@@ -64,19 +64,19 @@ def test_server_metadata_and_health(clients: dict[str, FlaskClient], name: str) 
     ready = client.get("/v2/health/ready")
     model_ready = client.get(f"/v2/models/{name}/ready")
 
-    assert server.get_json() == {"name": "marketcast", "version": "1", "extensions": []}
-    assert live.get_json() == {"live": True}
-    assert ready.get_json() == model_ready.get_json() == {"name": name, "ready": True}
+    assert server.json() == {"name": "marketcast", "version": "1", "extensions": []}
+    assert live.json() == {"live": True}
+    assert ready.json() == model_ready.json() == {"name": name, "ready": True}
     assert [r.status_code for r in (server, live, ready, model_ready)] == [200] * 4
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_metadata_lists_inputs_and_every_output(
-    clients: dict[str, FlaskClient], name: str
+    clients: dict[str, TestClient], name: str
 ) -> None:
     target = PREDICTION[name]
 
-    metadata = clients[name].get(f"/v2/models/{name}").get_json()
+    metadata = clients[name].get(f"/v2/models/{name}").json()
 
     assert metadata["name"] == name
     assert metadata["versions"] == [version(name)]
@@ -100,7 +100,7 @@ def test_model_metadata_lists_inputs_and_every_output(
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("prefix", ["", "/{function}"])
 def test_the_live_versions_paths_answer_as_the_unversioned_ones(
-    clients: dict[str, FlaskClient], name: str, prefix: str
+    clients: dict[str, TestClient], name: str, prefix: str
 ) -> None:
     client = clients[name]
     base = prefix.format(function=TARGETS[name]) + f"/v2/models/{name}"
@@ -117,12 +117,12 @@ def test_the_live_versions_paths_answer_as_the_unversioned_ones(
 
     for unversioned, live in pairs:
         assert live.status_code == unversioned.status_code == 200
-        assert live.get_json() == unversioned.get_json()
+        assert live.json() == unversioned.json()
 
 
 @pytest.mark.parametrize("suffix", ["", "/ready", "/infer"])
 @pytest.mark.parametrize("other", ["0", "20251128T000000Z-00000000"])
-def test_another_version_is_not_found(market: FlaskClient, suffix: str, other: str) -> None:
+def test_another_version_is_not_found(market: TestClient, suffix: str, other: str) -> None:
     path = f"/v2/models/market_trend/versions/{other}{suffix}"
 
     response = (
@@ -132,7 +132,7 @@ def test_another_version_is_not_found(market: FlaskClient, suffix: str, other: s
     )
 
     assert response.status_code == 404
-    assert response.get_json() == {
+    assert response.json() == {
         "error": f"version {other} is not served; the live version is {version('market_trend')}"
     }
 
@@ -141,10 +141,10 @@ def test_another_version_is_not_found(market: FlaskClient, suffix: str, other: s
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_infer_answers_the_target_tensor(clients: dict[str, FlaskClient], name: str) -> None:
+def test_infer_answers_the_target_tensor(clients: dict[str, TestClient], name: str) -> None:
     response = clients[name].post(f"/v2/models/{name}/infer", json=tensors(name, ROWS[name]))
 
-    body = response.get_json()
+    body = response.json()
     assert (body["model_name"], body["model_version"]) == (name, version(name))
     assert "id" not in body
     assert outputs(response) == {
@@ -154,7 +154,7 @@ def test_infer_answers_the_target_tensor(clients: dict[str, FlaskClient], name: 
 
 
 def test_inputs_in_any_order_any_numeric_datatype_and_shape_n_by_1(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = ROWS["customer_needs"]
     body = {
@@ -173,14 +173,14 @@ def test_inputs_in_any_order_any_numeric_datatype_and_shape_n_by_1(
 
     response = customer.post("/v2/models/customer_needs/infer", json=body)
 
-    assert response.get_json()["id"] == "req-7"
+    assert response.json()["id"] == "req-7"
     assert outputs(response)["purchase_amount"] == pytest.approx(
         predicted("customer_needs", rows), rel=RTOL
     )
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_interval_and_explain_add_their_tensors(clients: dict[str, FlaskClient], name: str) -> None:
+def test_interval_and_explain_add_their_tensors(clients: dict[str, TestClient], name: str) -> None:
     target, rows = PREDICTION[name], ROWS[name]
     body = tensors(name, rows, parameters={"interval": 0.8, "explain": True})
 
@@ -210,7 +210,7 @@ def test_interval_and_explain_add_their_tensors(clients: dict[str, FlaskClient],
             )
 
 
-def test_requested_outputs_are_answered_in_the_order_asked(customer: FlaskClient) -> None:
+def test_requested_outputs_are_answered_in_the_order_asked(customer: TestClient) -> None:
     body = tensors(
         "customer_needs",
         ROWS["customer_needs"],
@@ -228,7 +228,7 @@ def test_requested_outputs_are_answered_in_the_order_asked(customer: FlaskClient
 
 
 def test_a_binary_output_request_without_named_outputs_is_answered_in_json(
-    market: FlaskClient,
+    market: TestClient,
 ) -> None:
     body = tensors("market_trend", ROWS["market_trend"], parameters={"binary_data_output": True})
 
@@ -244,7 +244,7 @@ def test_a_binary_output_request_without_named_outputs_is_answered_in_json(
 
 
 def test_a_row_beyond_the_training_range_is_flagged_in_a_bytes_tensor(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = [ROWS["customer_needs"][0], FAR_OUT]
     flagged = outside("customer_needs", FAR_OUT)
@@ -260,7 +260,7 @@ def test_a_row_beyond_the_training_range_is_flagged_in_a_bytes_tensor(
 
 
 def test_strict_in_parameters_refuses_a_row_outside_the_training_range(
-    customer: FlaskClient,
+    customer: TestClient,
 ) -> None:
     rows = [ROWS["customer_needs"][0], FAR_OUT]
     body = tensors("customer_needs", rows, parameters={"strict": True})
@@ -272,10 +272,10 @@ def test_strict_in_parameters_refuses_a_row_outside_the_training_range(
         f"row 1, {feature}: {strict_reason('customer_needs', feature)}"
         for feature in outside("customer_needs", FAR_OUT)
     )
-    assert response.get_json() == {"error": f"1 of 2 rows are invalid: {faults}"}
+    assert response.json() == {"error": f"1 of 2 rows are invalid: {faults}"}
 
 
-def test_the_flags_can_be_the_one_output_requested(customer: FlaskClient) -> None:
+def test_the_flags_can_be_the_one_output_requested(customer: TestClient) -> None:
     rows = [FAR_OUT, ROWS["customer_needs"][0]]
     body = tensors("customer_needs", rows, outputs=[{"name": OUTSIDE}])
 
@@ -287,7 +287,7 @@ def test_the_flags_can_be_the_one_output_requested(customer: FlaskClient) -> Non
 # --- errors ------------------------------------------------------------------------------------
 
 
-def test_row_faults_name_row_and_field_in_one_message(customer: FlaskClient) -> None:
+def test_row_faults_name_row_and_field_in_one_message(customer: TestClient) -> None:
     rows = [ROWS["customer_needs"][0], {"age": 300, "gender": "robot", "income": 1}]
 
     response = customer.post(
@@ -295,7 +295,7 @@ def test_row_faults_name_row_and_field_in_one_message(customer: FlaskClient) -> 
     )
 
     assert response.status_code == 422
-    assert response.get_json() == {
+    assert response.json() == {
         "error": "1 of 2 rows are invalid: row 1, age: must be between 18 and 100; "
         "row 1, gender: must be one of female, male, other"
     }
@@ -363,7 +363,7 @@ def test_row_faults_name_row_and_field_in_one_message(customer: FlaskClient) -> 
     ],
 )
 def test_bad_requests_say_what_is_wrong(
-    customer: FlaskClient, change: Any, status: int, message: str
+    customer: TestClient, change: Any, status: int, message: str
 ) -> None:
     body = tensors("customer_needs", ROWS["customer_needs"][:2])
     change(body)
@@ -371,10 +371,10 @@ def test_bad_requests_say_what_is_wrong(
     response = customer.post("/v2/models/customer_needs/infer", json=body)
 
     assert response.status_code == status
-    assert response.get_json() == {"error": message}
+    assert response.json() == {"error": message}
 
 
-def test_a_binary_request_is_refused_by_its_header(customer: FlaskClient) -> None:
+def test_a_binary_request_is_refused_by_its_header(customer: TestClient) -> None:
     header = json_body(
         {
             "inputs": [
@@ -390,12 +390,14 @@ def test_a_binary_request_is_refused_by_its_header(customer: FlaskClient) -> Non
 
     response = customer.post(
         "/v2/models/customer_needs/infer",
-        data=header + b"\x00" * 8,
-        headers={"Inference-Header-Content-Length": str(len(header))},
-        content_type="application/octet-stream",
+        content=header + b"\x00" * 8,
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
     )
 
     assert response.status_code == 400
-    assert response.get_json() == {
+    assert response.json() == {
         "error": "binary tensor data is not supported; send JSON tensors (binary_data=False)"
     }

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 from shared.schema import MODELS as MODEL_LIST
 from shared.schema import NumericFeature
@@ -92,7 +92,7 @@ def canonical(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: SPELLINGS[v] if k == "gender" else float(v) for k, v in row.items()}
 
 
-def every_protocol(client: FlaskClient, name: str, row: Mapping[str, Any]) -> dict[str, Any]:
+def every_protocol(client: TestClient, name: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """The row sent once in each protocol: each response."""
     values = [row[f] for f in features(name)]
     tensors = [
@@ -108,7 +108,9 @@ def every_protocol(client: FlaskClient, name: str, row: Mapping[str, Any]) -> di
     return {
         "json": client.post("/", json={"instances": [dict(row)]}),
         "csv": client.post(
-            "/", data=csv_body(header, [[row[f] for f in header]]), content_type="text/csv"
+            "/",
+            content=csv_body(header, [[row[f] for f in header]]),
+            headers={"Content-Type": "text/csv"},
         ),
         "v1": client.post(f"/v1/models/{name}:predict", json={"instances": [values]}),
         "v2": client.post(f"/v2/models/{name}/infer", json={"inputs": tensors}),
@@ -119,8 +121,8 @@ def every_protocol(client: FlaskClient, name: str, row: Mapping[str, Any]) -> di
 def prediction(protocol: str, response: Any, target: str) -> float:
     assert response.status_code == 200, (protocol, response.text)
     if protocol == "csv":
-        return float(csv_rows(response.data)[0][target])
-    body = response.get_json()
+        return float(csv_rows(response.content)[0][target])
+    body = response.json()
     if protocol == "v2":
         [output] = [o for o in body["outputs"] if o["name"] == target]
         return float(output["data"][0])
@@ -130,23 +132,23 @@ def prediction(protocol: str, response: Any, target: str) -> float:
 def flags(protocol: str, response: Any) -> list[str]:
     """The features the answer names outside the training range."""
     if protocol == "csv":
-        cell = csv_rows(response.data)[0]["outside_training_range"]
+        cell = csv_rows(response.content)[0]["outside_training_range"]
     elif protocol == "v2":
-        outputs = response.get_json()["outputs"]
+        outputs = response.json()["outputs"]
         [output] = [o for o in outputs if o["name"] == "outside_training_range"]
         assert output["datatype"] == "BYTES"
         cell = output["data"][0]
     else:
-        return list(response.get_json()["outside_training_range"][0])
+        return list(response.json()["outside_training_range"][0])
     return cell.split(";") if cell else []
 
 
 def one_line(response: Any, protocol: str) -> str:
     if protocol == "bigquery":
         assert response.status_code == 400, response.text
-        return str(response.get_json()["errorMessage"])
+        return str(response.json()["errorMessage"])
     assert response.status_code == 422, (protocol, response.text)
-    return str(response.get_json()["error"])
+    return str(response.json()["error"])
 
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,7 +158,7 @@ HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[Hea
 @HYPOTHESIS
 @given(data=st.data())
 def test_a_valid_row_gets_the_same_float_in_every_protocol(
-    clients: dict[str, FlaskClient], name: str, data: st.DataObject
+    clients: dict[str, TestClient], name: str, data: st.DataObject
 ) -> None:
     row = data.draw(valid_rows(name))
 
@@ -173,7 +175,7 @@ def test_a_valid_row_gets_the_same_float_in_every_protocol(
 @HYPOTHESIS
 @given(data=st.data())
 def test_a_bad_row_gets_the_same_faults_in_every_protocol(
-    clients: dict[str, FlaskClient], name: str, data: st.DataObject
+    clients: dict[str, TestClient], name: str, data: st.DataObject
 ) -> None:
     row, broken = data.draw(bad_rows(name))
 
@@ -182,7 +184,7 @@ def test_a_bad_row_gets_the_same_faults_in_every_protocol(
     native = {p: responses[p] for p in ("json", "csv")}
     for protocol, response in native.items():
         assert response.status_code == 422, (protocol, response.text)
-    errors = {p: r.get_json()["error"] for p, r in native.items()}
+    errors = {p: r.json()["error"] for p, r in native.items()}
     assert errors["csv"] == errors["json"]
     details = errors["json"]["details"]
     assert {d["field"] for d in details} == broken

@@ -374,10 +374,12 @@ def test_malformed_bodies_and_wrong_types(customer, body, content_type, status, 
 
 
 def test_unknown_path_is_404_and_wrong_method_405_with_allow(customer):
-    for path in ("/nope", "/favicon.ico", "/predict_market_trend"):
+    for path in ("/nope", "/predict_market_trend"):
         response = requests.get(customer.url + path, timeout=30)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
+    # functions-framework answers this one itself, before the function is called.
+    assert requests.get(customer.url + "/favicon.ico", timeout=30).status_code == 404
     for method in ("PUT", "DELETE", "PATCH"):
         response = requests.request(method, customer.url, json={}, timeout=30)
         assert response.status_code == 405

@@ -39,13 +39,14 @@ assert len(read_csv(",".join(names).encode() + b"\\r\\n", 10).rows().frame().col
 A_STRAY_KEY_PER_INSTANCE = """
 import orjson
 from functions_framework import create_app
+from starlette.testclient import TestClient
 
-client = create_app("predict_customer_needs", "main.py").test_client()
+client = TestClient(create_app("predict_customer_needs", "main.py"))
 instances = [{"age": 35, "gender": "F", "income": 100, f"k{i}": 1} for i in range(50_000)]
 body = orjson.dumps({"instances": instances})
-answer = client.post("/", data=body, content_type="application/json")
+answer = client.post("/", content=body, headers={"Content-Type": "application/json"})
 assert answer.status_code == 422
-details = answer.get_json()["error"]["details"]
+details = answer.json()["error"]["details"]
 assert [(d["row"], d["field"]) for d in details[:2]] == [(0, "k0"), (1, "k1")]
 assert len(details) == 50_000
 """
