@@ -1,7 +1,8 @@
 """Wire formats in and out: small pure functions from a body to `Rows`, and from a
 `Prediction` to a body. No protocol knows another's layout; none of them computes anything.
 
-    _json            {"instances": [...]} bodies, and JSON predictions
+    _json            {"instances": [...]} bodies (large batches straight into columns), and
+                     JSON predictions
     _csv             CSV bodies and CSV answers (the rows as sent, predictions appended)
     _csv_reader      the one CSV reader, for request bodies and uploaded files alike
     _open_inference  Open Inference Protocol (KServe V2) tensors and metadata
@@ -22,8 +23,10 @@ from shared.codecs._csv import (
 )
 from shared.codecs._csv_reader import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.codecs._json import (
+    Batch,
     Envelope,
     check_count,
+    decode_instances,
     encode_json,
     envelope,
     instance_rows,
@@ -41,6 +44,7 @@ from shared.codecs._open_inference import (
 
 __all__ = [
     "BINARY_REFUSED",
+    "Batch",
     "Calls",
     "Chunk",
     "CsvFile",
@@ -53,6 +57,7 @@ __all__ = [
     "check_count",
     "decode_calls",
     "decode_infer",
+    "decode_instances",
     "encode_infer",
     "encode_json",
     "encode_replies",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 OUTSIDE = "outside_training_range"  # the output's name in every protocol
 SEPARATOR = ";"  # between feature names in one CSV cell
+MAX_TABLE_BITS = 16  # up to this many features, a batch's shown values sit in one table by code
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,25 @@ class Outside:
 
     def _per_combination(self, shown: Callable[[list[str]], Any]) -> list[Any]:
         features = list(self.masks)
+        masks = list(self.masks.values())
+        if masks and not isinstance(masks[0], list) and len(masks) <= MAX_TABLE_BITS:
+            return self._per_code(features, shown)
         codes = self._codes()
-        table = {
-            code: shown([name for bit, name in enumerate(features) if code >> bit & 1])
-            for code in set(codes)
-        }
+        table = {code: shown(_named(features, code)) for code in set(codes)}
         return [table[code] for code in codes]
+
+    def _per_code(self, features: list[str], shown: Callable[[list[str]], Any]) -> list[Any]:
+        """Numpy masks: each row's value taken from a table indexed by its code, one pass."""
+        import numpy as np
+
+        codes = self._code_array()
+        present = np.flatnonzero(np.bincount(codes, minlength=1))
+        if len(present) == 1:  # the common batch: every row alike (most often, none outside)
+            return [shown(_named(features, int(present[0])))] * self.count
+        table = np.empty(1 << len(features), dtype=object)
+        for code in present.tolist():
+            table[code] = shown(_named(features, code))
+        return list(table[codes].tolist())
 
     def _codes(self) -> list[int]:
         """Per row, which features are outside as the bits of one number."""
@@ -110,12 +124,16 @@ class Outside:
                 sum(int(flag) << bit for bit, flag in enumerate(flags))
                 for flags in zip(*masks, strict=True)
             ]
+        return list(self._code_array().tolist())
+
+    def _code_array(self) -> Any:
+        """`_codes` of numpy masks, as a numpy array."""
         import numpy as np
 
         codes = np.zeros(self.count, dtype=np.int64)
-        for bit, mask in enumerate(masks):
+        for bit, mask in enumerate(self.masks.values()):
             codes |= np.asarray(mask, dtype=np.int64) << bit
-        return list(codes.tolist())
+        return codes
 
     def counts(self) -> dict[str, int]:
         return {name: len(_flagged(mask)) for name, mask in self.masks.items()}
@@ -138,11 +156,26 @@ def outside_columns(columns: Mapping[str, Any], count: int, trained: Sequence[Ra
     for r in trained:
         column = columns[r.feature]
         if r.seen is not None:
-            masks[r.feature] = ~np.isin(np.asarray(column, dtype=object), list(r.seen))
+            masks[r.feature] = _unseen(np.asarray(column, dtype=object), r.seen)
         else:
             values = np.asarray(column, dtype=float)
             masks[r.feature] = (values < r.minimum) | (values > r.maximum)
     return Outside(count, masks)
+
+
+def _unseen(values: Any, seen: frozenset[str]) -> Any:
+    """Where a category column holds one the fit rows never did. A batch holds few distinct
+    categories: each unseen one is looked for alone, and most batches have none."""
+    import numpy as np
+
+    try:
+        unseen = set(values) - seen
+    except TypeError:  # an unhashable value: compared one by one
+        return ~np.isin(values, list(seen))
+    mask = np.zeros(len(values), dtype=bool)
+    for category in unseen:
+        mask |= values == category
+    return mask
 
 
 def strict_problems(
@@ -156,6 +189,11 @@ def strict_problems(
             Problem(int(row), name, f"outside the {described[name]} (strict)") for name in names
         ]
     return tuple(problems)
+
+
+def _named(features: Sequence[str], code: int) -> list[str]:
+    """The features whose bits are set in `code`, in order."""
+    return [name for bit, name in enumerate(features) if code >> bit & 1]
 
 
 def _is_outside(value: Any, trained: Range) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 MAX_CELLS = 2_000_000  # 16 MB of float64
+BUCKETS = 1 << 16  # per numeric input: 512 KB of guesses where its value lies among thresholds
 
 
 class TreeTable:
@@ -29,24 +30,61 @@ class TreeTable:
         self.axes = axes  # per input: its thresholds (numbers) or category -> index (one-hot)
         self.table = table.ravel()
         self.sizes = table.shape
+        self.bins = [_Bins(axis) if isinstance(axis, np.ndarray) else None for axis in axes]
 
     def predict(self, columns: Mapping[str, Any]) -> np.ndarray:
         """The ensemble's predictions for canonical columns, as CompiledModel.matrix takes.
 
         Values must be finite (validated): the table has no cell for a missing value."""
         index: np.ndarray | int = 0
-        for spec, axis, size in zip(self.inputs, self.axes, self.sizes, strict=True):
+        parts = zip(self.inputs, self.axes, self.bins, self.sizes, strict=True)
+        for spec, axis, bins, size in parts:
             column = columns[spec["feature"]]
-            if spec["kind"] == "one_hot":
+            if bins is None:
                 values = np.asarray(column, dtype=object)
                 position = np.full(len(values), size - 1, dtype=np.intp)
                 for category, i in axis.items():
                     position[values == category] = i
             else:
-                values = (np.asarray(column, dtype=float) - spec["mean"]) / spec["scale"]
-                position = np.searchsorted(axis, values, side="left")
+                position = bins.of((np.asarray(column, dtype=float) - spec["mean"]) / spec["scale"])
             index = index * size + position
         return np.asarray(self.table[index], dtype=float)
+
+
+class _Bins:
+    """Where values lie among ascending thresholds: `np.searchsorted(thresholds, values,
+    side="left")`, the very same numbers, several times faster on a large batch.
+
+    A binary search per value costs branches the processor mispredicts. Instead, each value's
+    place in an even grid over the thresholds' span gives a guess, looked up in a table; the
+    guess is checked against the two thresholds around it, exactly, and only the few values it
+    fails (those near a threshold, or outside the span, or NaN) are searched for.
+    """
+
+    def __init__(self, thresholds: np.ndarray) -> None:
+        self.thresholds = thresholds
+        self.guessed = len(thresholds) >= 2
+        if not self.guessed:
+            return
+        self.low = float(thresholds[0])
+        self.per_unit = BUCKETS / (float(thresholds[-1]) - self.low)
+        middles = self.low + (np.arange(BUCKETS + 1) + 0.5) / self.per_unit
+        self.guesses = np.searchsorted(thresholds, middles, side="left")
+        self.below = np.concatenate([[-np.inf], thresholds])  # the threshold under each bin
+        self.above = np.concatenate([thresholds, [np.inf]])  # and the one over it
+
+    def of(self, values: np.ndarray) -> np.ndarray:
+        if not self.guessed:
+            return np.searchsorted(self.thresholds, values, side="left")
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN, huge: a guess that fails
+            bucket = ((values - self.low) * self.per_unit).astype(np.intp)
+        np.clip(bucket, 0, BUCKETS, out=bucket)
+        position = self.guesses[bucket]
+        wrong = np.flatnonzero(
+            ~((self.below[position] < values) & (values <= self.above[position]))
+        )
+        position[wrong] = np.searchsorted(self.thresholds, values[wrong], side="left")
+        return position
 
 
 def build(form: Mapping[str, Any], max_cells: int = MAX_CELLS) -> TreeTable | None:

@@ -63,17 +63,29 @@ def clean_columns(
 
 
 def _categories(feature: CategoricalFeature, raw: Sequence[Any]) -> np.ndarray:
-    """Canonical categories; None where a value is not a known spelling as a string."""
+    """Canonical categories; None where a value is not a known spelling as a string.
+
+    Each distinct value is looked up once; a column already spelled canonically (the common
+    batch) is taken as it is."""
     lookup = feature.lookup()
-    if set(map(type, raw)) <= {str}:
-        spelled = {v: lookup.get(v.strip().casefold()) for v in set(raw)}
-        return np.array(list(map(spelled.__getitem__, raw)), dtype=object)
-    found = [lookup.get(v.strip().casefold()) if type(v) is str else None for v in raw]
-    return np.array(found, dtype=object)
+    try:
+        spelled = {value: _canonical(lookup, value) for value in set(raw)}
+    except TypeError:  # an unhashable value (a JSON list or object): value by value
+        return np.array([_canonical(lookup, value) for value in raw], dtype=object)
+    if all(type(value) is str and spelled[value] == value for value in spelled):
+        return np.array(raw, dtype=object)
+    return np.array(list(map(spelled.__getitem__, raw)), dtype=object)
+
+
+def _canonical(lookup: Mapping[str, str], value: Any) -> str | None:
+    """The category a string spells; None for anything else (left to the reference)."""
+    return lookup.get(value.strip().casefold()) if type(value) is str else None
 
 
 def _numbers(raw: Sequence[Any]) -> np.ndarray:
     """Floats; NaN where a value is not a number as written (left to the reference)."""
+    if isinstance(raw, np.ndarray) and raw.dtype == np.float64:  # typed by the codec already
+        return raw.copy()  # a copy: the caller fills in the rows the reference passes
     kinds = set(map(type, raw))
     if kinds <= {str}:
         values = numeric_cells(raw)
