@@ -43,7 +43,10 @@ from shared.validation import Rows
 
 WRONG_FIELD_COUNT = "wrong number of fields"
 
-_FORMULA_LINE_START = re.compile(r"^[=+\-@\t\r]", re.MULTILINE)
+_FORMULA_STARTS = "=+-@\t\r"
+_FORMULA_LINE_START = re.compile(f"^[{re.escape(_FORMULA_STARTS)}]", re.MULTILINE)
+_FORMULA_BYTES = np.isin(np.arange(256), [ord(c) for c in _FORMULA_STARTS])
+_NEWLINE, _COMMA = b"\n,"
 
 
 @dataclass
@@ -100,7 +103,7 @@ def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Optio
             problems.setdefault(problem.row, []).append(problem)
     valid = np.zeros(len(chunk.lines), dtype=bool)
     valid[np.asarray(prediction.positions, dtype=int)] = True
-    neutral = [neutralise_column(column) for column in chunk.columns]
+    neutral = neutral_columns(chunk)
     rejected, reasons = _rejected(chunk, neutral, problems)
     scored = _scored_csv(chunk, neutral, valid, list(prediction.columns().values()))
     outside = prediction.outside
@@ -152,6 +155,25 @@ def _rejected(
         reasons[(None, WRONG_FIELD_COUNT)] += 1
     rows.sort(key=lambda item: item[0])
     return [row for _, row in rows], reasons
+
+
+def neutral_columns(chunk: Chunk) -> list[list[str]]:
+    """Every column neutralised; the columns themselves when no cell needs it (the norm).
+
+    The cells of plain rows start a line or follow a comma, so the byte after each separator
+    of the rows' text tells whether any cell starts like a formula, in one pass with numpy.
+    """
+    if chunk.text is not None and not _starts_formula(chunk.text):
+        return chunk.columns
+    return [neutralise_column(column) for column in chunk.columns]
+
+
+def _starts_formula(lines: list[str]) -> bool:
+    """Whether a cell of these plain lines (no quotes, no line ends) starts like a formula."""
+    data = np.frombuffer(("\n" + "\n".join(lines)).encode("utf-8"), dtype=np.uint8)
+    before = data[:-1]
+    follows_separator = (before == _NEWLINE) | (before == _COMMA)
+    return bool(_FORMULA_BYTES[data[1:][follows_separator]].any())
 
 
 def neutralise_column(cells: list[str]) -> list[str]:
