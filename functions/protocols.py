@@ -8,9 +8,10 @@ requests, without them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from functions.http_io import Call, Reply, Style, csv_reply, json_reply, media_type
+from functions.http_io import Call, Reply, Style, csv_reply, json_reply, media_type, runtime
 from shared import codecs
 from shared.errors import BadRequest, ModelUnavailable
 from shared.predict import Options, Prediction, invalid_rows, options_from_query, parse_options
@@ -33,6 +34,9 @@ def root(call: Call) -> Reply:
     body = call.request.body
     if kind == "text/csv":
         return _predict_csv(call, body)
+    batch = _typed_batch(call)
+    if batch is not None:
+        return _answer_json(call, batch.rows, batch.parameters)
     document = codecs.parse_json(body)
     if isinstance(document, dict) and "calls" in document and "instances" not in document:
         call.style = Style.BIGQUERY  # a BigQuery remote-function batch
@@ -40,12 +44,29 @@ def root(call: Call) -> Reply:
     return _predict_json(call, document)
 
 
+def _typed_batch(call: Call) -> codecs.Batch | None:
+    """A large batch decoded straight into columns, when the model is in memory already (a
+    body the general way refuses is then refused before any model load, as a small one is)."""
+    loaded = runtime().store.loaded(call.model_name)
+    if loaded is None:
+        return None
+    return codecs.decode_instances(call.request.body, loaded.schema, call.settings.max_instances)
+
+
 def _predict_json(call: Call, document: object) -> Reply:
     parsed = codecs.envelope(document, call.settings.max_instances)
     call.rows = len(parsed.instances)
     model = call.model()
     rows = codecs.instance_rows(parsed.instances, model.schema.feature_names)
-    prediction = _predict(model, rows, parse_options(parsed.parameters))
+    return _answer_json(call, rows, parsed.parameters, model)
+
+
+def _answer_json(
+    call: Call, rows: Rows, parameters: Mapping[str, Any], model: LoadedModel | None = None
+) -> Reply:
+    call.rows = rows.count
+    model = model or call.model()
+    prediction = _predict(model, rows, parse_options(parameters))
     answer = {
         **codecs.json_answer(prediction),
         "model": {"name": model.name, "version": model.version},
@@ -85,6 +106,9 @@ def v1_status(call: Call) -> Reply:
 
 def v1_predict(call: Call) -> Reply:
     media_type(call.request, default="application/json")
+    batch = _typed_batch(call)  # decoded only when "instances" is there
+    if batch is not None:
+        return _answer_json(call, batch.rows, batch.parameters)
     document = codecs.parse_json(call.request.body)
     if not isinstance(document, dict) or "instances" not in document:
         raise BadRequest('a V1 request is {"instances": [...]}')

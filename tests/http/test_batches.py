@@ -1,15 +1,18 @@
 """Batches (more rows than the plain-Python path takes): the same 200 rows as JSON and as CSV
 get the same answers and flags, and name the same rows when some are bad or, with `strict`,
-outside the training range."""
+outside the training range. A JSON batch large enough to be decoded straight into columns gets
+what its rows get in small requests."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from models import data
+from shared.codecs._json import TYPED_FROM_BYTES
 from tests.http.support import (
     FAR_OUT,
     MODELS,
@@ -25,11 +28,15 @@ from tests.http.support import (
     strict_reason,
 )
 
+LARGE = 2_000  # over 64 KiB as JSON: decoded typed, straight into columns
 
-def rows_of(name: str) -> list[dict[str, Any]]:
-    """200 rows as a user's export holds them: numbers, and categories as the schema spells them."""
+
+def rows_of(name: str, count: int = 200) -> list[dict[str, Any]]:
+    """Rows as a user's export holds them: numbers, and categories as the schema spells them."""
     table = (
-        data.customers(200, seed=5, dirty=False) if name == "customer_needs" else data.markets(200)
+        data.customers(count, seed=5, dirty=False)
+        if name == "customer_needs"
+        else data.markets(count)
     )
     return [
         dict(zip(features(name), row, strict=True))
@@ -158,3 +165,45 @@ def test_a_zero_market_feature_is_refused_alone_and_in_a_batch(
     assert [(d["row"], d["field"]) for d in alone.json()["error"]["details"]] == [(0, feature)]
     details = in_batch.json()["error"]["details"]
     assert [(d["row"], d["field"]) for d in details] == [(99, feature)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_large_json_batch_gets_what_its_rows_get_in_small_requests(
+    clients: dict[str, TestClient], name: str
+) -> None:
+    rows = rows_of(name, LARGE)
+    assert len(orjson.dumps({"instances": rows})) > TYPED_FROM_BYTES
+
+    whole = as_json(clients[name], rows, interval=0.9)
+    pieces = [as_json(clients[name], rows[i : i + 40], interval=0.9) for i in range(0, LARGE, 40)]
+
+    assert whole.status_code == 200, whole.text
+    assert {piece.status_code for piece in pieces} == {200}
+    together = [answer for piece in pieces for answer in piece.json()["predictions"]]
+    target = PREDICTION[name]
+    for one, alone in zip(whole.json()["predictions"], together, strict=True):
+        assert one[target] == pytest.approx(alone[target], rel=RTOL)
+        for bound in ("lower", "upper"):  # None where the row lies outside the training range
+            expected = alone["interval"][bound]
+            assert one["interval"][bound] == (expected and pytest.approx(expected, rel=RTOL))
+        assert one["outside_training_range"] == alone["outside_training_range"]
+
+
+def test_a_large_json_batch_with_bad_rows_names_them_as_csv_does(customer: TestClient) -> None:
+    rows = rows_of("customer_needs", LARGE)
+    rows[0] = {**rows[0], "age": 300}
+    rows[1500] = {**rows[1500], "gender": "robot"}
+    rows[1999] = {**rows[1999], "income": -5}
+
+    by_json = as_json(customer, rows)
+    by_csv = as_csv(customer, "customer_needs", rows)
+
+    assert by_json.status_code == by_csv.status_code == 422
+    assert by_json.json() == by_csv.json()
+    details = by_json.json()["error"]["details"]
+    assert [(d["row"], d["field"]) for d in details] == [
+        (0, "age"),
+        (1500, "gender"),
+        (1999, "income"),
+    ]
+    assert by_json.json()["error"]["message"] == f"3 of {LARGE} rows are invalid"
