@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from shared.once import once, once_per
 
 if TYPE_CHECKING:
+    from shared.predict._additive import Additive
     from shared.predict._tree_table import TreeTable
     from shared.store import LoadedModel
 
@@ -55,6 +56,7 @@ class CompiledModel:
             raise ValueError(f"unknown link {link!r}")
         self.log_link = link == "log"
         self.table = once(self._table)  # batches of trees: the ensemble as a lookup table
+        self.additive = once(self._additive)  # single rows of trees that each use one input
 
     def _table(self) -> TreeTable | None:
         if self.kind != "trees":
@@ -65,6 +67,13 @@ class CompiledModel:
             return build({"inputs": self.inputs, "estimator": self.estimator})
         except ValueError:  # not a partition of the grid: the trees' own predictor answers
             return None
+
+    def _additive(self) -> Additive | None:
+        if self.kind != "trees":
+            return None
+        from shared.predict._additive import build
+
+        return build(self.inputs, self.estimator)
 
     def features(self, row: Mapping[str, Any]) -> list[float]:
         """The ColumnTransformer's output for one canonical row."""
@@ -89,13 +98,19 @@ class CompiledModel:
             return math.exp(
                 _dot(self.estimator["coef"], scaled) + float(self.estimator["intercept"])
             )
+        additive = self.additive()
+        total = additive.raw(x) if additive is not None else self._walk(x)
+        return math.exp(total) if self.log_link else total
+
+    def _walk(self, x: Sequence[float]) -> float:
+        """The summed trees for one row, walked down each tree in turn."""
         total = float(self.estimator["baseline"])
         for feature, threshold, left, right, leaf, value in self.trees:
             node = 0
             while not leaf[node]:
                 node = left[node] if x[feature[node]] <= threshold[node] else right[node]
             total += value[node]
-        return math.exp(total) if self.log_link else total
+        return total
 
     def matrix(self, columns: Mapping[str, Any]) -> Any:
         """The ColumnTransformer's output for canonical columns, as a numpy matrix."""

@@ -180,3 +180,72 @@ def test_a_loss_the_serving_form_has_no_link_for_is_not_compiled():
     with pytest.raises(NotCompilable, match="absolute_error"):
         compile_pipeline(pipeline)
     assert try_compile(pipeline) is None
+
+
+def additive(seed: int, scale: bool, loss: str = "squared_error") -> Pipeline:
+    """An ensemble whose every tree splits on one input (interaction constraints)."""
+    pipeline = fitted(seed, ["red", "green", "blue"], scale, loss)
+    constraints = [[0, 1, 2], [3], [4]]  # the colour's one-hot columns, size, weight
+    pipeline.set_params(trees__interaction_cst=constraints)
+    frame = probes(seed, ["red", "green", "blue"]).iloc[:3000]
+    frame = frame[frame["colour"] != "unseen"]
+    frame = frame[(frame["size"].abs() < 1e200) & (frame["weight"].abs() < 1e200)]
+    rng = np.random.default_rng(seed)
+    return pipeline.fit(frame, rng.lognormal(3, 0.5, len(frame)) + frame["size"].clip(0, 60))
+
+
+def row_by_row(form: dict[str, object], frame: pd.DataFrame) -> list[float]:
+    model = CompiledModel(form)
+    return [model.predict_one(row) for row in frame.to_dict(orient="records")]
+
+
+@pytest.mark.parametrize(
+    ("seed", "scale", "loss"), [(1, False, "squared_error"), (2, True, "poisson")]
+)
+def test_one_row_of_an_additive_ensemble_gets_the_very_float_of_the_ensemble(seed, scale, loss):
+    pipeline = additive(seed, scale, loss)
+    form = compile_pipeline(pipeline)
+    frame = probes(seed + 10, ["red", "green", "blue"]).iloc[:1500]
+    frame = frame[(frame["size"].abs() < 1e200) & (frame["weight"].abs() < 1e200)]
+
+    model = CompiledModel(form)
+    reader = model.additive()
+
+    assert reader is not None
+    xs = [model.features(row) for row in frame.to_dict(orient="records")]
+    assert [reader.raw(x) for x in xs] == [model._walk(x) for x in xs]
+    if loss == "squared_error":  # no link: the summed trees are scikit-learn's answer itself
+        assert row_by_row(form, frame) == pipeline.predict(frame).tolist()
+    else:  # exp of the same sum; math.exp and numpy's may differ in the last bit
+        assert row_by_row(form, frame) == pytest.approx(pipeline.predict(frame), rel=1e-15)
+
+
+def test_one_row_on_each_split_threshold_gets_the_very_float_of_the_walk():
+    form = compile_pipeline(additive(3, scale=False))
+    model = CompiledModel(form)
+    reader = model.additive()
+    assert reader is not None
+    trees = form["estimator"]["trees"]
+    edges = {
+        t
+        for tree in trees
+        for t, leaf in zip(tree["threshold"], tree["leaf"], strict=True)
+        if not leaf
+    }
+
+    for edge in sorted(edges):
+        for value in (edge, np.nextafter(edge, -np.inf), np.nextafter(edge, np.inf)):
+            for colour in ("red", "green", "blue", "unseen"):
+                x = model.features({"colour": colour, "size": value, "weight": value})
+                assert reader.raw(x) == model._walk(x)
+
+
+def test_an_ensemble_whose_trees_mix_inputs_is_walked():
+    form = compile_pipeline(fitted(8, ["red", "green"], scale=False))
+
+    assert CompiledModel(form).additive() is None
+    frame = probes(8, ["red", "green"]).iloc[:300]
+    frame = frame[(frame["size"].abs() < 1e200) & (frame["weight"].abs() < 1e200)]
+    assert (
+        row_by_row(form, frame) == fitted(8, ["red", "green"], scale=False).predict(frame).tolist()
+    )
