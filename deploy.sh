@@ -71,7 +71,7 @@ HTTP functions (predict_customer_needs, predict_market_trend):
   --cors-origins ORIGINS         CORS_ALLOWED_ORIGINS    none (comma-separated; * for any)
   --memory SIZE                  FUNCTION_MEMORY         1Gi
   --cpu CPUS                     FUNCTION_CPU            1 (concurrency above 1 needs 1 or more)
-  --concurrency N                FUNCTION_CONCURRENCY    8 requests per instance
+  --concurrency N                FUNCTION_CONCURRENCY    32 requests per instance (HTTP)
   --min-instances N              MIN_FUNCTION_INSTANCES  0
   --max-instances N              MAX_FUNCTION_INSTANCES  20
   --timeout DURATION             FUNCTION_TIMEOUT        60s
@@ -188,7 +188,7 @@ apply_defaults() {
   fi
   : "${REPUBLISH_MODELS:=false}" "${ALLOW_UNAUTHENTICATED:=false}" "${INVOKERS:=}"
   : "${INGRESS:=all}" "${CORS_ALLOWED_ORIGINS:=}"
-  : "${FUNCTION_MEMORY:=1Gi}" "${FUNCTION_CPU:=1}" "${FUNCTION_CONCURRENCY:=8}"
+  : "${FUNCTION_MEMORY:=1Gi}" "${FUNCTION_CPU:=1}" "${FUNCTION_CONCURRENCY:=32}"
   : "${MIN_FUNCTION_INSTANCES:=0}" "${MAX_FUNCTION_INSTANCES:=20}" "${FUNCTION_TIMEOUT:=60s}"
   : "${MAX_BODY_BYTES:=10485760}" "${MAX_INSTANCES:=100000}"
   : "${MODEL_REFRESH_SECONDS:=60}" "${STORAGE_TIMEOUT_SECONDS:=5}"
@@ -470,8 +470,6 @@ deploy_http_function() {
     "MODEL_STORE=$MODEL_STORE" "MAX_BODY_BYTES=$MAX_BODY_BYTES" "MAX_INSTANCES=$MAX_INSTANCES"
     "MODEL_REFRESH_SECONDS=$MODEL_REFRESH_SECONDS"
     "STORAGE_TIMEOUT_SECONDS=$STORAGE_TIMEOUT_SECONDS" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID"
-    # One serving thread per concurrent request the instance is sent.
-    "THREADS=$FUNCTION_CONCURRENCY"
   )
   if [[ -n $CORS_ALLOWED_ORIGINS ]]; then
     variables+=("CORS_ALLOWED_ORIGINS=$CORS_ALLOWED_ORIGINS")

@@ -35,6 +35,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,9 +67,7 @@ _STORAGE = ThreadPoolExecutor(thread_name_prefix="storage")
 async def serve(request: Request, model: ServedModel) -> Response:
     """Answer one request for `model`; always JSON or CSV, never a stack trace."""
     started = time.perf_counter()
-    incoming = Incoming(
-        request.method, request.url.path, request.headers, request.query_params, b""
-    )
+    incoming = _incoming(request.scope)
     call: Call | None = None
     error_code: str | None = None
     try:
@@ -87,10 +86,17 @@ async def serve(request: Request, model: ServedModel) -> Response:
     return Response(reply.body, reply.status, reply.headers, reply.media_type)
 
 
+def _incoming(scope: Mapping[str, Any]) -> Incoming:
+    """The request as handlers see it, read from the ASGI scope (header names come lowercase)."""
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    return Incoming(scope["method"], scope["path"], headers, scope["query_string"])
+
+
 async def _reply(call: Call, request: Request) -> Reply:
     handler = route(call)
     if call.request.method == "POST":
-        call.request.body = await read_body(request, call.settings.max_body_bytes)
+        declared = call.request.headers.get("content-length", "")
+        call.request.body = await read_body(request, declared, call.settings.max_body_bytes)
     executor = _executor(call)
     if executor is None:
         return handler(call)
@@ -107,11 +113,10 @@ def _executor(call: Call) -> Executor | None:
     return _STORAGE
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """At most `limit` bytes, refused unread when Content-Length says more, and refused one
-    chunk past the limit otherwise: an oversized body is never held in memory."""
+async def read_body(request: Request, declared: str, limit: int) -> bytes:
+    """At most `limit` bytes, refused unread when the `declared` Content-Length says more, and
+    refused one chunk past the limit otherwise: an oversized body is never held in memory."""
     too_large = PayloadTooLarge(f"request body is larger than {limit} bytes")
-    declared = request.headers.get("content-length", "")
     if declared.isdecimal() and int(declared) > limit:
         raise too_large
     chunks, total = [], 0

@@ -11,6 +11,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from shared import codecs
 from shared import settings as settings_module
@@ -57,14 +58,19 @@ runtime = once(_make_runtime)
 
 @dataclass
 class Incoming:
-    """One request: `headers` look names up case-insensitively; `query` holds one value per
-    name; `body` is read (within MAX_BODY_BYTES) only for a POST."""
+    """One request: `headers` by lowercase name (the last of a repeated one); the query string
+    as sent; `body` is read (within MAX_BODY_BYTES) only for a POST."""
 
     method: str
     path: str
     headers: Mapping[str, str]
-    query: Mapping[str, str]
+    query_string: bytes = b""
     body: bytes = b""
+
+    @property
+    def query(self) -> dict[str, str]:
+        """One value per name (the last of a repeated one), decoded."""
+        return dict(parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True))
 
     @property
     def mimetype(self) -> str:

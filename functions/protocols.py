@@ -144,7 +144,7 @@ def v2_metadata(call: Call) -> Reply:
 
 
 def v2_infer(call: Call) -> Reply:
-    if call.request.headers.get("Inference-Header-Content-Length") is not None:
+    if call.request.headers.get("inference-header-content-length") is not None:
         raise BadRequest(codecs.BINARY_REFUSED)
     media_type(call.request, default="application/json")
     document = codecs.parse_json(call.request.body)
