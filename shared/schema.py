@@ -8,8 +8,10 @@ trained on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 # The numeric strings accepted (shared/validation applies the same expression).
@@ -58,12 +60,16 @@ class CategoricalFeature:
     description: str = ""
     kind: str = field(default="category", init=False)
 
-    def lookup(self) -> dict[str, str]:
+    def lookup(self) -> Mapping[str, str]:
         """Every accepted spelling, case-folded, mapped to its canonical category."""
+        return self._lookup
+
+    @functools.cached_property
+    def _lookup(self) -> Mapping[str, str]:  # made once: every request looks values up in it
         table = {category.casefold(): category for category in self.categories}
         for category, spellings in self.aliases.items():
             table.update({spelling.casefold(): category for spelling in spellings})
-        return table
+        return MappingProxyType(table)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,7 +107,7 @@ class ModelSchema:
     target_minimum: float | None = None
     time: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
 
