@@ -49,15 +49,13 @@ def _coalition_values(
     n_rows, n_background = len(rows), len(background)
     columns = {}
     for position, name in enumerate(features):
-        from_row = np.repeat(rows[name].to_numpy(dtype=object), n_background)
-        from_background = np.tile(background[name].to_numpy(dtype=object), n_rows)
+        kind = float if pd.api.types.is_numeric_dtype(background[name]) else object
+        from_row = np.repeat(rows[name].to_numpy(dtype=kind), n_background)
+        from_background = np.tile(background[name].to_numpy(dtype=kind), n_rows)
         columns[name] = np.concatenate(
             [from_row if mask[position] else from_background for mask in masks]
         )
     frame = pd.DataFrame(columns)
-    for name in features:
-        if pd.api.types.is_numeric_dtype(background[name]):
-            frame[name] = frame[name].astype(float)
     predictions = np.asarray(predict(frame), dtype=float)
     means: np.ndarray = predictions.reshape(len(masks), n_rows, n_background).mean(axis=2)
     return means.T

@@ -19,6 +19,7 @@ Nothing here knows a wire format.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -289,6 +290,11 @@ def _interval(
     return Interval(options.interval, lower, upper)
 
 
+def _by_form(model: LoadedModel, form: CompiledModel, frame: pd.DataFrame) -> Any:
+    columns = {str(name): frame[name].to_numpy() for name in frame.columns}
+    return form.predict_columns(columns, lambda: model.pipeline[-1])
+
+
 def _explanation(model: LoadedModel, checked: _Checked) -> Explanation:
     import pandas as pd
 
@@ -297,5 +303,9 @@ def _explanation(model: LoadedModel, checked: _Checked) -> Explanation:
     names = list(model.schema.feature_names)
     background = pd.DataFrame(model.metadata["explanations"]["background"])[names]
     rows = checked.frame(names)
-    base, contributions = shapley(model.pipeline.predict, rows, background, names)
+    form = serving_form(model)
+    # The coalitions are many times the rows: the serving form evaluates them, as it does
+    # every prediction, and gives the same floats as the pipeline.
+    evaluate = model.pipeline.predict if form is None else functools.partial(_by_form, model, form)
+    base, contributions = shapley(evaluate, rows, background, names)
     return Explanation(base, {name: contributions[:, i] for i, name in enumerate(names)})

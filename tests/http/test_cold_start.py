@@ -64,4 +64,9 @@ def test_one_small_json_and_one_small_csv_request_import_no_heavy_library(
 
 
 def test_the_check_sees_the_libraries_an_explanation_needs(imports: dict[str, Any]) -> None:
-    assert set(HEAVY) <= set(imports["after an explanation"])
+    assert {"numpy", "pandas"} <= set(imports["after an explanation"])
+
+
+def test_an_explanation_is_computed_without_scikit_learn(imports: dict[str, Any]) -> None:
+    # Its coalitions go through the serving form, as every prediction does.
+    assert "sklearn" not in imports["after an explanation"]
