@@ -79,7 +79,7 @@ def _predict_csv(call: Call, body: bytes) -> Reply:
     call.rows = len(table)
     model = call.model()
     options = parse_options(options_from_query(call.request.query))
-    prediction = _predict(model, table.rows(), options)
+    prediction = _predict(model, table.rows(model.schema.numeric_names), options)
     answer = codecs.encode_table(table, prediction.columns())
     return csv_reply(answer, model.name, model.version)
 

@@ -111,6 +111,11 @@ class ModelSchema:
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
 
+    @property
+    def numeric_names(self) -> frozenset[str]:
+        """The features read as numbers (a codec may type these columns as it reads them)."""
+        return frozenset(f.name for f in self.features if isinstance(f, NumericFeature))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "features": [feature.to_dict() for feature in self.features],

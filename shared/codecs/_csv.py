@@ -7,12 +7,13 @@ Rows are numbered from 0, the first data row, as in every other protocol.
 from __future__ import annotations
 
 import bisect
+import codecs
 import collections
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -21,29 +22,46 @@ from shared.codecs._json import check_count
 from shared.errors import BadRequest
 from shared.validation import Rows
 
+if TYPE_CHECKING:
+    from shared.codecs._csv_grid import Grid
+
 CSV_BLOCK_ROWS = 10_000
+GRID_MIN_BYTES = 1 << 16  # smaller bodies: the row reader, and no numpy import
 
 
 @dataclass(frozen=True)
 class Table:
     """A CSV body as text: the header and the data rows by column, every cell as sent.
 
-    `text` holds each row as sent, when every row was plain (no quotes).
+    `text` holds each row as sent, when every row was plain (no quotes). A large plain body
+    keeps its `grid` instead of `cells`: its columns are cut out when asked for.
     """
 
     header: list[str]
     cells: list[list[str]]
     text: list[str] | None = None
+    grid: Grid | None = None
 
     def __len__(self) -> int:
+        if self.grid is not None:
+            return len(self.grid)
         return len(self.cells[0]) if self.cells else 0
 
-    def columns(self) -> dict[str, list[str]]:
-        return dict(zip(self.header, self.cells, strict=True))
+    def columns(self, numeric: Collection[str] = ()) -> dict[str, Sequence[Any]]:
+        """Every column by name; from a grid, the `numeric` ones as floats where they are plainly
+        numbers (the same values the clean check would read from their text)."""
+        if self.grid is None:
+            return dict(zip(self.header, self.cells, strict=True))
+        from shared.codecs._csv_grid import numeric_or_text
 
-    def rows(self) -> Rows:
+        grid = self.grid
+        return {
+            name: numeric_or_text(grid, at, name in numeric) for at, name in enumerate(self.header)
+        }
+
+    def rows(self, numeric: Collection[str] = ()) -> Rows:
         """The rows to predict; columns the model does not know are kept, not faults."""
-        return Rows.of_columns(self.columns(), len(self), allow_extra=True)
+        return Rows.of_columns(self.columns(numeric), len(self), allow_extra=True)
 
 
 def read_csv(body: bytes, max_instances: int) -> Table:
@@ -51,6 +69,30 @@ def read_csv(body: bytes, max_instances: int) -> Table:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"CSV body is not UTF-8 (byte {exc.start})") from exc
+    table = _grid_table(body, max_instances) if len(body) >= GRID_MIN_BYTES else None
+    return table if table is not None else _read_rows(text, max_instances)
+
+
+def _grid_table(body: bytes, max_instances: int) -> Table | None:
+    """A large plain body as a grid, or None: then the reader reads it (and names any fault)."""
+    from shared.codecs._csv_grid import plain_grid
+
+    start = len(codecs.BOM_UTF8) if body.startswith(codecs.BOM_UTF8) else 0
+    end = body.find(b"\n", start)
+    first = body[start:end].removesuffix(b"\r")
+    if end < 0 or not first or any(c in first for c in (b'"', b"\r", b"\x00")):
+        return None
+    header = first.decode("utf-8").split(",")
+    if not any(name.strip() for name in header):
+        return None
+    _check_header(header)  # the reader would say the same of this header
+    grid = plain_grid(body[end + 1 :], len(header))
+    if grid is None or len(grid) > max_instances:
+        return None
+    return Table(header, [], grid.lines(), grid)
+
+
+def _read_rows(text: str, max_instances: int) -> Table:
     file = CsvFile.of_text(text)
     try:
         header = file.header()
