@@ -37,12 +37,13 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from functions import protocols
 from functions.http_io import Call, Handler, Incoming, Reply, Style, error_reply, runtime
 from shared.errors import (
+    BadRequest,
     MarketcastError,
     MethodNotAllowed,
     NotFound,
@@ -120,11 +121,14 @@ async def read_body(request: Request, declared: str, limit: int) -> bytes:
     if declared.isdecimal() and int(declared) > limit:
         raise too_large
     chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody will read the answer; the log line says why
+        raise BadRequest("the client closed the connection before sending the whole body") from exc
     return b"".join(chunks)
 
 

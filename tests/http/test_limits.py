@@ -125,17 +125,20 @@ def test_a_body_of_exactly_max_body_bytes_is_read(customer: TestClient) -> None:
 
 
 def post_streamed(
-    client: TestClient, body: bytes, *, declared: bool = False
+    client: TestClient, body: bytes, *, declared: bool = False, gone_after: int | None = None
 ) -> tuple[int, Any, int]:
     """POST / straight to the ASGI app, the body arriving in CHUNK-byte pieces, with a
-    Content-Length only when `declared` (else as a chunked body of unknown length would):
-    (status, JSON body, how many bytes the app took from the stream)."""
+    Content-Length only when `declared` (else as a chunked body of unknown length would), the
+    client going away after `gone_after` pieces if given: (status, JSON body, how many bytes
+    the app took from the stream)."""
     pieces = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
     taken = 0
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal taken
+        if gone_after is not None and taken >= gone_after * CHUNK:
+            return {"type": "http.disconnect"}
         piece = pieces.pop(0) if pieces else b""
         taken += len(piece)
         return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
@@ -191,3 +194,20 @@ def test_a_body_of_unknown_length_is_cut_in_the_piece_that_passes_the_limit(
 
     assert (status, body["error"]["message"]) == (413, BYTES_MESSAGE)
     assert LIMIT < taken <= LIMIT + CHUNK
+
+
+def test_a_client_that_goes_away_mid_body_is_logged_as_its_own_mistake(
+    customer: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+
+    status, body, taken = post_streamed(
+        customer, padded({"instances": [ROW]}, 4 * CHUNK), gone_after=2
+    )
+
+    assert (status, taken) == (400, 2 * CHUNK)
+    assert body["error"]["message"] == (
+        "the client closed the connection before sending the whole body"
+    )
+    logged = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(entry["severity"], entry["error"]) for entry in logged] == [("WARNING", "bad_request")]
