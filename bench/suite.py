@@ -407,8 +407,8 @@ def _files_and_training(results: Results, sizes: list[int]) -> None:
         first, last = upload_scoring.emulator_append_seconds()
         results.add("emulator: 8 MiB upload chunk at 0 MB", "-", first, None, None, "s")
         results.add("emulator: 8 MiB upload chunk at 320 MB", "-", last, None, None, "s")
-    if len(scored) > 1:
-        growth = scored[-1]["peak_rss_mb"] / scored[1]["peak_rss_mb"] if len(scored) > 2 else 1.0
+    if len(scored) > 2:  # a file past 1M rows was scored: its peak next to 1M's
+        growth = scored[-1]["peak_rss_mb"] / scored[1]["peak_rss_mb"]
         results.add(
             "file scoring peak RSS, largest / 1M",
             "customer_needs",
