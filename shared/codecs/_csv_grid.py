@@ -34,6 +34,15 @@ class Grid:
     def __len__(self) -> int:
         return len(self.ends)
 
+    @property
+    def width(self) -> int:
+        return int(self.ends.shape[1])
+
+    def any_cell_starts(self, table: np.ndarray) -> bool:
+        """Whether a cell's first byte is one that `table` (256 flags) marks: an empty cell's
+        first byte is its separator, a non-ASCII cell's a lead byte, so neither is mistaken."""
+        return bool(table[self.data[self.starts]].any())
+
     def lines(self) -> list[str]:
         """Each row's text as sent, without its line end."""
         return self.data.tobytes().decode("utf-8").split("\n")[:-1]

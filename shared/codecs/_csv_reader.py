@@ -19,9 +19,12 @@ import io
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from shared.codecs._csv_grid import Grid
 
 BLOCK_BYTES = 1 << 20
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
@@ -45,16 +48,43 @@ class Chunk:
     """Rows kept by column, so that no object per row outlives its line.
 
     `lines` and `columns` hold the rows with as many fields as the header; `ragged` the others.
-    `text` holds each of those rows as written, when every one was plain (no quotes).
+    `text` holds each of those rows as written, when every one was plain (no quotes). Such a
+    chunk may keep its `grid` instead: its cells are split only when `columns` is asked for.
     """
 
     lines: list[int]
-    columns: list[list[str]]
+    split: list[list[str]] | None  # None: not split yet, `text` holds the rows
     ragged: list[tuple[int, list[str]]] = field(default_factory=list)
     text: list[str] | None = None
+    grid: Grid | None = None
 
     def __len__(self) -> int:
         return len(self.lines) + len(self.ragged)
+
+    @property
+    def columns(self) -> list[list[str]]:
+        """The rows' cells by column, split from `text` on first use."""
+        if self.split is None:
+            assert self.text is not None
+            assert self.grid is not None
+            self.split = split_columns(self.text, self.grid.width)
+        return self.split
+
+    def column(self, at: int, numeric: bool = False) -> Sequence[Any]:
+        """One column; from a grid, a `numeric` one as floats where it is plainly numbers (the
+        values the clean check would read from its text), and no other column split."""
+        if self.grid is None:
+            return self.columns[at]
+        from shared.codecs._csv_grid import numeric_or_text
+
+        values: Sequence[Any] = numeric_or_text(self.grid, at, numeric)  # an array is one
+        return values
+
+
+def split_columns(lines: list[str], width: int) -> list[list[str]]:
+    """The cells of plain lines of `width` fields each, by column, as the csv module reads them."""
+    cells = ",".join(lines).split(",") if lines else []
+    return [cells[position::width] for position in range(width)]
 
 
 @dataclass(frozen=True)
@@ -110,10 +140,11 @@ class CsvFile:
                     return line.split(",")
         return None
 
-    def chunks(self, width: int, size: int) -> Iterator[Chunk]:
-        """The rows after the header, at most `size` lines' worth at a time."""
+    def chunks(self, width: int, size: int, *, grids: bool = False) -> Iterator[Chunk]:
+        """The rows after the header, at most `size` lines' worth at a time; with `grids`, a
+        chunk of plain rows only keeps a grid, and splits its cells only when asked to."""
         items = self._rows if self._first is None else itertools.chain([self._first], self._rows)
-        builder = _Builder(width)
+        builder = _Builder(width, grids)
         for item in items:
             if isinstance(item, _Parsed):
                 builder.add_parsed(item.line, item.cells)
@@ -184,41 +215,40 @@ class CsvFile:
 
 
 class _Builder:
-    def __init__(self, width: int) -> None:
+    """Plain rows are kept as their text until the chunk is taken or a parsed row follows them:
+    then they are split (or, for a chunk of plain rows only, read as a grid)."""
+
+    def __init__(self, width: int, grids: bool) -> None:
         self.width = width
+        self.grids = grids
         self.consumed = 0
         self.chunk = self._empty()
+        self.unsplit: list[str] = []  # the chunk's last plain rows, not yet in its columns
 
     def _empty(self) -> Chunk:
-        return Chunk(lines=[], columns=[[] for _ in range(self.width)], text=[])
+        return Chunk(lines=[], split=[[] for _ in range(self.width)], text=[])
 
     def add_plain(self, first_line: int, lines: list[str]) -> None:
         self.consumed += len(lines)
         chunk, width = self.chunk, self.width
         counts = list(map(str.count, lines, itertools.repeat(",")))
         if counts.count(width - 1) == len(lines) and (width > 1 or "" not in lines):
-            cells = ",".join(lines).split(",")
-            for position, column in enumerate(chunk.columns):
-                column.extend(cells[position::width])
+            self.unsplit.extend(lines)
             chunk.lines.extend(range(first_line, first_line + len(lines)))
-            if chunk.text is not None:
-                chunk.text.extend(lines)
             return
         for offset, (line, count) in enumerate(zip(lines, counts, strict=True)):
             if not line:
                 continue
             if count == width - 1:
-                for column, cell in zip(chunk.columns, line.split(","), strict=True):
-                    column.append(cell)
+                self.unsplit.append(line)
                 chunk.lines.append(first_line + offset)
-                if chunk.text is not None:
-                    chunk.text.append(line)
             else:
                 chunk.ragged.append((first_line + offset, line.split(",")))
 
     def add_parsed(self, line: int, cells: list[str]) -> None:
         self.consumed += 1
         if len(cells) == self.width:
+            self._split()
             for column, cell in zip(self.chunk.columns, cells, strict=True):
                 column.append(cell)
             self.chunk.lines.append(line)
@@ -226,11 +256,35 @@ class _Builder:
         elif cells:
             self.chunk.ragged.append((line, cells))
 
+    def _split(self) -> None:
+        """The plain rows so far into the chunk's columns (and its text, while it has one)."""
+        chunk = self.chunk
+        if chunk.text is not None:
+            chunk.text.extend(self.unsplit)
+        for column, cells in zip(
+            chunk.columns, split_columns(self.unsplit, self.width), strict=True
+        ):
+            column.extend(cells)
+        self.unsplit = []
+
     def take(self) -> Iterator[Chunk]:
-        if len(self.chunk):
-            yield self.chunk
+        chunk = self.chunk
+        grid = self._grid() if self.grids and chunk.text is not None and self.unsplit else None
+        if grid is not None:
+            chunk.text, chunk.split, chunk.grid = self.unsplit, None, grid
+            self.unsplit = []
+        else:
+            self._split()
+        if len(chunk):
+            yield chunk
         self.chunk = self._empty()
         self.consumed = 0
+
+    def _grid(self) -> Grid | None:
+        """The chunk's rows as a grid: they are plain, so the grid reads the same cells."""
+        from shared.codecs._csv_grid import plain_grid
+
+        return plain_grid(("\n".join(self.unsplit) + "\n").encode("utf-8"), self.width)
 
 
 def _plain_lines(block: str) -> list[str] | None:

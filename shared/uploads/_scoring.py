@@ -19,7 +19,7 @@ import itertools
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +90,7 @@ class ScoredChunk:
 
 def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Options) -> ScoredChunk:
     """Validate and predict one chunk; every row lands in exactly one of the two outputs."""
-    cells = {name: chunk.columns[at] for name, at in layout.positions.items()}
+    cells = _model_cells(chunk, layout, model.schema.numeric_names)
     rows = Rows.of_columns(cells, len(chunk.lines), allow_extra=True)
     try:
         prediction = predict(model, rows, options, all_or_nothing=False)
@@ -103,8 +103,8 @@ def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Optio
             problems.setdefault(problem.row, []).append(problem)
     valid = np.zeros(len(chunk.lines), dtype=bool)
     valid[np.asarray(prediction.positions, dtype=int)] = True
-    neutral = neutral_columns(chunk)
-    rejected, reasons = _rejected(chunk, neutral, problems)
+    neutral = _neutral(chunk)
+    rejected, reasons = _rejected(chunk, len(layout.header), neutral, problems)
     scored = _scored_csv(chunk, neutral, valid, list(prediction.columns().values()))
     outside = prediction.outside
     return ScoredChunk(
@@ -117,18 +117,35 @@ def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Optio
     )
 
 
+def _model_cells(
+    chunk: Chunk, layout: Layout, numeric: Collection[str]
+) -> dict[str, Sequence[Any]]:
+    """The model's columns; the `numeric` ones as floats where the chunk can read them so."""
+    return {name: chunk.column(at, name in numeric) for name, at in layout.positions.items()}
+
+
+def _neutral(chunk: Chunk) -> list[list[str]] | None:
+    """`neutral_columns`, or None for a grid none of whose cells starts like a formula: its
+    rows' text is then written out as it is, and its cells are never split."""
+    if chunk.grid is not None and not chunk.grid.any_cell_starts(_FORMULA_BYTES):
+        return None
+    return neutral_columns(chunk)
+
+
 def _scored_csv(
-    chunk: Chunk, neutral: Sequence[list[str]], valid: np.ndarray, predictions: list[Any]
+    chunk: Chunk, neutral: Sequence[list[str]] | None, valid: np.ndarray, predictions: list[Any]
 ) -> bytes:
     """The valid rows as uploaded (neutralised), then their predictions; CRLF line ends.
 
     Rows read as plain text are written back as they were read, which is what the csv module
-    writes for cells without quotes, commas or line ends.
+    writes for cells without quotes, commas or line ends. `neutral` None: no cell changed.
     """
     keep = valid.tolist()
-    if chunk.text is None or any(
-        n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True)
+    if chunk.text is None or (
+        neutral is not None
+        and any(n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True))
     ):
+        assert neutral is not None
         columns = [itertools.compress(column, keep) for column in neutral]
         texts = map(codecs.cell_texts, predictions)
         return encode_rows(zip(*columns, *texts, strict=True))
@@ -138,23 +155,35 @@ def _scored_csv(
 
 
 def _rejected(
-    chunk: Chunk, neutral: Sequence[Sequence[str]], problems: Mapping[int, Sequence[Problem]]
+    chunk: Chunk,
+    width: int,
+    neutral: Sequence[Sequence[str]] | None,
+    problems: Mapping[int, Sequence[Problem]],
 ) -> tuple[list[list[Any]], Counter[tuple[str | None, str]]]:
-    """`line_number, reasons, cells...` for each rejected row, in file order; reasons counted."""
+    """`line_number, reasons, cells...` for each rejected row, in file order; reasons counted.
+
+    `neutral` None: the cells are the row's text split, as the reader would have split them."""
     rows: list[tuple[int, list[Any]]] = []
     reasons: Counter[tuple[str | None, str]] = Counter()
     for row, found in problems.items():
         line = chunk.lines[row]
         text = "; ".join(f"{problem.field}: {problem.reason}" for problem in found)
-        rows.append((line, [line, text, *(column[row] for column in neutral)]))
+        cells = _row_cells(chunk, neutral, row)
+        rows.append((line, [line, text, *cells]))
         reasons.update((problem.field, problem.reason) for problem in found)
-    width = len(chunk.columns)
     for line, cells in chunk.ragged:
         text = f"has {len(cells)} fields; the header has {width}"
         rows.append((line, [line, text, *map(neutralise, cells)]))
         reasons[(None, WRONG_FIELD_COUNT)] += 1
     rows.sort(key=lambda item: item[0])
     return [row for _, row in rows], reasons
+
+
+def _row_cells(chunk: Chunk, neutral: Sequence[Sequence[str]] | None, row: int) -> list[str]:
+    if neutral is not None:
+        return [column[row] for column in neutral]
+    assert chunk.text is not None
+    return chunk.text[row].split(",")
 
 
 def neutral_columns(chunk: Chunk) -> list[list[str]]:
@@ -197,8 +226,13 @@ def score_stream(
     chunk_rows: int,
     write_scored: Callable[[bytes], None],
     write_rejected: Callable[[bytes], None],
+    *,
+    grids: bool = True,
 ) -> Tally:
     """Stream a whole file through: at most `chunk_rows` rows are in memory at a time.
+
+    `grids`: chunks of plain rows are read as grids (`CsvFile.chunks`); off, every cell is
+    split, which gives the same bytes, slower (tests hold the two together).
 
     Raises FileProblem when the file cannot be scored as a whole; errors of the sinks and of
     the source's storage pass through untouched.
@@ -212,7 +246,7 @@ def score_stream(
         write_scored(encode_rows([layout.scored_header]))
         write_rejected(encode_rows([layout.rejected_header]))
         tally = Tally()
-        for chunk in file.chunks(len(header), chunk_rows):
+        for chunk in file.chunks(len(header), chunk_rows, grids=grids):
             scored = score_chunk(chunk, layout, model, options)
             write_scored(scored.scored_csv)
             write_rejected(encode_rows(scored.rejected))

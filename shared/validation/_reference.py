@@ -27,6 +27,9 @@ from shared.validation._values import (
     number,
 )
 
+# numpy floats come from codecs that read numbers straight to arrays (the CSV grid).
+_NUMBER_TYPES = (int, float, np.float64)
+
 
 @dataclass(frozen=True)
 class Validated:
@@ -120,7 +123,7 @@ def _plain_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return values, np.isfinite(values)
     values = np.full(len(raw), np.nan)
     kinds = np.fromiter(
-        (2 if isinstance(v, str) else 1 if type(v) in (int, float) else 0 for v in raw),
+        (2 if isinstance(v, str) else 1 if type(v) in _NUMBER_TYPES else 0 for v in raw),
         np.int8,
         len(raw),
     )
