@@ -85,6 +85,27 @@ def plain_grid(data: bytes, width: int) -> Grid | None:
         data = data.replace(b"\r\n", b"\n")
     if not data.endswith(b"\n"):
         data += b"\n"
+    ends = uniform_rows(data, width)
+    if ends is None:
+        return None
+    grid = grid_of(data, ends)
+    if (grid.ends[:, -1] - grid.starts[:, 0]).max() > csv.field_size_limit():
+        return None
+    return grid
+
+
+def grid_of(data: bytes, ends: np.ndarray) -> Grid:
+    """The grid of uniform rows, from the separators `uniform_rows` found."""
+    starts = np.empty_like(ends)
+    starts[0, 0] = 0
+    starts[1:, 0] = ends[:-1, -1] + 1
+    starts[:, 1:] = ends[:, :-1] + 1
+    return Grid(np.frombuffer(data, dtype=np.uint8), starts, ends)
+
+
+def uniform_rows(data: bytes, width: int) -> np.ndarray | None:
+    """The offset of the separator after each cell (a row per line), when every line of `data`
+    (LF line ends, a final LF) has `width` fields and none is blank: what a grid reads."""
     if data.startswith(b"\n") or b"\n\n" in data:
         return None
     array = np.frombuffer(data, dtype=np.uint8)
@@ -94,13 +115,7 @@ def plain_grid(data: bytes, width: int) -> Grid | None:
     ends = separators.reshape(-1, width)
     if (array[ends[:, -1]] != _NEWLINE).any() or (array[ends[:, :-1]] == _NEWLINE).any():
         return None
-    starts = np.empty_like(ends)
-    starts[0, 0] = 0
-    starts[1:, 0] = ends[:-1, -1] + 1
-    starts[:, 1:] = ends[:, :-1] + 1
-    if (ends[:, -1] - starts[:, 0]).max() > csv.field_size_limit():
-        return None
-    return Grid(array, starts, ends)
+    return ends
 
 
 def numeric_or_text(grid: Grid, column: int, numeric: bool) -> Any:
