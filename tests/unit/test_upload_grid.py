@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.codecs._csv_grid import plain_grid
 from shared.codecs._csv_reader import CsvFile
 from shared.predict import Options
 from shared.store import LoadedModel, LocalFolder, load_current
@@ -161,3 +163,33 @@ def test_invalid_utf8_anywhere_is_the_same_problem_through_grids(
     broken = data[:at] + bad + data[at:]
     expected = outputs(broken, chunk_rows, None, False, block_bytes)
     assert outputs(broken, chunk_rows, None, True, block_bytes) == expected
+
+
+def json_numbers(cells: list[str]) -> list[float] | None:
+    """What the grid reads a column of cells as: floats when each is a JSON number written
+    with digits and at most one dot only, 20 characters at most; else None (the text path)."""
+    numbers = []
+    for cell in cells:
+        try:
+            value = json.loads(cell)
+        except ValueError:
+            return None
+        if not 0 < len(cell) <= 20 or set(cell) - set("0123456789.") or isinstance(value, bool):
+            return None
+        numbers.append(float(value))
+    return numbers
+
+
+NUMBER_CELLS = st.from_regex(r"\A[0-9]{1,17}(\.[0-9]{0,3})?\Z") | st.sampled_from(
+    ["0", "00", "01", "7", "1.", ".5", "999999999999999", "1000000000000000", "é", "1e5"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NUMBER_CELLS, min_size=1, max_size=30))
+def test_a_grid_reads_a_column_of_numbers_as_json_would(cells):
+    grid = plain_grid(("\n".join(f"{cell},x" for cell in cells) + "\n").encode(), 2)
+    assert grid is not None
+    numbers = grid.numbers(0)
+    expected = json_numbers(cells)
+    assert (None if numbers is None else numbers.tolist()) == expected
