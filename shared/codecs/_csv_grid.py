@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-_NEWLINE, _COMMA = ord("\n"), ord(",")
+_NEWLINE, _COMMA, _ZERO = ord("\n"), ord(","), ord("0")
 _PLAIN_NUMBER_BYTES = b"0123456789.,"
 _LONGEST_NUMBER = 20  # digits beyond this (an integer past 64 bits) are left to the text path
+_EXACT_DIGITS = 15  # every integer of this many digits is a float exactly
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Grid:
         lengths = self.ends[:, column] - self.starts[:, column]
         if not len(self) or lengths.min() < 1 or lengths.max() > _LONGEST_NUMBER:
             return None
+        integers = self._integers(column, lengths)
+        if integers is not None:
+            return integers
         cells = self._cells(column)
         if cells.translate(None, _PLAIN_NUMBER_BYTES):
             return None
@@ -64,6 +68,21 @@ class Grid:
         except orjson.JSONDecodeError:  # '1.', '.5', '01', '1.2.3': the text path reads them
             return None
         return np.array(parsed, dtype=float) if len(parsed) == len(self) else None
+
+    def _integers(self, column: int, lengths: np.ndarray) -> np.ndarray | None:
+        """The column as floats when every cell is JSON's integer (digits, no leading zero) of
+        at most 15 digits, which a float holds exactly: read a digit place at a time, in numpy."""
+        starts, last = self.starts[:, column], len(self.data) - 1
+        if lengths.max() > _EXACT_DIGITS or ((self.data[starts] == _ZERO) & (lengths > 1)).any():
+            return None
+        values = np.zeros(len(self), dtype=np.int64)
+        for place in range(int(lengths.max())):
+            inside = lengths > place
+            digits = self.data[np.minimum(starts + place, last)] - _ZERO  # wraps below "0"
+            if (digits[inside] > 9).any():
+                return None
+            values = np.where(inside, values * 10 + digits, values)
+        return values.astype(float)
 
     def _cells(self, column: int) -> bytes:
         """The column's cells, each followed by a comma."""
@@ -85,6 +104,27 @@ def plain_grid(data: bytes, width: int) -> Grid | None:
         data = data.replace(b"\r\n", b"\n")
     if not data.endswith(b"\n"):
         data += b"\n"
+    ends = uniform_rows(data, width)
+    if ends is None:
+        return None
+    grid = grid_of(data, ends)
+    if (grid.ends[:, -1] - grid.starts[:, 0]).max() > csv.field_size_limit():
+        return None
+    return grid
+
+
+def grid_of(data: bytes, ends: np.ndarray) -> Grid:
+    """The grid of uniform rows, from the separators `uniform_rows` found."""
+    starts = np.empty_like(ends)
+    starts[0, 0] = 0
+    starts[1:, 0] = ends[:-1, -1] + 1
+    starts[:, 1:] = ends[:, :-1] + 1
+    return Grid(np.frombuffer(data, dtype=np.uint8), starts, ends)
+
+
+def uniform_rows(data: bytes, width: int) -> np.ndarray | None:
+    """The offset of the separator after each cell (a row per line), when every line of `data`
+    (LF line ends, a final LF) has `width` fields and none is blank: what a grid reads."""
     if data.startswith(b"\n") or b"\n\n" in data:
         return None
     array = np.frombuffer(data, dtype=np.uint8)
@@ -94,13 +134,7 @@ def plain_grid(data: bytes, width: int) -> Grid | None:
     ends = separators.reshape(-1, width)
     if (array[ends[:, -1]] != _NEWLINE).any() or (array[ends[:, :-1]] == _NEWLINE).any():
         return None
-    starts = np.empty_like(ends)
-    starts[0, 0] = 0
-    starts[1:, 0] = ends[:-1, -1] + 1
-    starts[:, 1:] = ends[:, :-1] + 1
-    if (ends[:, -1] - starts[:, 0]).max() > csv.field_size_limit():
-        return None
-    return Grid(array, starts, ends)
+    return ends
 
 
 def numeric_or_text(grid: Grid, column: int, numeric: bool) -> Any:

@@ -6,6 +6,10 @@ the csv module would, at a fraction of the cost, and keeps each row's text as wr
 blocks go through one csv.reader that lives as long as the file, so a quoted field may span
 blocks; either way the rows and their line numbers are the csv module's.
 
+For grids, such a block is also kept as its bytes (every block is still decoded, which is what
+checks it is UTF-8): a run of rows that a grid reads goes from those bytes to the grid, never
+split into lines; any other run is split from the bytes' text as above.
+
 Lines end with CRLF, LF or CR; header = line 1, and newlines inside quoted fields count.
 Blank lines are not rows.
 """
@@ -24,9 +28,12 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from shared.codecs._csv_grid import Grid
 
 BLOCK_BYTES = 1 << 20
+_BOM = codecs.BOM_UTF8
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
@@ -94,6 +101,18 @@ class _Plain:
 
 
 @dataclass(frozen=True)
+class _PlainBytes:
+    """A plain block as bytes: LF line ends, a final LF; blank lines included."""
+
+    first_line: int
+    data: bytes
+
+    def as_lines(self) -> _Plain:
+        """The block as `_Plain` lines: the same lines `_plain_lines` splits from its text."""
+        return _Plain(self.first_line, self.data.decode("utf-8").split("\n")[:-1])
+
+
+@dataclass(frozen=True)
 class _Parsed:
     line: int
     cells: list[str]
@@ -110,12 +129,14 @@ class CsvFile:
         self._block_bytes = block_bytes
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self._carry = ""
+        self._raw: bytes | None = b""  # the bytes of `_carry`; None: not kept (in-memory text)
+        self._bom_checked = False
         self._eof = False
         self._line = 0  # physical lines consumed so far
         self._pending: deque[str] = deque()  # lines the csv reader has yet to read
         self._reader = csv.reader(self._reader_lines(), strict=True)
         self._rows = self._items()
-        self._first: _Plain | None = None
+        self._first: _Plain | _PlainBytes | None = None
         self.header_line = 0  # the line the header was found on
 
     @classmethod
@@ -123,11 +144,17 @@ class CsvFile:
         """A file already in memory and decoded, read as one block."""
         file = cls(io.BufferedReader(io.BytesIO(b"")))
         file._carry = text
+        file._raw = None
         return file
 
     def header(self) -> list[str] | None:
         """The first row that is not blank; None when the file has none."""
         for item in self._rows:
+            if isinstance(item, _PlainBytes):
+                found = self._header_of(item)
+                if found is not None:
+                    return found
+                continue
             if isinstance(item, _Parsed):
                 if item.cells:
                     self.header_line = item.line
@@ -140,12 +167,31 @@ class CsvFile:
                     return line.split(",")
         return None
 
+    def _header_of(self, item: _PlainBytes) -> list[str] | None:
+        """The block's first line that is not blank, split; the rest stays bytes for `chunks`."""
+        data = item.data.lstrip(b"\n")
+        if not data:
+            return None
+        self.header_line = item.first_line + len(item.data) - len(data)
+        end = data.index(b"\n") + 1
+        self._first = _PlainBytes(self.header_line + 1, data[end:])
+        return data[: end - 1].decode("utf-8").split(",")
+
     def chunks(self, width: int, size: int, *, grids: bool = False) -> Iterator[Chunk]:
         """The rows after the header, at most `size` lines' worth at a time; with `grids`, a
         chunk of plain rows only keeps a grid, and splits its cells only when asked to."""
         items = self._rows if self._first is None else itertools.chain([self._first], self._rows)
         builder = _Builder(width, grids)
         for item in items:
+            if isinstance(item, _PlainBytes):
+                from shared.codecs._csv_grid import uniform_rows
+
+                ends = uniform_rows(item.data, width) if grids else None
+                if ends is None:
+                    item = item.as_lines()
+                else:
+                    yield from self._byte_rows(builder, item, ends, size)
+                    continue
             if isinstance(item, _Parsed):
                 builder.add_parsed(item.line, item.cells)
                 if builder.consumed >= size:
@@ -160,7 +206,23 @@ class CsvFile:
                     yield from builder.take()
         yield from builder.take()
 
-    def _items(self) -> Iterator[_Plain | _Parsed]:
+    @staticmethod
+    def _byte_rows(
+        builder: _Builder, item: _PlainBytes, ends: np.ndarray, size: int
+    ) -> Iterator[Chunk]:
+        """A block of uniform rows into the builder as byte runs, `size` lines per chunk;
+        `ends`: the offset of the separator after each cell, as `uniform_rows` found them."""
+        start = 0
+        while start < len(ends):
+            stop = min(len(ends), start + size - builder.consumed)
+            begin = int(ends[start - 1, -1]) + 1 if start else 0
+            piece = item.data[begin : int(ends[stop - 1, -1]) + 1]
+            builder.add_bytes(item.first_line + start, piece, ends[start:stop] - begin)
+            start = stop
+            if builder.consumed >= size:
+                yield from builder.take()
+
+    def _items(self) -> Iterator[_Plain | _PlainBytes | _Parsed]:
         """Plain blocks whole, other rows one by one, in file order."""
         while True:
             if self._pending:  # the csv reader stopped inside a block: it reads on
@@ -169,12 +231,18 @@ class CsvFile:
             block = self._block()
             if block is None:
                 return
-            lines = _plain_lines(block)
+            text, raw = block
+            data = _plain_bytes(raw) if raw is not None else None
+            if data is not None:
+                yield _PlainBytes(self._line + 1, data)
+                self._line += data.count(b"\n")
+                continue
+            lines = _plain_lines(text)
             if lines is not None:
                 yield _Plain(self._line + 1, lines)
                 self._line += len(lines)
             else:
-                self._pending.extend(_LINE.findall(block))
+                self._pending.extend(_LINE.findall(text))
 
     def _parsed_row(self) -> _Parsed:
         start = self._line + 1
@@ -191,12 +259,13 @@ class CsvFile:
                 block = self._block()
                 if block is None:
                     return
-                self._pending.extend(_LINE.findall(block))
+                self._pending.extend(_LINE.findall(block[0]))
             self._line += 1
             yield self._pending.popleft()
 
-    def _block(self) -> str | None:
-        """The next run of whole lines (the last may lack its line end); None at the end."""
+    def _block(self) -> tuple[str, bytes | None] | None:
+        """The next run of whole lines (the last may lack its line end), and its bytes when
+        they are kept; None at the end."""
         while not self._eof:
             data = self._binary.read(self._block_bytes)
             self._eof = not data
@@ -209,9 +278,27 @@ class CsvFile:
             if self._eof:
                 end = len(text)
             self._carry = text[end:]
+            raw = self._raw_block(data, cut=bool(end))
             if end:
-                return text[:end]
+                return text[:end], raw
         return None
+
+    def _raw_block(self, data: bytes, cut: bool) -> bytes | None:
+        """The bytes of the text `_block` cuts, cut by the same rule: CR and LF are single
+        bytes in UTF-8 and never inside another character, so the last line end is the same."""
+        if self._raw is None:
+            return None
+        raw = self._raw + data
+        if not self._bom_checked and (self._eof or len(raw) >= 3 or not _BOM.startswith(raw)):
+            raw, self._bom_checked = raw.removeprefix(_BOM), True  # as utf-8-sig drops it
+        end = max(raw.rfind(b"\n"), raw.rfind(b"\r", 0, len(raw) - 1)) + 1
+        if self._eof:
+            end = len(raw)
+        if not cut:
+            self._raw = raw
+            return None
+        self._raw = raw[end:]
+        return raw[:end]
 
 
 class _Builder:
@@ -224,11 +311,30 @@ class _Builder:
         self.consumed = 0
         self.chunk = self._empty()
         self.unsplit: list[str] = []  # the chunk's last plain rows, not yet in its columns
+        self.pieces: list[tuple[bytes, np.ndarray]] = []  # or: its rows as bytes, and `ends`
 
     def _empty(self) -> Chunk:
         return Chunk(lines=[], split=[[] for _ in range(self.width)], text=[])
 
+    def add_bytes(self, first_line: int, data: bytes, ends: np.ndarray) -> None:
+        """Uniform rows (LF line ends), `ends` their separators' offsets: kept as bytes while
+        the chunk may be a grid."""
+        if self.unsplit or self.chunk.text is None or any(self.chunk.columns):
+            self.add_plain(first_line, data.decode("utf-8").split("\n")[:-1])
+            return
+        self.consumed += len(ends)
+        self.pieces.append((data, ends))
+        self.chunk.lines.extend(range(first_line, first_line + len(ends)))
+
+    def _bytes_to_text(self) -> None:
+        """The rows kept as bytes into `unsplit`: a row other than theirs follows them."""
+        if self.pieces:
+            data = b"".join(data for data, _ in self.pieces)
+            self.unsplit.extend(data.decode("utf-8").split("\n")[:-1])
+            self.pieces = []
+
     def add_plain(self, first_line: int, lines: list[str]) -> None:
+        self._bytes_to_text()
         self.consumed += len(lines)
         chunk, width = self.chunk, self.width
         counts = list(map(str.count, lines, itertools.repeat(",")))
@@ -246,6 +352,7 @@ class _Builder:
                 chunk.ragged.append((first_line + offset, line.split(",")))
 
     def add_parsed(self, line: int, cells: list[str]) -> None:
+        self._bytes_to_text()
         self.consumed += 1
         if len(cells) == self.width:
             self._split()
@@ -269,7 +376,11 @@ class _Builder:
 
     def take(self) -> Iterator[Chunk]:
         chunk = self.chunk
-        grid = self._grid() if self.grids and chunk.text is not None and self.unsplit else None
+        grid = self._byte_grid()
+        if grid is not None:
+            self.unsplit = grid.lines()
+        elif self.grids and chunk.text is not None and self.unsplit:
+            grid = self._grid()
         if grid is not None:
             chunk.text, chunk.split, chunk.grid = self.unsplit, None, grid
             self.unsplit = []
@@ -280,11 +391,46 @@ class _Builder:
         self.chunk = self._empty()
         self.consumed = 0
 
+    def _byte_grid(self) -> Grid | None:
+        """The grid of the rows kept as bytes (a chunk has those or others, never both); each
+        line is within the field limit, as `_plain_bytes` found."""
+        if not self.pieces:
+            return None
+        import numpy as np
+
+        from shared.codecs._csv_grid import grid_of
+
+        offsets = itertools.accumulate((len(data) for data, _ in self.pieces[:-1]), initial=0)
+        ends = np.concatenate([e + at for (_, e), at in zip(self.pieces, offsets, strict=True)])
+        grid = grid_of(b"".join(data for data, _ in self.pieces), ends)
+        self.pieces = []
+        return grid
+
     def _grid(self) -> Grid | None:
         """The chunk's rows as a grid: they are plain, so the grid reads the same cells."""
         from shared.codecs._csv_grid import plain_grid
 
         return plain_grid(("\n".join(self.unsplit) + "\n").encode("utf-8"), self.width)
+
+
+def _plain_bytes(raw: bytes) -> bytes | None:
+    """The block with LF line ends and a final LF, when `_plain_lines` would read its text as
+    plain: the same checks, on bytes (a line's bytes are never fewer than its characters)."""
+    if b'"' in raw or b"\x00" in raw:
+        return None
+    if b"\r" in raw:
+        if raw.count(b"\r") != raw.count(b"\r\n"):
+            return None
+        raw = raw.replace(b"\r\n", b"\n")
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    if len(raw) > csv.field_size_limit():
+        import numpy as np
+
+        ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
+        if np.diff(ends, prepend=-1).max() - 1 > csv.field_size_limit():
+            return None
+    return raw
 
 
 def _plain_lines(block: str) -> list[str] | None:

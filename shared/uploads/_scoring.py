@@ -27,6 +27,7 @@ import numpy as np
 
 from shared import codecs
 from shared.codecs import Chunk, CsvFile, NotCsv, NotUtf8
+from shared.codecs._csv_reader import BLOCK_BYTES
 from shared.errors import InvalidInput, Problem
 from shared.predict import Options, output_columns, predict
 from shared.store import LoadedModel
@@ -228,16 +229,18 @@ def score_stream(
     write_rejected: Callable[[bytes], None],
     *,
     grids: bool = True,
+    block_bytes: int = BLOCK_BYTES,
 ) -> Tally:
     """Stream a whole file through: at most `chunk_rows` rows are in memory at a time.
 
     `grids`: chunks of plain rows are read as grids (`CsvFile.chunks`); off, every cell is
-    split, which gives the same bytes, slower (tests hold the two together).
+    split, which gives the same bytes, slower (tests hold the two together). `block_bytes`: how
+    much is read at a time; small in tests, so that rows and characters cross block ends.
 
     Raises FileProblem when the file cannot be scored as a whole; errors of the sinks and of
     the source's storage pass through untouched.
     """
-    file = CsvFile(source)
+    file = CsvFile(source, block_bytes)
     try:
         header = file.header()
         if header is None:
