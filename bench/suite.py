@@ -808,7 +808,7 @@ def _stages(results: Results, bundled: dict[str, LoadedModel], one: dict[str, An
             "100k CSV rows",
             7,
             decode=partial(codecs.read_csv, body, 10**6),
-            predict=partial(predict, model, table.rows(numeric), options),
+            predict=partial(_predict_table, model, table, options),
             encode=partial(_encode_csv, table, prediction),
         )
 
@@ -821,6 +821,13 @@ def _decode_json(body: bytes, model: LoadedModel) -> Any:
         return batch.rows
     parsed = codecs.envelope(codecs.parse_json(body), 10**6)
     return codecs.instance_rows(parsed.instances, model.schema.feature_names)
+
+
+def _predict_table(model: LoadedModel, table: Any, options: Any) -> Any:
+    """The table's columns (a grid's are cut out here) checked and predicted."""
+    from shared.predict import predict
+
+    return predict(model, table.rows(model.schema.numeric_names), options)
 
 
 def _encode_csv(table: Any, prediction: Any) -> bytes:
