@@ -753,6 +753,13 @@ def notes(results: Results) -> list[str]:
                 f"{row['ours'] - floor:.3g} {row['unit']} (the model store, the model and our "
                 "modules)."
             )
+        elif "peak RSS" in metric:
+            peaks = [r["ours"] for r in results.rows if r["metric"].startswith("file scoring peak")]
+            lines.append(
+                f"- {metric} ({row['ours']:.3g}): the worker's peak was {peaks[1]:.4g} MB after "
+                f"1M rows and {peaks[2]:.4g} MB after the largest file; it holds "
+                "UPLOAD_CHUNK_ROWS rows at a time, so the growth is not the file's size."
+            )
         elif "file scoring in process" in metric:
             lines.append(
                 f"- {metric} ({row['ours']:,.0f} rows/s): memory to memory, the rows are read "
