@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from shared.codecs._csv_lines import lf_bytes
+
 _NEWLINE, _COMMA, _ZERO = ord("\n"), ord(","), ord("0")
 _PLAIN_NUMBER_BYTES = b"0123456789.,"
 _LONGEST_NUMBER = 20  # digits beyond this (an integer past 64 bits) are left to the text path
@@ -96,14 +98,10 @@ class Grid:
 
 def plain_grid(data: bytes, width: int) -> Grid | None:
     """The grid of the rows after the header, or None unless the body is plain."""
-    if b'"' in data or b"\x00" in data:
+    lines = lf_bytes(data)
+    if lines is None:
         return None
-    if b"\r" in data:
-        if data.count(b"\r") != data.count(b"\r\n"):
-            return None
-        data = data.replace(b"\r\n", b"\n")
-    if not data.endswith(b"\n"):
-        data += b"\n"
+    data = lines
     ends = uniform_rows(data, width)
     if ends is None:
         return None

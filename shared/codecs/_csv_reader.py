@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     from shared.codecs._csv_grid import Grid
 
+from shared.codecs._csv_lines import lf_bytes
+
 BLOCK_BYTES = 1 << 20
 _BOM = codecs.BOM_UTF8
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
@@ -413,17 +415,12 @@ class _Builder:
         return plain_grid(("\n".join(self.unsplit) + "\n").encode("utf-8"), self.width)
 
 
-def _plain_bytes(raw: bytes) -> bytes | None:
-    """The block with LF line ends and a final LF, when `_plain_lines` would read its text as
-    plain: the same checks, on bytes (a line's bytes are never fewer than its characters)."""
-    if b'"' in raw or b"\x00" in raw:
+def _plain_bytes(block: bytes) -> bytes | None:
+    """The block as `lf_bytes`, when `_plain_lines` would read its text as plain: the same
+    checks, on bytes (a line's bytes are never fewer than its characters)."""
+    raw = lf_bytes(block)
+    if raw is None:
         return None
-    if b"\r" in raw:
-        if raw.count(b"\r") != raw.count(b"\r\n"):
-            return None
-        raw = raw.replace(b"\r\n", b"\n")
-    if not raw.endswith(b"\n"):
-        raw += b"\n"
     if len(raw) > csv.field_size_limit():
         import numpy as np
 
