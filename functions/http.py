@@ -17,6 +17,10 @@ streams in (never past MAX_BODY_BYTES), runs the handler, turns every failure in
 body the caller speaks, adds CORS and common headers, and writes one structured log line.
 Nothing below this module sees Starlette.
 
+A body over MAX_BODY_BYTES is never held in memory, but the rest of it is read and thrown away
+(`drain_allowance` says how much) before the 413 goes out and closes the connection: a client
+still sending when the server closes gets a reset instead of the answer.
+
 Where a handler runs is decided in `_executor`, and only there:
 - on the event loop, when the body is small and the model is in memory with no check due:
   a small request costs less than a hop to a thread would;
@@ -33,7 +37,7 @@ import contextvars
 import functools
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
@@ -44,11 +48,11 @@ from functions import protocols
 from functions.http_io import Call, Handler, Incoming, Reply, Style, error_reply, runtime
 from shared.errors import (
     BadRequest,
+    BodyTooLarge,
     MarketcastError,
     MethodNotAllowed,
     NotFound,
     OriginNotAllowed,
-    PayloadTooLarge,
 )
 from shared.logs import log, trace_fields
 from shared.schema import ServedModel
@@ -63,6 +67,10 @@ INLINE_BODY_BYTES = 16 * 1024
 # with each other and with the loop.
 _BATCHES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
 _STORAGE = ThreadPoolExecutor(thread_name_prefix="storage")
+# Cloud Run forwards no HTTP/1 request body over 32 MiB: draining up to that much lets every
+# client that reaches a deployed function read its 413. No time bound: a client that sends
+# slowly holds the connection no longer than it could with a body under the limit.
+DRAIN_BYTES = 32 * 1024 * 1024
 
 
 async def serve(request: Request, model: ServedModel) -> Response:
@@ -96,8 +104,8 @@ def _incoming(scope: Mapping[str, Any]) -> Incoming:
 async def _reply(call: Call, request: Request) -> Reply:
     handler = route(call)
     if call.request.method == "POST":
-        declared = call.request.headers.get("content-length", "")
-        call.request.body = await read_body(request, declared, call.settings.max_body_bytes)
+        limit = call.settings.max_body_bytes
+        call.request.body = await read_body(request, call.request.headers, limit)
     executor = _executor(call)
     if executor is None:
         return handler(call)
@@ -114,22 +122,53 @@ def _executor(call: Call) -> Executor | None:
     return _STORAGE
 
 
-async def read_body(request: Request, declared: str, limit: int) -> bytes:
-    """At most `limit` bytes, refused unread when the `declared` Content-Length says more, and
-    refused one chunk past the limit otherwise: an oversized body is never held in memory."""
-    too_large = PayloadTooLarge(f"request body is larger than {limit} bytes")
+async def read_body(request: Request, headers: Mapping[str, str], limit: int) -> bytes:
+    """At most `limit` bytes. A body over it, by its Content-Length or by the bytes that arrive
+    (refused in the chunk that passes the limit), is never held in memory: BodyTooLarge, once
+    what `drain_allowance` allows of the rest has been read and thrown away."""
+    too_large = BodyTooLarge(f"request body is larger than {limit} bytes")
+    stream = request.stream()
+    declared = headers.get("content-length", "")
     if declared.isdecimal() and int(declared) > limit:
+        await _drain(stream, drain_allowance(headers, 0))
         raise too_large
     chunks, total = [], 0
     try:
-        async for chunk in request.stream():
+        async for chunk in stream:
             total += len(chunk)
             if total > limit:
+                await _drain(stream, drain_allowance(headers, total))
                 raise too_large
             chunks.append(chunk)
     except ClientDisconnect as exc:  # nobody will read the answer; the log line says why
         raise BadRequest("the client closed the connection before sending the whole body") from exc
     return b"".join(chunks)
+
+
+def drain_allowance(headers: Mapping[str, str], taken: int) -> int:
+    """How many more bytes of a refused body, `taken` bytes into it, to read and throw away so
+    that a client still sending can read the 413: the rest, up to DRAIN_BYTES in all. None when
+    the client waits for 100 Continue before sending (the 413 tells it not to), or says the
+    body is over DRAIN_BYTES (it would be cut off anyway, so it is cut off at once)."""
+    if taken == 0 and headers.get("expect", "").lower() == "100-continue":
+        return 0
+    declared = headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > DRAIN_BYTES:
+        return 0
+    return max(DRAIN_BYTES - taken, 0)
+
+
+async def _drain(stream: AsyncIterator[bytes], allowance: int) -> None:
+    """Read and discard up to `allowance` bytes (to the end of the chunk that passes it)."""
+    if allowance <= 0:
+        return
+    try:
+        async for chunk in stream:
+            allowance -= len(chunk)
+            if allowance < 0:
+                return
+    except ClientDisconnect:  # it stopped sending: nobody will read the 413 either
+        return
 
 
 def route(call: Call) -> Handler:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from shared import codecs
 from shared import settings as settings_module
 from shared.errors import (
+    BodyTooLarge,
     MarketcastError,
     MethodNotAllowed,
     ModelUnavailable,
@@ -149,6 +150,8 @@ def error_reply(error: MarketcastError, style: Style = Style.NATIVE) -> Reply:
         reply.headers["Allow"] = ", ".join(error.allow)
     if isinstance(error, ModelUnavailable):
         reply.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, BodyTooLarge):
+        reply.headers["Connection"] = "close"
     return reply
 
 

@@ -6,6 +6,7 @@
     ├── MethodNotAllowed (405 method_not_allowed) carries the allowed methods
     ├── OriginNotAllowed (403 origin_not_allowed) CORS preflight from an origin not configured
     ├── PayloadTooLarge (413 payload_too_large)   body bytes or instance count over the limit
+    │   └── BodyTooLarge                          body bytes over it: the connection is closed
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── InvalidInput (422 invalid_input)          carries one Problem per row and field at fault
     └── ModelUnavailable (503 model_unavailable)  carries Retry-After
@@ -91,6 +92,11 @@ class MethodNotAllowed(MarketcastError, status=405, code="method_not_allowed"):
 
 class PayloadTooLarge(MarketcastError, status=413, code="payload_too_large"):
     """The body is over the byte limit or holds more instances than allowed (413)."""
+
+
+class BodyTooLarge(PayloadTooLarge):
+    """The body's bytes are over MAX_BODY_BYTES (413). The answer closes the connection: the
+    rest of the body may still be on its way, and is not read past the drain allowance."""
 
 
 class UnsupportedMediaType(MarketcastError, status=415, code="unsupported_media_type"):

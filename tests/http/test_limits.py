@@ -7,6 +7,7 @@ nothing else, and the query must fail with the message.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2 as httpx
@@ -14,6 +15,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from functions.http import DRAIN_BYTES
 from shared.settings import Settings
 from tests.http.support import RTOL, json_body, outside, predicted
 
@@ -53,6 +55,7 @@ def test_one_instance_more_than_max_instances_is_413(
     response = customer.post("/", json={"instances": [instance] * TOO_MANY})
 
     too_large(response, ROWS_MESSAGE)
+    assert "connection" not in response.headers  # the body was read whole
 
 
 def test_one_csv_row_more_than_max_instances_is_413(customer: TestClient) -> None:
@@ -109,6 +112,7 @@ def test_a_body_one_byte_over_max_body_bytes_is_413(
     response = customer.post(path, content=body, headers={"Content-Type": content_type})
 
     too_large(response, BYTES_MESSAGE, kserve=kserve)
+    assert response.headers["connection"] == "close"  # the rest may still be on its way
 
 
 def test_a_body_of_exactly_max_body_bytes_is_read(customer: TestClient) -> None:
@@ -124,13 +128,27 @@ def test_a_body_of_exactly_max_body_bytes_is_read(customer: TestClient) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """What the app answered, and how many bytes of the body it took from the stream."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+    taken: int
+
+
 def post_streamed(
-    client: TestClient, body: bytes, *, declared: bool = False, gone_after: int | None = None
-) -> tuple[int, Any, int]:
+    client: TestClient,
+    body: bytes,
+    *,
+    declared: bool = False,
+    gone_after: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Streamed:
     """POST / straight to the ASGI app, the body arriving in CHUNK-byte pieces, with a
     Content-Length only when `declared` (else as a chunked body of unknown length would), the
-    client going away after `gone_after` pieces if given: (status, JSON body, how many bytes
-    the app took from the stream)."""
+    client going away after `gone_after` pieces if given, and any other `headers`."""
     pieces = [body[i : i + CHUNK] for i in range(0, len(body), CHUNK)]
     taken = 0
     sent: list[dict[str, Any]] = []
@@ -146,9 +164,9 @@ def post_streamed(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    headers = [(b"content-type", b"application/json")]
+    sent_headers = {"content-type": "application/json", **(headers or {})}
     if declared:
-        headers.append((b"content-length", str(len(body)).encode()))
+        sent_headers["content-length"] = str(len(body))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -159,41 +177,72 @@ def post_streamed(
         "raw_path": b"/",
         "query_string": b"",
         "root_path": "",
-        "headers": headers,
+        "headers": [(name.encode(), value.encode()) for name, value in sent_headers.items()],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }
     asyncio.run(client.app(scope, receive, send))
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
     answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, orjson.loads(answer), taken
+    answered = {name.decode(): value.decode() for name, value in start["headers"]}
+    return Streamed(start["status"], answered, orjson.loads(answer), taken)
 
 
-def test_a_body_that_says_it_is_too_large_is_refused_unread(customer: TestClient) -> None:
-    status, body, taken = post_streamed(
-        customer, padded({"instances": [ROW]}, 3 * LIMIT), declared=True
+def refused_for_its_size(streamed: Streamed) -> None:
+    assert (streamed.status, streamed.body["error"]["message"]) == (413, BYTES_MESSAGE)
+    assert streamed.headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "chunked"])
+@pytest.mark.parametrize("size", [LIMIT + 1, 3 * LIMIT, DRAIN_BYTES])
+def test_the_rest_of_a_body_over_the_limit_is_read_and_thrown_away_before_the_413(
+    customer: TestClient, size: int, declared: bool
+) -> None:
+    streamed = post_streamed(customer, padded({"instances": [ROW]}, size), declared=declared)
+
+    refused_for_its_size(streamed)
+    assert streamed.taken == size  # so the client, done sending, can read the answer
+
+
+def test_a_body_that_says_it_is_over_the_drain_allowance_is_refused_unread(
+    customer: TestClient,
+) -> None:
+    streamed = post_streamed(customer, padded({"instances": [ROW]}, DRAIN_BYTES + 1), declared=True)
+
+    refused_for_its_size(streamed)
+    assert streamed.taken == 0
+
+
+def test_a_body_that_waits_for_100_continue_is_refused_unread(customer: TestClient) -> None:
+    streamed = post_streamed(
+        customer,
+        padded({"instances": [ROW]}, LIMIT + 1),
+        declared=True,
+        headers={"expect": "100-continue"},
     )
 
-    assert (status, body["error"]["message"]) == (413, BYTES_MESSAGE)
-    assert taken == 0
+    refused_for_its_size(streamed)
+    assert streamed.taken == 0
+
+
+def test_a_body_of_unknown_length_is_read_no_further_than_the_drain_allowance(
+    customer: TestClient,
+) -> None:
+    streamed = post_streamed(customer, padded({"instances": [ROW]}, DRAIN_BYTES + 4 * CHUNK))
+
+    refused_for_its_size(streamed)
+    assert DRAIN_BYTES < streamed.taken <= DRAIN_BYTES + CHUNK
 
 
 def test_a_body_of_unknown_length_is_read_up_to_the_limit(customer: TestClient) -> None:
-    status, body, taken = post_streamed(customer, padded({"instances": [ROW]}, LIMIT))
+    streamed = post_streamed(customer, padded({"instances": [ROW]}, LIMIT))
 
-    assert status == 200, body
-    assert body["predictions"] == pytest.approx(predicted("customer_needs", [ROW]), rel=RTOL)
-    assert taken == LIMIT
-
-
-@pytest.mark.parametrize("size", [LIMIT + 1, 3 * LIMIT])
-def test_a_body_of_unknown_length_is_cut_in_the_piece_that_passes_the_limit(
-    customer: TestClient, size: int
-) -> None:
-    status, body, taken = post_streamed(customer, padded({"instances": [ROW]}, size))
-
-    assert (status, body["error"]["message"]) == (413, BYTES_MESSAGE)
-    assert LIMIT < taken <= LIMIT + CHUNK
+    assert streamed.status == 200, streamed.body
+    assert streamed.body["predictions"] == pytest.approx(
+        predicted("customer_needs", [ROW]), rel=RTOL
+    )
+    assert streamed.taken == LIMIT
+    assert "connection" not in streamed.headers
 
 
 def test_a_client_that_goes_away_mid_body_is_logged_as_its_own_mistake(
@@ -201,12 +250,10 @@ def test_a_client_that_goes_away_mid_body_is_logged_as_its_own_mistake(
 ) -> None:
     capsys.readouterr()
 
-    status, body, taken = post_streamed(
-        customer, padded({"instances": [ROW]}, 4 * CHUNK), gone_after=2
-    )
+    streamed = post_streamed(customer, padded({"instances": [ROW]}, 4 * CHUNK), gone_after=2)
 
-    assert (status, taken) == (400, 2 * CHUNK)
-    assert body["error"]["message"] == (
+    assert (streamed.status, streamed.taken) == (400, 2 * CHUNK)
+    assert streamed.body["error"]["message"] == (
         "the client closed the connection before sending the whole body"
     )
     logged = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
