@@ -614,19 +614,20 @@ BigQuery remote functions. Create the connection once (BigQuery has no SQL state
   gcloud functions add-invoker-policy-binding predict_customer_needs --project=$PROJECT_ID --region=$REGION --member=serviceAccount:SERVICE_ACCOUNT_ID
   gcloud functions add-invoker-policy-binding predict_market_trend --project=$PROJECT_ID --region=$REGION --member=serviceAccount:SERVICE_ACCOUNT_ID
 
-Then register the functions (bq query --use_legacy_sql=false, or the BigQuery console):
+Then register the functions (bq query --use_legacy_sql=false, or the BigQuery console), each at
+its /bigquery path, where every answer, an error too, is in the shape BigQuery reads:
 
 CREATE SCHEMA IF NOT EXISTS \`$dataset\` OPTIONS (location = '$BQ_LOCATION');
 
 CREATE OR REPLACE FUNCTION \`$dataset.purchase_amount\`(age FLOAT64, gender STRING, income FLOAT64)
 RETURNS FLOAT64
 REMOTE WITH CONNECTION \`$connection\`
-OPTIONS (endpoint = '$customers', max_batching_rows = $BQ_MAX_BATCHING_ROWS);
+OPTIONS (endpoint = '$customers/bigquery', max_batching_rows = $BQ_MAX_BATCHING_ROWS);
 
 CREATE OR REPLACE FUNCTION \`$dataset.future_sales\`(sales FLOAT64, population FLOAT64, gdp FLOAT64)
 RETURNS FLOAT64
 REMOTE WITH CONNECTION \`$connection\`
-OPTIONS (endpoint = '$market', max_batching_rows = $BQ_MAX_BATCHING_ROWS);
+OPTIONS (endpoint = '$market/bigquery', max_batching_rows = $BQ_MAX_BATCHING_ROWS);
 
 SELECT \`$dataset.purchase_amount\`(35, 'F', 52000) AS purchase_amount;
 EOF

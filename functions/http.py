@@ -2,6 +2,7 @@
 request in, a Starlette response out.
 
     /                                   GET model card; POST JSON, CSV or a BigQuery batch
+    /bigquery                           POST a BigQuery batch; every answer in BigQuery's shape
     /v1/models/<model>                  GET status              (KServe V1)
     /v1/models/<model>:predict          POST instances          (KServe V1)
     /v2                                 GET server metadata     (Open Inference Protocol)
@@ -174,7 +175,7 @@ async def _drain(stream: AsyncIterator[bytes], allowance: int) -> None:
 def route(call: Call) -> Handler:
     """The handler for the call's path and method (OPTIONS: the preflight)."""
     path = local_path(call.request.path, call.function_name)
-    call.style = Style.KSERVE if path.startswith(("/v1/", "/v2")) else Style.NATIVE
+    call.style = style_of(path)
     path, version = _unversioned(path, call.model_name)
     routes = _routes(call.model_name)
     if path not in routes:
@@ -185,6 +186,15 @@ def route(call: Call) -> Handler:
     if call.request.method not in methods:
         raise MethodNotAllowed(f"{call.request.method} is not allowed here", methods)
     return handler if version is None else functools.partial(_live_only, handler, version)
+
+
+def style_of(path: str) -> Style:
+    """The error shape of a path's callers, known before the body is read."""
+    if path.startswith(("/v1/", "/v2")):
+        return Style.KSERVE
+    if path == "/bigquery":
+        return Style.BIGQUERY
+    return Style.NATIVE
 
 
 def local_path(path: str, function_name: str) -> str:
@@ -215,6 +225,7 @@ def _live_only(handler: Handler, version: str, call: Call) -> Reply:
 def _routes(model: str) -> Mapping[str, tuple[tuple[str, ...], Handler]]:
     return {
         "/": (("GET", "HEAD", "POST", "OPTIONS"), protocols.root),
+        "/bigquery": (WRITE, protocols.bigquery),
         f"/v1/models/{model}": (READ, protocols.v1_status),
         f"/v1/models/{model}:predict": (WRITE, protocols.v1_predict),
         "/v2": (READ, protocols.v2_server),

@@ -157,15 +157,17 @@ def error_reply(error: MarketcastError, style: Style = Style.NATIVE) -> Reply:
 
 def status_for(error: MarketcastError, style: Style) -> int:
     """BigQuery retries 408, 429, 500, 503 and 504 and fails the query on anything else; a
-    caller's mistake there is a plain 400, so the query fails at once with our message."""
-    if style is Style.BIGQUERY and 400 <= error.status < 500:
+    caller's mistake there is a plain 400, so the query fails at once with our message. A 405
+    stays 405: BigQuery only POSTs, so only a person or a tool gets it, and it says more."""
+    mistake = 400 <= error.status < 500 and not isinstance(error, MethodNotAllowed)
+    if style is Style.BIGQUERY and mistake:
         return 400
     return error.status
 
 
 def error_document(error: MarketcastError, style: Style) -> dict[str, Any]:
     if style is Style.BIGQUERY:
-        return {"errorMessage": one_line(error.message, error.problems)}
+        return {"errorMessage": _bigquery_message(error)}
     if style is Style.KSERVE:
         return {"error": one_line(error.message, error.problems)}
     return {
@@ -175,3 +177,10 @@ def error_document(error: MarketcastError, style: Style) -> dict[str, Any]:
             "details": [problem.to_dict() for problem in error.problems],
         }
     }
+
+
+def _bigquery_message(error: MarketcastError) -> str:
+    message = one_line(error.message, error.problems)
+    if isinstance(error, BodyTooLarge):  # BigQuery chose the batch; the user chooses its size
+        return f"{message}; {codecs.SMALLER_BATCHES}"
+    return message

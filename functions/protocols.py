@@ -13,13 +13,17 @@ from typing import Any
 
 from functions.http_io import Call, Reply, Style, csv_reply, json_reply, media_type, runtime
 from shared import codecs
-from shared.errors import BadRequest, ModelUnavailable
+from shared.errors import BadRequest, ModelUnavailable, UnsupportedMediaType
 from shared.predict import Options, Prediction, invalid_rows, options_from_query, parse_options
 from shared.predict import predict as predict_rows
 from shared.store import LoadedModel
 from shared.validation import Rows
 
 SERVER_NAME = "marketcast"
+NOT_A_BATCH = (
+    'a BigQuery remote-function request is {"calls": [[...], ...]}, without "instances"; '
+    "other predictions go to the function's own URL"
+)
 
 
 # --- the function's own URL ------------------------------------------------------------------
@@ -38,8 +42,8 @@ def root(call: Call) -> Reply:
     if batch is not None:
         return _answer_json(call, batch.rows, batch.parameters)
     document = codecs.parse_json(body)
-    if isinstance(document, dict) and "calls" in document and "instances" not in document:
-        call.style = Style.BIGQUERY  # a BigQuery remote-function batch
+    if codecs.is_bigquery_batch(document):  # registered at the root: known by its body only
+        call.style = Style.BIGQUERY
         return _bigquery(call, document)
     return _predict_json(call, document)
 
@@ -92,8 +96,25 @@ def _bigquery(call: Call, document: Any) -> Reply:
     options = parse_options(calls.parameters)
     prediction = predict_rows(model, calls.rows, options)
     if prediction.problems:
-        raise invalid_rows(calls.call_numbers(prediction.problems), calls.total)
+        raise calls.refusal(prediction.problems)
     return json_reply(codecs.encode_replies(prediction, calls), model.name, model.version)
+
+
+# --- BigQuery remote functions ---------------------------------------------------------------
+
+
+def bigquery(call: Call) -> Reply:
+    """POST /bigquery: a BigQuery remote-function batch, and nothing else. The path set the
+    style, so every answer here, an error before the body is parsed too, is BigQuery's."""
+    kind = call.request.mimetype
+    if kind not in ("", "application/json"):
+        raise UnsupportedMediaType(
+            f"a BigQuery remote-function request is application/json, not {kind[:100]}"
+        )
+    document = codecs.parse_json(call.request.body)
+    if not codecs.is_bigquery_batch(document):
+        raise BadRequest(NOT_A_BATCH)
+    return _bigquery(call, document)
 
 
 # --- KServe V1 -------------------------------------------------------------------------------

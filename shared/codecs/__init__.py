@@ -12,7 +12,13 @@
 
 from __future__ import annotations
 
-from shared.codecs._bigquery import Calls, decode_calls, encode_replies
+from shared.codecs._bigquery import (
+    SMALLER_BATCHES,
+    Calls,
+    decode_calls,
+    encode_replies,
+    is_bigquery_batch,
+)
 from shared.codecs._csv import (
     Table,
     cell_texts,
@@ -44,6 +50,7 @@ from shared.codecs._open_inference import (
 
 __all__ = [
     "BINARY_REFUSED",
+    "SMALLER_BATCHES",
     "Batch",
     "Calls",
     "Chunk",
@@ -65,6 +72,7 @@ __all__ = [
     "envelope",
     "float_texts",
     "instance_rows",
+    "is_bigquery_batch",
     "json_answer",
     "lines_with_cells",
     "model_card",

@@ -1,8 +1,9 @@
 """BigQuery remote functions: `{"calls": [[...], ...]}` in, `{"replies": [...]}` out.
 
 Each call holds the function's arguments in the model's feature order. A call with a NULL
-argument gets a NULL reply, as SQL functions do. `userDefinedContext` (set in CREATE FUNCTION)
-chooses what each reply is:
+argument gets a NULL reply, as SQL functions do; it is still a call of the batch, so faults are
+counted and named by call, 0-based, as BigQuery shows them. `userDefinedContext` (set in CREATE
+FUNCTION) chooses what each reply is:
 
 | key | values | default |
 | --- | --- | --- |
@@ -22,11 +23,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
-from shared.predict import Prediction, as_list
+from shared.predict import Prediction, as_list, invalid_rows
 from shared.validation import Rows
 
 OUTPUTS = ("prediction", "lower", "upper", "interval", "explain", "all")
 DEFAULT_LEVEL = 0.9
+# What a BigQuery user can change when a batch is too large: the calls in one request.
+SMALLER_BATCHES = "lower max_batching_rows in CREATE FUNCTION"
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,20 @@ class Calls:
     output: str
     parameters: Mapping[str, Any]
 
-    def call_numbers(self, problems: tuple[Problem, ...]) -> tuple[Problem, ...]:
-        """Problems named by call, as BigQuery numbers them, instead of by row."""
-        return tuple(
+    def refusal(self, problems: tuple[Problem, ...]) -> InvalidInput:
+        """The error for faulty rows, counted and named by call: how many of the batch's calls
+        are at fault (NULL calls count as calls, never as faults), and each by its call."""
+        by_call = tuple(
             problem if problem.row is None else replace(problem, row=self.kept[problem.row])
             for problem in problems
         )
+        return invalid_rows(by_call, self.total)
+
+
+def is_bigquery_batch(document: object) -> bool:
+    """A BigQuery remote-function request: an object with "calls", and without "instances"
+    (which would make it a JSON batch)."""
+    return isinstance(document, dict) and "calls" in document and "instances" not in document
 
 
 def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_instances: int) -> Calls:
@@ -53,8 +64,7 @@ def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_insta
         raise BadRequest('"calls" must be a list of argument lists')
     if len(calls) > max_instances:
         raise PayloadTooLarge(
-            f"at most {max_instances} calls are accepted per request; "
-            "lower max_batching_rows in CREATE FUNCTION"
+            f"at most {max_instances} calls are accepted per request; {SMALLER_BATCHES}"
         )
     wrong = [
         Problem(row, None, f"expected {len(features)} arguments ({', '.join(features)})")

@@ -1,4 +1,5 @@
-"""BigQuery remote functions: `{"calls": [...]}` batches, NULL rows, and each output.
+"""BigQuery remote functions: `{"calls": [...]}` batches, NULL rows, and each output; at the
+root, known by the body, and at /bigquery, where every answer is in BigQuery's shape.
 
 BigQuery retries 408, 429, 500, 503 and 504 and fails the query on any other status, so a
 caller's mistake must be a plain 400 with `errorMessage`: the query stops with our message.
@@ -9,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2 as httpx
+import orjson
 import pytest
 from starlette.testclient import TestClient
 
+from shared.settings import Settings
 from tests.http.support import FAR_OUT, RTOL, bounds, outside, predicted, shapley
 
 CALLS = [[35, "F", 52000], ["61", "male", "90000.5"], [18.0, "Other", 0]]
@@ -257,3 +260,93 @@ def test_a_batch_of_max_instances_is_answered(market: TestClient) -> None:
     assert answer[0] == pytest.approx(
         predicted("market_trend", [{"sales": 9000, "population": 300, "gdp": 13000}])[0], rel=RTOL
     )
+
+
+@pytest.mark.parametrize("path", ["/", "/bigquery"])
+def test_null_calls_before_between_and_after_faults_are_counted_and_numbered_as_calls(
+    customer: TestClient, path: str
+) -> None:
+    null, robot, too_old = [None, "f", 1], [35, "robot", 1000], [300, "f", 1000]
+    calls = [null, null, robot, null, CALLS[0], too_old, null]
+
+    message = refused(customer.post(path, json=batch(calls)))
+
+    assert message == (
+        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other; "
+        "row 5, age: must be between 18 and 100"
+    )
+
+
+# --- the /bigquery path: BigQuery's shape from routing on ------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/bigquery", "/predict_customer_needs/bigquery/"])
+def test_the_bigquery_path_answers_a_batch_as_the_root_does(
+    customer: TestClient, path: str
+) -> None:
+    body = batch([*CALLS, [None, "f", 1]], {"output": "interval"})
+
+    assert replies(customer, body) == replies_at(customer, path, body)
+
+
+def replies_at(client: TestClient, path: str, body: dict[str, Any]) -> list[Any]:
+    response = client.post(path, json=body)
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"replies"}
+    return list(response.json()["replies"])
+
+
+JSON = "application/json"
+LIMIT = Settings().max_body_bytes
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        pytest.param(b"{oops", JSON, "body is not valid JSON: ", id="not JSON"),
+        pytest.param(b"age\n35\n", "text/csv", "is application/json, not text/csv", id="CSV"),
+        pytest.param(
+            orjson.dumps({"instances": [CANONICAL[0]]}), JSON, '{"calls": [[...], ...]}',
+            id="instances",
+        ),
+        pytest.param(
+            orjson.dumps({"calls": [CALLS[0]], "instances": []}), JSON, 'without "instances"',
+            id="calls and instances",
+        ),
+        pytest.param(orjson.dumps([CALLS[0]]), JSON, '{"calls": [[...], ...]}', id="a list"),
+        pytest.param(
+            orjson.dumps(batch(CALLS)) + b" " * LIMIT, JSON,
+            f"request body is larger than {LIMIT} bytes; "
+            "lower max_batching_rows in CREATE FUNCTION",
+            id="too large",
+        ),
+    ],
+)  # fmt: skip
+def test_every_refusal_on_the_bigquery_path_fails_the_query_in_its_shape(
+    customer: TestClient, content: bytes, content_type: str, message: str
+) -> None:
+    response = customer.post("/bigquery", content=content, headers={"Content-Type": content_type})
+
+    assert message in refused(response)
+
+
+def test_a_batch_too_large_for_the_root_is_refused_there_in_the_native_shape(
+    customer: TestClient,
+) -> None:
+    body = orjson.dumps(batch(CALLS)) + b" " * LIMIT
+
+    response = customer.post("/", content=body, headers={"Content-Type": JSON})
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_a_method_but_post_on_the_bigquery_path_is_405_in_its_shape(
+    customer: TestClient, method: str
+) -> None:
+    response = customer.request(method, "/bigquery")
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.json() == {"errorMessage": f"{method} is not allowed here"}

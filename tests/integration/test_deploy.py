@@ -782,7 +782,7 @@ def test_summary_prints_urls_a_curl_example_and_the_bigquery_sql(deployed: Run) 
         statement = (
             f"CREATE OR REPLACE FUNCTION `{PROJECT}.marketcast.{signature}\nRETURNS FLOAT64\n"
             f"REMOTE WITH CONNECTION {connection}\n"
-            f"OPTIONS (endpoint = '{url_of(function)}', max_batching_rows = 500);"
+            f"OPTIONS (endpoint = '{url_of(function)}/bigquery', max_batching_rows = 500);"
         )
         assert statement in out
 
