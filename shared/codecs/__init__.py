@@ -23,6 +23,7 @@ from shared.codecs._csv import (
 )
 from shared.codecs._csv_reader import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.codecs._json import (
+    V1_ROWS_KEYS,
     Batch,
     Envelope,
     check_count,
@@ -32,6 +33,7 @@ from shared.codecs._json import (
     instance_rows,
     json_answer,
     parse_json,
+    v1_rows_key,
 )
 from shared.codecs._model_card import model_card
 from shared.codecs._open_inference import (
@@ -44,6 +46,7 @@ from shared.codecs._open_inference import (
 
 __all__ = [
     "BINARY_REFUSED",
+    "V1_ROWS_KEYS",
     "Batch",
     "Calls",
     "Chunk",
@@ -71,4 +74,5 @@ __all__ = [
     "model_metadata",
     "parse_json",
     "read_csv",
+    "v1_rows_key",
 ]

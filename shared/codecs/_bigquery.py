@@ -22,11 +22,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
-from shared.predict import Prediction, as_list
+from shared.predict import DEFAULT_LEVEL, Prediction, as_list
 from shared.validation import Rows
 
 OUTPUTS = ("prediction", "lower", "upper", "interval", "explain", "all")
-DEFAULT_LEVEL = 0.9
 
 
 @dataclass(frozen=True)
