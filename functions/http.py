@@ -5,6 +5,7 @@ request in, a Starlette response out.
     /bigquery                           POST a BigQuery batch; every answer in BigQuery's shape
     /v1/models/<model>                  GET status              (KServe V1)
     /v1/models/<model>:predict          POST instances          (KServe V1)
+    /v1/models                          GET the one model's name (KServe V1)
     /v2                                 GET server metadata     (Open Inference Protocol)
     /v2/health/live, /v2/health/ready   GET
     /v2/models/<model>[/versions/<v>]   GET model metadata
@@ -228,6 +229,7 @@ def _routes(model: str) -> Mapping[str, tuple[tuple[str, ...], Handler]]:
         "/bigquery": (WRITE, protocols.bigquery),
         f"/v1/models/{model}": (READ, protocols.v1_status),
         f"/v1/models/{model}:predict": (WRITE, protocols.v1_predict),
+        "/v1/models": (READ, protocols.v1_models),
         "/v2": (READ, protocols.v2_server),
         "/v2/health/live": (READ, protocols.v2_live),
         "/v2/health/ready": (READ, protocols.v2_ready),

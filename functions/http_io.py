@@ -29,6 +29,7 @@ from shared.store import LoadedModel, ModelStore, open_backend
 
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
+FORM = "application/x-www-form-urlencoded"  # what `curl -d` sends without -H
 
 
 class Style(enum.Enum):
@@ -112,18 +113,27 @@ class Call:
 Handler = Callable[[Call], Reply]
 
 
-def media_type(request: Incoming, *, default: str | None = None) -> str:
-    """application/json or text/csv; a missing Content-Type means `default` where given."""
+def media_type(request: Incoming) -> str:
+    """The root's body: application/json or text/csv, as Content-Type says; the root speaks
+    both, so a body of no type, or of curl's form type, is not guessed at (415)."""
     kind = request.mimetype
     if kind in ("application/json", "text/csv"):
         return kind
-    if not kind and default:
-        return default
     if not kind:
         raise UnsupportedMediaType("set Content-Type: application/json or text/csv")
     raise UnsupportedMediaType(
         f"Content-Type {kind[:100]} is not supported; use application/json or text/csv"
     )
+
+
+def require_json(request: Incoming) -> None:
+    """The bodies of KServe V1, Open Inference and BigQuery are JSON only: Content-Type
+    application/json, none, or curl's form type, which KServe's own `curl -d` examples send."""
+    kind = request.mimetype
+    if kind not in ("application/json", "", FORM):
+        raise UnsupportedMediaType(
+            f"Content-Type {kind[:100]} is not supported here; use application/json"
+        )
 
 
 def json_reply(

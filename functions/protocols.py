@@ -11,10 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.http_io import Call, Reply, Style, csv_reply, json_reply, media_type, runtime
+from functions.http_io import (
+    Call,
+    Reply,
+    Style,
+    csv_reply,
+    json_reply,
+    media_type,
+    require_json,
+    runtime,
+)
 from shared import codecs
-from shared.errors import BadRequest, ModelUnavailable, UnsupportedMediaType
-from shared.predict import Options, Prediction, invalid_rows, options_from_query, parse_options
+from shared.errors import BadRequest, ModelUnavailable
+from shared.predict import (
+    Options,
+    Prediction,
+    invalid_rows,
+    options_for_outputs,
+    options_from_query,
+    parse_options,
+)
 from shared.predict import predict as predict_rows
 from shared.store import LoadedModel
 from shared.validation import Rows
@@ -48,17 +64,18 @@ def root(call: Call) -> Reply:
     return _predict_json(call, document)
 
 
-def _typed_batch(call: Call) -> codecs.Batch | None:
+def _typed_batch(call: Call, keys: tuple[str, ...] = ("instances",)) -> codecs.Batch | None:
     """A large batch decoded straight into columns, when the model is in memory already (a
     body the general way refuses is then refused before any model load, as a small one is)."""
     loaded = runtime().store.loaded(call.model_name)
     if loaded is None:
         return None
-    return codecs.decode_instances(call.request.body, loaded.schema, call.settings.max_instances)
+    body, limit = call.request.body, call.settings.max_instances
+    return codecs.decode_instances(body, loaded.schema, limit, keys)
 
 
-def _predict_json(call: Call, document: object) -> Reply:
-    parsed = codecs.envelope(document, call.settings.max_instances)
+def _predict_json(call: Call, document: object, key: str = "instances") -> Reply:
+    parsed = codecs.envelope(document, call.settings.max_instances, key)
     call.rows = len(parsed.instances)
     model = call.model()
     rows = codecs.instance_rows(parsed.instances, model.schema.feature_names)
@@ -106,11 +123,7 @@ def _bigquery(call: Call, document: Any) -> Reply:
 def bigquery(call: Call) -> Reply:
     """POST /bigquery: a BigQuery remote-function batch, and nothing else. The path set the
     style, so every answer here, an error before the body is parsed too, is BigQuery's."""
-    kind = call.request.mimetype
-    if kind not in ("", "application/json"):
-        raise UnsupportedMediaType(
-            f"a BigQuery remote-function request is application/json, not {kind[:100]}"
-        )
+    require_json(call.request)
     document = codecs.parse_json(call.request.body)
     if not codecs.is_bigquery_batch(document):
         raise BadRequest(NOT_A_BATCH)
@@ -120,20 +133,23 @@ def bigquery(call: Call) -> Reply:
 # --- KServe V1 -------------------------------------------------------------------------------
 
 
+def v1_models(call: Call) -> Reply:
+    """The models served here: this function's one, named without loading it."""
+    return json_reply({"models": [call.model_name]})
+
+
 def v1_status(call: Call) -> Reply:
     model = call.model()
     return json_reply({"name": model.name, "ready": True}, model.name, model.version)
 
 
 def v1_predict(call: Call) -> Reply:
-    media_type(call.request, default="application/json")
-    batch = _typed_batch(call)  # decoded only when "instances" is there
+    require_json(call.request)
+    batch = _typed_batch(call, codecs.V1_ROWS_KEYS)  # only rows under one of the keys
     if batch is not None:
         return _answer_json(call, batch.rows, batch.parameters)
     document = codecs.parse_json(call.request.body)
-    if not isinstance(document, dict) or "instances" not in document:
-        raise BadRequest('a V1 request is {"instances": [...]}')
-    return _predict_json(call, document)
+    return _predict_json(call, document, codecs.v1_rows_key(document))
 
 
 # --- Open Inference Protocol (V2) ------------------------------------------------------------
@@ -167,12 +183,15 @@ def v2_metadata(call: Call) -> Reply:
 def v2_infer(call: Call) -> Reply:
     if call.request.headers.get("inference-header-content-length") is not None:
         raise BadRequest(codecs.BINARY_REFUSED)
-    media_type(call.request, default="application/json")
+    require_json(call.request)
     document = codecs.parse_json(call.request.body)
     model = call.model()
     request = codecs.decode_infer(document, model.schema, call.settings.max_instances)
     call.rows = request.rows.count
-    prediction = _predict(model, request.rows, parse_options(request.parameters))
+    options = parse_options(request.parameters)
+    if request.outputs is not None:  # an output asked for by name brings its option
+        options = options_for_outputs(model.schema, request.outputs, options)
+    prediction = _predict(model, request.rows, options)
     body = codecs.encode_infer(
         prediction, model.name, model.version, request.outputs, request.request_id
     )

@@ -29,6 +29,7 @@ from shared.codecs._csv import (
 )
 from shared.codecs._csv_reader import Chunk, CsvFile, NotCsv, NotUtf8
 from shared.codecs._json import (
+    V1_ROWS_KEYS,
     Batch,
     Envelope,
     check_count,
@@ -38,6 +39,7 @@ from shared.codecs._json import (
     instance_rows,
     json_answer,
     parse_json,
+    v1_rows_key,
 )
 from shared.codecs._model_card import model_card
 from shared.codecs._open_inference import (
@@ -51,6 +53,7 @@ from shared.codecs._open_inference import (
 __all__ = [
     "BINARY_REFUSED",
     "SMALLER_BATCHES",
+    "V1_ROWS_KEYS",
     "Batch",
     "Calls",
     "Chunk",
@@ -79,4 +82,5 @@ __all__ = [
     "model_metadata",
     "parse_json",
     "read_csv",
+    "v1_rows_key",
 ]

@@ -23,11 +23,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
-from shared.predict import Prediction, as_list, invalid_rows
+from shared.predict import DEFAULT_LEVEL, Prediction, as_list, invalid_rows
 from shared.validation import Rows
 
 OUTPUTS = ("prediction", "lower", "upper", "interval", "explain", "all")
-DEFAULT_LEVEL = 0.9
 # What a BigQuery user can change when a batch is too large: the calls in one request.
 SMALLER_BATCHES = "lower max_batching_rows in CREATE FUNCTION"
 

@@ -1,7 +1,8 @@
 """JSON bodies in (KServe V1 / Vertex `{"instances": [...], "parameters": {...}}`), answers out.
 
 A bare object is one instance; with the model's feature names, an instance may also be a list
-of values in that order (KServe V1 style).
+of values in that order (KServe V1 style). KServe V1 also takes the rows under "inputs"
+(`V1_ROWS_KEYS`, `v1_rows_key`); the function's own URL takes "instances" only.
 
 Two ways in. The general one (`parse_json`, `envelope`, `instance_rows`) takes any body and
 names every fault. `decode_instances` takes only the common large batch, objects with exactly
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 TYPED_FROM_BYTES = 64 * 1024
 """Smaller bodies go the general way: it costs them at most a few milliseconds, and they never
 import msgspec (tens of milliseconds at a cold start)."""
+ROWS_KEYS = ("instances",)
+V1_ROWS_KEYS = ("instances", "inputs")
+"""KServe V1: `{"inputs": [...]}` is `{"instances": [...]}`, one or the other."""
+V1_SHAPE = 'a V1 request is {"instances": [...]} or {"inputs": [...]}'
 
 
 def parse_json(body: bytes) -> object:
@@ -48,24 +53,35 @@ class Envelope:
     parameters: Mapping[str, Any]
 
 
-def envelope(document: object, max_instances: int) -> Envelope:
+def envelope(document: object, max_instances: int, key: str = "instances") -> Envelope:
+    """The rows under `key` (a KServe V1 body's may be "inputs"), or one bare instance."""
     if not isinstance(document, dict):
         raise BadRequest('body must be a JSON object: {"instances": [...]} or one instance')
-    if "instances" in document:
-        instances, parameters = document["instances"], document.get("parameters", {})
-        unexpected = sorted(set(document) - {"instances", "parameters"})
+    if key in document:
+        instances, parameters = document[key], document.get("parameters", {})
+        unexpected = sorted(set(document) - {key, "parameters"})
         if unexpected:
             raise BadRequest(f"unexpected top-level keys: {', '.join(unexpected)}")
     else:
         instances, parameters = [document], {}
     if not isinstance(instances, list):
-        raise BadRequest('"instances" must be a list of objects')
+        raise BadRequest(f'"{key}" must be a list of objects')
     if parameters is None:
         parameters = {}
     if not isinstance(parameters, dict):
         raise BadRequest('"parameters" must be an object')
     check_count(len(instances), max_instances)
     return Envelope(instances, parameters)
+
+
+def v1_rows_key(document: object) -> str:
+    """Which key holds a KServe V1 body's rows: "instances", or "inputs", never both."""
+    given = [key for key in V1_ROWS_KEYS if isinstance(document, dict) and key in document]
+    if len(given) > 1:
+        raise BadRequest('a V1 request has "instances" or "inputs", not both')
+    if not given:
+        raise BadRequest(V1_SHAPE)
+    return given[0]
 
 
 def instance_rows(instances: Sequence[object], features: Sequence[str] | None = None) -> Rows:
@@ -93,14 +109,16 @@ class Batch:
     parameters: Mapping[str, Any]
 
 
-def decode_instances(body: bytes, schema: ModelSchema, max_instances: int) -> Batch | None:
+def decode_instances(
+    body: bytes, schema: ModelSchema, max_instances: int, keys: Sequence[str] = ROWS_KEYS
+) -> Batch | None:
     """The common large batch as columns (numbers as float arrays, categories as strings);
     None for any other body, which the general way then decodes and answers.
 
     Every row an object with exactly the schema's fields, numbers as JSON numbers, categories
-    as strings: then the columns hold what the general way's records hold (a JSON integer is
-    the same float either way), and the validators see the same values. Raises
-    PayloadTooLarge as `envelope` does.
+    as strings, under one of `keys` (V1_ROWS_KEYS for KServe V1) and no other: then the columns
+    hold what the general way's records hold (a JSON integer is the same float either way),
+    and the validators see the same values. Raises PayloadTooLarge as `envelope` does.
     """
     if len(body) < TYPED_FROM_BYTES:
         return None
@@ -110,12 +128,17 @@ def decode_instances(body: bytes, schema: ModelSchema, max_instances: int) -> Ba
         decoded = _typed_decoder(_typed_fields(schema)).decode(body)
     except msgspec.DecodeError:  # any other body, or a fault: the general way names it
         return None
-    parameters = _typed_parameters(decoded.parameters)
-    check_count(len(decoded.instances), max_instances)
-    if parameters is None or len(decoded.instances) <= SMALL_ROWS:
+    given = {key: getattr(decoded, key) for key in V1_ROWS_KEYS}
+    given = {key: rows for key, rows in given.items() if rows is not msgspec.UNSET}
+    if len(given) != 1 or not set(given) <= set(keys):
         return None
-    columns = _typed_columns(decoded.instances, schema)
-    return Batch(Rows.of_columns(columns, len(decoded.instances)), parameters)
+    (instances,) = given.values()
+    parameters = _typed_parameters(decoded.parameters)
+    check_count(len(instances), max_instances)
+    if parameters is None or len(instances) <= SMALL_ROWS:
+        return None
+    columns = _typed_columns(instances, schema)
+    return Batch(Rows.of_columns(columns, len(instances)), parameters)
 
 
 def json_answer(prediction: Prediction) -> dict[str, Any]:
@@ -156,10 +179,11 @@ def _typed_fields(schema: ModelSchema) -> tuple[tuple[str, bool], ...]:
 
 @functools.lru_cache(maxsize=16)  # its own lock; threads racing on a new schema make equal ones
 def _typed_decoder(fields: tuple[tuple[str, bool], ...]) -> msgspec.json.Decoder[Any]:
-    """A decoder for `{"instances": [...], "parameters": ...}` with exactly these fields in
-    every instance, all required; numbers as floats (msgspec refuses bools, NaN and numbers
-    that overflow, as the general way does), categories as strings. `parameters` is kept as
-    raw text and read by orjson, as the general way reads it."""
+    """A decoder for `{"instances": [...], "parameters": ...}` (or "inputs", KServe V1's other
+    name; UNSET when absent) with exactly these fields in every instance, all required;
+    numbers as floats (msgspec refuses bools, NaN and numbers that overflow, as the general
+    way does), categories as strings. `parameters` is kept as raw text and read by orjson, as
+    the general way reads it."""
     import msgspec
 
     row = msgspec.defstruct(
@@ -168,9 +192,13 @@ def _typed_decoder(fields: tuple[tuple[str, bool], ...]) -> msgspec.json.Decoder
         forbid_unknown_fields=True,
         gc=False,  # 100,000 rows the garbage collector need not walk
     )
+    rows = list[row] | msgspec.UnsetType  # type: ignore[valid-type]
     envelope = msgspec.defstruct(
         "Envelope",
-        [("instances", list[row]), ("parameters", msgspec.Raw, msgspec.Raw())],  # type: ignore[valid-type]
+        [
+            *((key, rows, msgspec.UNSET) for key in V1_ROWS_KEYS),
+            ("parameters", msgspec.Raw, msgspec.Raw()),
+        ],
         forbid_unknown_fields=True,
     )
     return msgspec.json.Decoder(envelope)

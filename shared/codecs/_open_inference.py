@@ -4,7 +4,10 @@ One input tensor per feature, shape [n] or [n, 1], in any order; outputs are the
 when asked for, the interval bounds and contributions, each as an FP64 tensor of shape [n]
 (a withheld bound is null), and `outside_training_range`, a BYTES tensor: per row, the features
 outside the training range joined by ";", empty when none.
-Binary tensor data is refused with a clear message: only the JSON form is served.
+Every output the model metadata lists (`output_columns`) may be asked for by name alone: a
+bound implies an interval, `base_value` or a contribution implies explanations
+(`options_for_outputs`). Binary tensor data is refused with a clear message: only the JSON form
+is served.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
     return InferRequest(
         rows=Rows.of_columns(columns, rows),
         parameters=parameters,
-        outputs=_requested_outputs(document.get("outputs")),
+        outputs=_requested_outputs(document.get("outputs"), schema),
         request_id=request_id if isinstance(request_id, str) else None,
     )
 
@@ -77,16 +80,9 @@ def encode_infer(
     outputs: Sequence[str] | None,
     request_id: str | None,
 ) -> dict[str, Any]:
+    """The outputs asked for (each one `decode_infer` let through), or every one predicted."""
     columns = prediction.columns()
-    names = list(columns)
-    if outputs is not None:
-        unknown = [name for name in outputs if name not in names]
-        if unknown:
-            raise InvalidInput(
-                "unknown output requested",
-                tuple(Problem(None, f"outputs.{name}", "no such output") for name in unknown),
-            )
-        names = list(outputs)
+    names = list(columns) if outputs is None else list(outputs)
     body: dict[str, Any] = {
         "model_name": model_name,
         "model_version": version,
@@ -186,7 +182,8 @@ def _parameters(raw: object, where: str) -> dict[str, Any]:
     return dict(raw)
 
 
-def _requested_outputs(raw: object) -> tuple[str, ...] | None:
+def _requested_outputs(raw: object, schema: ModelSchema) -> tuple[str, ...] | None:
+    """The names asked for, each one the model metadata lists; None when none is named."""
     if raw is None:
         return None
     if not isinstance(raw, list):
@@ -198,4 +195,9 @@ def _requested_outputs(raw: object) -> tuple[str, ...] | None:
         if _parameters(item.get("parameters"), "outputs.parameters").get("binary_data"):
             raise BadRequest(BINARY_REFUSED)
         names.append(item["name"])
+    known = output_columns(schema)
+    reason = f"no such output; the model's outputs are {', '.join(known)}"
+    unknown = tuple(Problem(None, f"outputs.{n[:100]}", reason) for n in names if n not in known)
+    if unknown:
+        raise InvalidInput("unknown output requested", unknown)
     return tuple(names)

@@ -6,7 +6,7 @@ Plain Python: small requests are answered without importing pandas or numpy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidInput, Problem
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from shared.store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
+DEFAULT_LEVEL = 0.9
+"""The level of an interval asked for without one: a BigQuery function's lower, upper or
+interval output, an Open Inference bound output asked for by name."""
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,17 @@ class Options:
     interval: float | None = None
     explain: bool = False
     strict: bool = False  # rows outside the training range are faults, not flagged answers
+    # By option, the request field that asked for it when the request did not set the option
+    # itself (an output asked for by name): a fault in it is reported under that field.
+    asked_by: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def extras(self) -> bool:
         return self.interval is not None or self.explain
+
+    def source(self, option: str) -> str:
+        """The request field that asked for `option`."""
+        return self.asked_by.get(option, f"parameters.{option}")
 
 
 def parse_options(parameters: Mapping[str, Any]) -> Options:
@@ -89,11 +99,11 @@ def interval_half_width(model: LoadedModel, level: float) -> float:
 def check_available(model: LoadedModel, options: Options) -> None:
     problems = []
     if options.interval is not None and "intervals" not in model.metadata:
-        problems.append(Problem(None, "parameters.interval", NOT_AVAILABLE))
+        problems.append(Problem(None, options.source("interval"), NOT_AVAILABLE))
     if options.explain and "explanations" not in model.metadata:
-        problems.append(Problem(None, "parameters.explain", NOT_AVAILABLE))
+        problems.append(Problem(None, options.source("explain"), NOT_AVAILABLE))
     if options.strict and not trained_ranges(model):
-        problems.append(Problem(None, "parameters.strict", NOT_AVAILABLE))
+        problems.append(Problem(None, options.source("strict"), NOT_AVAILABLE))
     if problems:
         raise InvalidInput("requested output is not available for this model", tuple(problems))
 

@@ -6,13 +6,13 @@ replies, scored files. Column names are spelled here only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.errors import InvalidInput, Problem
 from shared.predict._applicability import OUTSIDE, Outside
-from shared.predict._options import Options
+from shared.predict._options import DEFAULT_LEVEL, Options
 from shared.schema import ModelSchema
 
 BASE_VALUE = "base_value"
@@ -45,6 +45,23 @@ def output_columns(schema: ModelSchema, options: Options | None = None) -> list[
     if options is None or options.explain:
         names += [BASE_VALUE, *map(contribution_name, schema.feature_names)]
     return names
+
+
+def options_for_outputs(schema: ModelSchema, outputs: Sequence[str], options: Options) -> Options:
+    """`options` with what the named outputs (each one of `output_columns`) need: a bound, an
+    interval (at DEFAULT_LEVEL unless `options` has a level); `base_value` or a contribution,
+    explanations. An option the outputs imply is reported under the first output that asked."""
+    target = schema.target
+    bounds = [name for name in outputs if name in (lower_name(target), upper_name(target))]
+    explained = {BASE_VALUE, *map(contribution_name, schema.feature_names)}
+    explaining = [name for name in outputs if name in explained]
+    asked_by = dict(options.asked_by)
+    interval, explain = options.interval, options.explain
+    if bounds and interval is None:
+        interval, asked_by["interval"] = DEFAULT_LEVEL, f"outputs.{bounds[0]}"
+    if explaining and not explain:
+        explain, asked_by["explain"] = True, f"outputs.{explaining[0]}"
+    return replace(options, interval=interval, explain=explain, asked_by=asked_by)
 
 
 @dataclass(frozen=True)

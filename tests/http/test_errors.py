@@ -105,7 +105,6 @@ def test_an_unknown_path_is_404(clients: dict[str, TestClient], name: str, path:
 @pytest.mark.parametrize(
     "path",
     [
-        "/v1/models",
         "/v1/models/customer_needs:explain",
         "/v2/models",
         "/v2/health",
@@ -244,11 +243,14 @@ def test_a_post_to_the_root_without_a_content_type_is_415(customer: TestClient) 
 @pytest.mark.parametrize(
     "path", ["/v1/models/customer_needs:predict", "/v2/models/customer_needs/infer"]
 )
-def test_the_protocols_say_415_in_their_own_shape(customer: TestClient, path: str) -> None:
-    response = customer.post(path, content=b"{}", headers={"Content-Type": "text/plain"})
+@pytest.mark.parametrize("content_type", ["text/plain", "text/csv", "application/xml"])
+def test_the_protocols_say_415_in_their_own_shape(
+    customer: TestClient, path: str, content_type: str
+) -> None:
+    response = customer.post(path, content=b"{}", headers={"Content-Type": content_type})
 
     assert kserve_error(response, 415) == (
-        "Content-Type text/plain is not supported; use application/json or text/csv"
+        f"Content-Type {content_type} is not supported here; use application/json"
     )
 
 

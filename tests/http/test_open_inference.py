@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -227,6 +228,99 @@ def test_requested_outputs_are_answered_in_the_order_asked(customer: TestClient)
     ]
 
 
+def expected_outputs(name: str, rows: list[dict[str, Any]], level: float) -> dict[str, Any]:
+    """What each output holds for `rows`, from the model itself (bounds at `level`)."""
+    target, values = PREDICTION[name], predicted(name, rows)
+    intervals = bounds(name, rows, level)
+    explained = [shapley(name, row) for row in rows]
+    found: dict[str, Any] = {
+        target: pytest.approx(values, rel=RTOL),
+        f"{target}_lower": [
+            None if b is None else pytest.approx(b[0], rel=RTOL) for b in intervals
+        ],
+        f"{target}_upper": [
+            None if b is None else pytest.approx(b[1], rel=RTOL) for b in intervals
+        ],
+        OUTSIDE: [";".join(outside(name, row)) for row in rows],
+        "base_value": pytest.approx([base for base, _ in explained], rel=RTOL),
+    }
+    for feature in features(name):
+        found[f"contribution_{feature}"] = [
+            pytest.approx(contributions[feature], rel=RTOL, abs=abs(value) * RTOL)
+            for (_, contributions), value in zip(explained, values, strict=True)
+        ]
+    return found
+
+
+def metadata_outputs(client: TestClient, name: str) -> list[str]:
+    return [o["name"] for o in client.get(f"/v2/models/{name}").json()["outputs"]]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_output_in_the_metadata_can_be_asked_for_by_name_alone(
+    clients: dict[str, TestClient], name: str
+) -> None:
+    client, rows = clients[name], ROWS[name]
+    listed = metadata_outputs(client, name)
+    expected = expected_outputs(name, rows, 0.9)  # no level sent: the default
+    assert listed == list(expected)
+
+    for output in listed:
+        body = tensors(name, rows, outputs=[{"name": output}])
+
+        found = outputs(client.post(f"/v2/models/{name}/infer", json=body))
+
+        assert found == {output: expected[output]}, output
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_any_two_outputs_can_be_asked_for_together_in_either_order(
+    clients: dict[str, TestClient], name: str
+) -> None:
+    client, rows = clients[name], ROWS[name]
+    expected = expected_outputs(name, rows, 0.9)
+
+    for first, second in itertools.permutations(metadata_outputs(client, name), 2):
+        body = tensors(name, rows, outputs=[{"name": first}, {"name": second}])
+
+        found = outputs(client.post(f"/v2/models/{name}/infer", json=body))
+
+        assert list(found) == [first, second]
+        assert found == {first: expected[first], second: expected[second]}, (first, second)
+
+
+def test_a_level_in_parameters_sets_the_bounds_asked_for_by_name(market: TestClient) -> None:
+    rows, asked = ROWS["market_trend"], ["future_sales_upper", "future_sales_lower"]
+    body = tensors(
+        "market_trend",
+        rows,
+        parameters={"interval": 0.8},
+        outputs=[{"name": name} for name in asked],
+    )
+
+    found = outputs(market.post("/v2/models/market_trend/infer", json=body))
+
+    at_80, at_90 = (expected_outputs("market_trend", rows, level) for level in (0.8, 0.9))
+    assert found == {name: at_80[name] for name in asked}
+    assert found != {name: at_90[name] for name in asked}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "application/json", None]
+)
+def test_infer_reads_curls_default_form_type_and_no_type_as_json(
+    customer: TestClient, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    body = json_body(tensors("customer_needs", ROWS["customer_needs"]))
+
+    response = customer.post("/v2/models/customer_needs/infer", content=body, headers=headers)
+
+    assert outputs(response)["purchase_amount"] == pytest.approx(
+        predicted("customer_needs", ROWS["customer_needs"]), rel=RTOL
+    )
+
+
 def test_a_binary_output_request_without_named_outputs_is_answered_in_json(
     market: TestClient,
 ) -> None:
@@ -311,9 +405,12 @@ def test_row_faults_name_row_and_field_in_one_message(customer: TestClient) -> N
             "inputs do not match the model: email: unknown input",
         ),
         (
-            lambda b: b.update(outputs=[{"name": "purchase_amount_lower"}]),
+            lambda b: b.update(outputs=[{"name": "purchase_amount"}, {"name": "median"}]),
             422,
-            "unknown output requested: outputs.purchase_amount_lower: no such output",
+            "unknown output requested: outputs.median: no such output; the model's outputs are "
+            "purchase_amount, purchase_amount_lower, purchase_amount_upper, "
+            "outside_training_range, base_value, contribution_age, contribution_gender, "
+            "contribution_income",
         ),
         (
             lambda b: b["inputs"][0].update(shape=[3]),

@@ -6,8 +6,9 @@ Reads one JSON command on stdin and writes one JSON document on stdout:
     -> [{"result": ...} | {"error": {"type": ..., "status": int | null, "message": ...}}, ...]
 
 ops: "server_live", "server_ready", "model_ready" (with "model"), "predict" (V1: "model",
-"instances", optional "parameters"), "infer" (V2: "model", "inputs" as [{"name", "datatype",
-"data"}], optional "outputs" (names), "parameters", "id", "binary_data").
+"instances", optional "parameters", optional "key": the body's key for the rows, "instances"
+or "inputs"), "infer" (V2: "model", "inputs" as [{"name", "datatype", "data"}], optional
+"outputs" (names), "parameters", "id", "binary_data").
 
 Nothing here imports the project: this interpreter has kserve's dependencies, not ours.
 """
@@ -35,7 +36,7 @@ async def call(client: InferenceRESTClient, url: str, spec: dict[str, Any]) -> A
     if op == "model_ready":
         return await client.is_model_ready(url, spec["model"])
     if op == "predict":
-        body = {"instances": spec["instances"]}
+        body = {spec.get("key", "instances"): spec["instances"]}
         if "parameters" in spec:
             body["parameters"] = spec["parameters"]
         return await client.infer(url, body, model_name=spec["model"])

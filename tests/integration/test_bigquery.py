@@ -86,7 +86,7 @@ def test_every_mistake_there_fails_the_query_with_a_bigquery_message(customer: F
     assert messages["declared too large"] == messages["chunked too large"] == TOO_LARGE
     assert answers["declared too large"].headers["Connection"] == "close"
     assert messages["not JSON"].startswith("body is not valid JSON: ")
-    assert messages["CSV"] == "a BigQuery remote-function request is application/json, not text/csv"
+    assert messages["CSV"] == ("Content-Type text/csv is not supported here; use application/json")
     assert messages["not a batch"].startswith('a BigQuery remote-function request is {"calls"')
     assert messages["calls not a list"] == '"calls" must be a list of argument lists'
     assert messages["a bad row"] == (

@@ -240,6 +240,54 @@ def test_v2_infer_matches_in_process_predictions(kserve_python, server, model):
         )
 
 
+def test_v1_rows_under_inputs_and_v2_outputs_asked_for_by_name_alone(kserve_python, server, model):
+    loaded, rows = bundled(model), ROWS[model]
+    target, feature = loaded.schema.target, loaded.schema.feature_names[0]
+    lists = [[row[f] for f in loaded.schema.feature_names] for row in rows]
+    bounds = expected_bounds(model, rows, 0.9)  # no level sent: the default
+
+    by_inputs, lower, explained = results(
+        drive(
+            kserve_python,
+            server.url,
+            {
+                "op": "predict",
+                "protocol": "v1",
+                "model": model,
+                "instances": lists,
+                "key": "inputs",
+            },
+            {
+                "op": "infer",
+                "protocol": "v2",
+                "model": model,
+                "inputs": tensors(rows),
+                "outputs": [f"{target}_lower"],
+            },
+            {
+                "op": "infer",
+                "protocol": "v2",
+                "model": model,
+                "inputs": tensors(rows),
+                "outputs": ["base_value", f"contribution_{feature}"],
+            },
+        )
+    )
+
+    assert by_inputs["predictions"] == pytest.approx(expected(model, rows), rel=1e-12)
+    assert [(o["name"], o["datatype"]) for o in lower["outputs"]] == [(f"{target}_lower", "FP64")]
+    assert lower["outputs"][0]["data"] == pytest.approx(
+        [np.nan if b is None else b[0] for b in bounds], rel=1e-12, nan_ok=True
+    )
+    assert [o["name"] for o in explained["outputs"]] == ["base_value", f"contribution_{feature}"]
+    features = list(loaded.schema.feature_names)
+    frame = pd.DataFrame(rows)[features]
+    background = pd.DataFrame(loaded.metadata["explanations"]["background"])[features]
+    base, contributions = shapley(loaded.pipeline.predict, frame, background, features)
+    assert explained["outputs"][0]["data"] == pytest.approx([base] * len(rows), rel=1e-12)
+    assert explained["outputs"][1]["data"] == pytest.approx(contributions[:, 0], rel=1e-9, abs=1e-9)
+
+
 def test_model_and_server_ready_in_both_protocols(kserve_python, server, model):
     other = next(name for name in MODELS if name != model)
 

@@ -583,6 +583,7 @@ def test_kserve_v1_and_open_inference_paths(
     get = {
         path: checked(openapi, requests.get(url(server, function, path), timeout=TIMEOUT))
         for path in (
+            "/v1/models",
             "/v1/models/" + function.model,
             "/v2",
             "/v2/health/live",
@@ -613,9 +614,37 @@ def test_kserve_v1_and_open_inference_paths(
     other_version = checked(
         openapi, requests.get(url(server, function, f"{model}/versions/0/ready"), timeout=TIMEOUT)
     )
+    by_inputs = checked(
+        openapi,
+        post_json(
+            server,
+            function,
+            {"inputs": [function.instance]},
+            f"/v1/models/{function.model}:predict",
+        ),
+    )
+    bound_by_name = checked(
+        openapi,
+        post_json(
+            server,
+            function,
+            {
+                "inputs": tensors(function, [function.instance]),
+                "outputs": [{"name": f"{function.target}_lower"}],
+            },
+            model + "/infer",
+        ),
+    )
 
     assert {path: response.status_code for path, response in get.items()} == dict.fromkeys(get, 200)
+    assert get["/v1/models"].json() == {"models": [function.model]}
     assert get["/v1/models/" + function.model].json() == {"name": function.model, "ready": True}
+    assert by_inputs.status_code == 200, by_inputs.text
+    assert by_inputs.json()["predictions"] == pytest.approx([expected])
+    assert bound_by_name.status_code == 200, bound_by_name.text
+    [lower] = bound_by_name.json()["outputs"]
+    assert (lower["name"], lower["datatype"]) == (f"{function.target}_lower", "FP64")
+    assert lower["data"][0] < expected
     assert get["/v2/health/live"].json() == {"live": True}
     assert [tensor["name"] for tensor in get[model].json()["inputs"]] == function.features
     assert infer.status_code == 200, infer.text
@@ -740,7 +769,7 @@ def error_requests(function: Function) -> list[tuple[str, dict[str, Any], int, s
         case("DELETE under /v2", 405, "kserve", "DELETE", v2),
         case("GET of V1 predict", 405, "kserve", "GET", predict),
         case("a bare instance to V1", 400, "kserve", path=predict, json=instance),
-        case("CSV to V1", 400, "kserve", path=predict, data=b"a\r\n", headers=csv_type),
+        case("CSV to V1", 415, "kserve", path=predict, data=b"a\r\n", headers=csv_type),
         case(
             "XML to V1",
             415,
@@ -761,11 +790,11 @@ def error_requests(function: Function) -> list[tuple[str, dict[str, Any], int, s
         case("binary tensors", 400, "kserve", path=infer, json={"inputs": binary}),
         case("a missing input", 422, "kserve", path=infer, json={"inputs": one_row[1:]}),
         case(
-            "an output not asked for",
+            "an unknown output",
             422,
             "kserve",
             path=infer,
-            json={"inputs": one_row, "outputs": [{"name": "base_value"}]},
+            json={"inputs": one_row, "outputs": [{"name": "median"}]},
         ),
         case("calls not a list", 400, "bigquery", json={"calls": {}}),
         case("a call too short", 400, "bigquery", json={"calls": [values[:-1]]}),

@@ -8,20 +8,29 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
+import orjson
 import pandas as pd
 import pytest
 import requests
 
-from shared.store import load_current
+from shared.store import load_current, publish
 from tests import expected as reference
-from tests.integration.conftest import BUNDLED, TARGETS, StartFunction, bundled_version
+from tests.integration.conftest import (
+    BUNDLED,
+    TARGETS,
+    StartFunction,
+    bundled_version,
+    gcs_backend,
+)
 from tests.integration.support import FakeGcs, FunctionServer
 
 # The last call's income (0) is valid, but below any the model was fit on.
 CUSTOMER_CALLS = [[35, "F", 52000], ["61", "male", "90000.5"], [18.0, "Other", 0]]
 CANONICAL = {"F": "female", "male": "male", "Other": "other"}
 OUTSIDE = "outside_training_range"
+FORM = "application/x-www-form-urlencoded"  # what `curl -d` sends without -H
 WITHHELD = "outside the training range: not calibrated there"
 
 
@@ -237,6 +246,40 @@ def test_v1_status_and_predict_with_objects_and_lists(customer: FunctionServer):
     assert by_list.json()["predictions"] == pytest.approx(expected)
 
 
+def test_v1_lists_its_model_takes_rows_under_inputs_and_reads_curls_form_type(
+    customer: FunctionServer,
+):
+    predict = f"{customer.url}/v1/models/customer_needs:predict"
+    objects = [dict(zip(("age", "gender", "income"), call, strict=True)) for call in CUSTOMER_CALLS]
+
+    listed = requests.get(f"{customer.url}/v1/models", timeout=30)
+    by_inputs = requests.post(predict, json={"inputs": CUSTOMER_CALLS}, timeout=30)
+    as_curl_sends = requests.post(
+        predict,
+        data=json.dumps({"inputs": objects, "parameters": {"interval": 0.9}}),
+        headers={"Content-Type": FORM},
+        timeout=30,
+    )
+    both = requests.post(predict, json={"instances": objects, "inputs": objects}, timeout=30)
+
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"models": ["customer_needs"]}
+    expected = in_process("customer_needs", CUSTOMER_CALLS)
+    assert by_inputs.status_code == 200, by_inputs.text
+    assert by_inputs.json()["predictions"] == pytest.approx(expected)
+    assert as_curl_sends.status_code == 200, as_curl_sends.text
+    bounds = expected_bounds("customer_needs", CUSTOMER_CALLS, 0.9)
+    for answer, value, interval in zip(
+        as_curl_sends.json()["predictions"], expected, bounds, strict=True
+    ):
+        assert answer["purchase_amount"] == pytest.approx(value)
+        assert (answer["interval"]["lower"], answer["interval"]["upper"]) == (
+            (None, None) if interval is None else pytest.approx(interval)
+        )
+    assert both.status_code == 400
+    assert both.json() == {"error": 'a V1 request has "instances" or "inputs", not both'}
+
+
 def test_v1_errors_use_the_protocol_shape(customer: FunctionServer):
     bad = requests.post(
         f"{customer.url}/v1/models/customer_needs:predict",
@@ -308,6 +351,111 @@ def test_v2_infer_with_columnar_inputs_of_mixed_types(customer: FunctionServer):
     assert outputs["purchase_amount_upper"]["data"] == [
         None if interval is None else pytest.approx(interval[1]) for interval in bounds
     ]
+
+
+def customer_tensors() -> list[dict[str, object]]:
+    return [
+        {
+            "name": name,
+            "shape": [len(CUSTOMER_CALLS)],
+            "datatype": "BYTES" if name == "gender" else "FP64",
+            "data": [call[at] for call in CUSTOMER_CALLS],
+        }
+        for at, name in enumerate(("age", "gender", "income"))
+    ]
+
+
+def test_v2_every_output_in_the_metadata_can_be_asked_for_by_name_alone(
+    customer: FunctionServer,
+):
+    infer = f"{customer.url}/v2/models/customer_needs/infer"
+    metadata = requests.get(f"{customer.url}/v2/models/customer_needs", timeout=30).json()
+    names = [output["name"] for output in metadata["outputs"]]
+
+    alone = {
+        name: requests.post(
+            infer, json={"inputs": customer_tensors(), "outputs": [{"name": name}]}, timeout=30
+        )
+        for name in names
+    }
+    together = requests.post(
+        infer,
+        data=json.dumps(
+            {
+                "inputs": customer_tensors(),
+                "outputs": [{"name": "contribution_income"}, {"name": "purchase_amount_upper"}],
+            }
+        ),
+        headers={"Content-Type": FORM},  # as `curl -d` sends it
+        timeout=30,
+    )
+
+    found = {}
+    for name, response in alone.items():
+        assert response.status_code == 200, (name, response.text)
+        [output] = response.json()["outputs"]
+        assert output["name"] == name
+        found[name] = output["data"]
+    assert found["purchase_amount"] == pytest.approx(in_process("customer_needs", CUSTOMER_CALLS))
+    bounds = expected_bounds("customer_needs", CUSTOMER_CALLS, 0.9)  # no level sent: 0.9
+    assert bounds[-1] is None, "the last row lies outside the training range"
+    for at, bound in enumerate(("lower", "upper")):
+        assert found[f"purchase_amount_{bound}"] == [
+            None if interval is None else pytest.approx(interval[at]) for interval in bounds
+        ]
+    assert found[OUTSIDE] == [";".join(f) for f in expected_flags("customer_needs", CUSTOMER_CALLS)]
+    contributions = [found[f"contribution_{f}"] for f in ("age", "gender", "income")]
+    totals = [
+        base + sum(row) for base, *row in zip(found["base_value"], *contributions, strict=True)
+    ]
+    assert totals == pytest.approx(found["purchase_amount"], rel=1e-9)
+    assert together.status_code == 200, together.text
+    assert {o["name"]: o["data"] for o in together.json()["outputs"]} == {
+        "contribution_income": pytest.approx(found["contribution_income"], rel=1e-12),
+        "purchase_amount_upper": [
+            None if b is None else pytest.approx(b, rel=1e-12)
+            for b in found["purchase_amount_upper"]
+        ],
+    }
+
+
+def test_v2_outputs_a_model_was_published_without_are_named_in_a_422(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction
+):
+    version = bundled_version("customer_needs")
+    metadata = orjson.loads(BUNDLED.read(f"customer_needs/{version}/metadata.json"))
+    bare = {k: v for k, v in metadata.items() if k not in ("intervals", "explanations")}
+    artifact = BUNDLED.read(f"customer_needs/{version}/model.joblib")
+    publish(gcs_backend(gcs, bucket), "customer_needs", version, artifact, bare)
+    server = start_function(TARGETS["customer_needs"], MODEL_STORE=f"gs://{bucket}/models")
+    infer = f"{server.url}/v2/models/customer_needs/infer"
+
+    def asking(*names: str) -> requests.Response:
+        outputs = [{"name": name} for name in names]
+        return requests.post(
+            infer, json={"inputs": customer_tensors(), "outputs": outputs}, timeout=30
+        )
+
+    bounds = asking("purchase_amount", "purchase_amount_lower")
+    explained = asking("base_value")
+    plain = asking("purchase_amount", OUTSIDE)
+    unknown = asking("purchase_amount_median")
+
+    assert bounds.status_code == explained.status_code == 422, bounds.text
+    assert bounds.json() == {
+        "error": "requested output is not available for this model: "
+        "outputs.purchase_amount_lower: not available for this model"
+    }
+    assert explained.json() == {
+        "error": "requested output is not available for this model: "
+        "outputs.base_value: not available for this model"
+    }
+    assert plain.status_code == 200, plain.text
+    assert unknown.status_code == 422
+    assert unknown.json()["error"].startswith(
+        "unknown output requested: outputs.purchase_amount_median: no such output; "
+        "the model's outputs are purchase_amount, purchase_amount_lower,"
+    )
 
 
 def test_v2_versioned_path_serves_only_the_live_version(market: FunctionServer):

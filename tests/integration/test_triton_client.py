@@ -197,6 +197,41 @@ def test_interval_and_explanations_as_request_parameters(client, model):
         )
 
 
+def test_a_bound_or_a_contribution_asked_for_by_name_alone(client, model):
+    """As Triton tooling asks: outputs by name, no parameters of ours. A bound comes at the
+    default level, 0.9."""
+    loaded, rows = bundled(model), ROWS[model]
+    target, feature = loaded.schema.target, loaded.schema.feature_names[-1]
+    features = list(loaded.schema.feature_names)
+    background = pd.DataFrame(loaded.metadata["explanations"]["background"])[features]
+    _, contributions = shapley(loaded.pipeline.predict, rows[features], background, features)
+
+    lower = client.infer(model, tensors(rows), outputs=wanted(f"{target}_lower"))
+    both = client.infer(
+        model, tensors(rows), outputs=wanted(f"contribution_{feature}", f"{target}_upper")
+    )
+
+    bounds = expected_bounds(model, rows, 0.9)
+    assert [o["name"] for o in lower.get_response()["outputs"]] == [f"{target}_lower"]
+    np.testing.assert_allclose(lower.as_numpy(f"{target}_lower"), bounds[:, 0], rtol=1e-12)
+    assert [o["name"] for o in both.get_response()["outputs"]] == [
+        f"contribution_{feature}",
+        f"{target}_upper",
+    ]
+    np.testing.assert_allclose(both.as_numpy(f"{target}_upper"), bounds[:, 1], rtol=1e-12)
+    assert both.as_numpy(f"contribution_{feature}") == pytest.approx(
+        contributions[:, features.index(feature)], rel=1e-9, abs=1e-9
+    )
+
+
+def test_an_unknown_output_is_named(client, model):
+    with pytest.raises(InferenceServerException) as raised:
+        client.infer(model, tensors(ROWS[model]), outputs=wanted("median"))
+
+    assert raised.value.status() == "422"
+    assert "outputs.median: no such output" in raised.value.message()
+
+
 def test_bad_rows_raise_naming_the_row_and_field(client, model):
     rows, reasons = BAD_ROWS[model]
 

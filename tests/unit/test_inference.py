@@ -12,14 +12,18 @@ from models.training import Trained
 from shared.codecs import json_answer
 from shared.errors import InvalidInput, Problem
 from shared.predict import (
+    DEFAULT_LEVEL,
     NOT_AVAILABLE,
     OUTSIDE,
     Options,
     Prediction,
+    options_for_outputs,
     options_from_query,
+    output_columns,
     parse_options,
     predict,
 )
+from shared.schema import CUSTOMER_NEEDS
 from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.validation import Rows, validate
 from tests import expected
@@ -323,6 +327,22 @@ def test_extras_are_not_available_when_the_metadata_lacks_them(
     assert caught.value.problems == tuple(Problem(None, field, NOT_AVAILABLE) for field in fields)
 
 
+def test_outputs_asked_for_by_name_are_named_when_their_extras_are_not_available(
+    customer_needs: LoadedModel,
+) -> None:
+    model = without(customer_needs, "intervals", "explanations")
+    outputs = ["purchase_amount", "contribution_age", "purchase_amount_upper", "base_value"]
+    options = options_for_outputs(model.schema, outputs, Options())
+
+    with pytest.raises(InvalidInput, match="not available for this model") as caught:
+        predict_frame(model, customers_frame(), options)
+
+    assert caught.value.problems == (
+        Problem(None, "outputs.purchase_amount_upper", NOT_AVAILABLE),
+        Problem(None, "outputs.contribution_age", NOT_AVAILABLE),
+    )
+
+
 def test_strict_is_not_available_without_the_training_ranges(customer_needs: LoadedModel) -> None:
     training = {k: v for k, v in customer_needs.metadata["training"].items() if k != "ranges"}
     model = dataclasses.replace(
@@ -617,3 +637,46 @@ def test_json_predictions_are_objects_per_row_with_extras(customer_needs: Loaded
         ]
     assert any(p["interval"]["lower"] is None for p in predictions)
     assert any(p["interval"]["lower"] is not None for p in predictions)
+
+
+# options_for_outputs: an output asked for by name brings what it needs
+
+
+@pytest.mark.parametrize(
+    ("outputs", "interval", "explain"),
+    [
+        ([], None, False),
+        (["purchase_amount", OUTSIDE], None, False),
+        (["purchase_amount_lower"], DEFAULT_LEVEL, False),
+        (["purchase_amount_upper", "purchase_amount"], DEFAULT_LEVEL, False),
+        (["base_value"], None, True),
+        (["contribution_income"], None, True),
+        (["contribution_gender", "purchase_amount_lower"], DEFAULT_LEVEL, True),
+    ],
+)
+def test_bounds_imply_an_interval_and_explanation_outputs_explanations(
+    outputs: list[str], interval: float | None, explain: bool
+) -> None:
+    options = options_for_outputs(CUSTOMER_NEEDS, outputs, Options(strict=True))
+
+    assert options == Options(interval=interval, explain=explain, strict=True)
+    assert set(outputs) <= set(output_columns(CUSTOMER_NEEDS, options))
+
+
+def test_a_level_or_explain_the_request_set_stays_its_own() -> None:
+    asked = Options(interval=0.8, explain=True)
+
+    options = options_for_outputs(CUSTOMER_NEEDS, ["purchase_amount_lower", "base_value"], asked)
+
+    assert options == asked
+    assert (options.source("interval"), options.source("explain")) == (
+        "parameters.interval",
+        "parameters.explain",
+    )
+
+
+def test_every_output_asked_for_alone_is_among_the_columns_its_options_give() -> None:
+    for name in output_columns(CUSTOMER_NEEDS):
+        options = options_for_outputs(CUSTOMER_NEEDS, [name], Options())
+
+        assert name in output_columns(CUSTOMER_NEEDS, options), name

@@ -264,3 +264,53 @@ assert "msgspec" not in sys.modules
     )
 
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+
+
+# --- KServe V1: the rows under "instances" or "inputs" -------------------------------------
+
+
+def general_v1(body: bytes, model: LoadedModel) -> Any:
+    document = codecs.parse_json(body)
+    parsed = codecs.envelope(document, MAX_INSTANCES, codecs.v1_rows_key(document))
+    rows = codecs.instance_rows(parsed.instances, model.schema.feature_names)
+    return respond(model, rows, parsed.parameters)
+
+
+def typed_v1(body: bytes, model: LoadedModel) -> Any:
+    batch = codecs.decode_instances(body, model.schema, MAX_INSTANCES, codecs.V1_ROWS_KEYS)
+    if batch is None:
+        return general_v1(body, model)
+    return respond(model, batch.rows, batch.parameters)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_v1_inputs_batch_takes_the_typed_way_and_answers_as_instances_do(name: str) -> None:
+    model = bundled(name)
+    rows = well_formed(model, ROWS, seed=6)
+    inputs = json.dumps({"inputs": rows, "parameters": {"interval": 0.9}}).encode()
+
+    assert codecs.decode_instances(inputs, model.schema, MAX_INSTANCES, codecs.V1_ROWS_KEYS)
+    assert codecs.decode_instances(inputs, model.schema, MAX_INSTANCES) is None  # root: no
+    expected = outcome(general, answer(rows, {"interval": 0.9}), model)
+    assert outcome(typed_v1, inputs, model) == outcome(general_v1, inputs, model) == expected
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_v1_bodies_the_typed_way_leaves_answer_as_the_general_way(name: str) -> None:
+    model = bundled(name)
+    rows = json.dumps(well_formed(model, ROWS, seed=7)).encode()
+    bodies = {
+        "both keys": b'{"instances": ' + rows + b', "inputs": ' + rows + b"}",
+        "inputs null beside instances": b'{"instances": ' + rows + b', "inputs": null}',
+        "inputs twice": b'{"inputs": ' + rows + b', "inputs": []}',
+        "inputs as columns": b'{"inputs": {"a": [1]}, "pad": "' + b"x" * 70_000 + b'"}',
+        "neither": b'{"parameters": {}, "pad": "' + b"x" * 70_000 + b'"}',
+    }
+
+    for label, body in bodies.items():
+        typed_answer = outcome(typed_v1, body, model)
+        assert typed_answer == outcome(general_v1, body, model), label
+        if label == "inputs twice":  # the last one wins, both ways
+            assert typed_answer == outcome(general, b'{"instances": []}', model), label
+        else:
+            assert typed_answer[0] == "BadRequest", label
