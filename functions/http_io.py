@@ -18,7 +18,6 @@ from shared import settings as settings_module
 from shared.errors import (
     MarketcastError,
     MethodNotAllowed,
-    ModelUnavailable,
     UnsupportedMediaType,
     one_line,
 )
@@ -147,7 +146,7 @@ def error_reply(error: MarketcastError, style: Style = Style.NATIVE) -> Reply:
     reply = Reply(codecs.encode_json(error_document(error, style)), status_for(error, style))
     if isinstance(error, MethodNotAllowed):
         reply.headers["Allow"] = ", ".join(error.allow)
-    if isinstance(error, ModelUnavailable):
+    if error.retry_after is not None:
         reply.headers["Retry-After"] = str(error.retry_after)
     return reply
 
