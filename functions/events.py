@@ -148,10 +148,10 @@ async def read_event(request: Request) -> CloudEvent:
         raise MethodNotAllowed(message, ("POST",))
     declared = request.headers.get("content-length", "")
     body = await read_body(request, declared, MAX_EVENT_BYTES)
-    return parse_event(request.headers, body)
+    return parse_cloudevent(request.headers, body)
 
 
-def parse_event(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+def parse_cloudevent(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """The CloudEvent in binary or structured mode, or BadRequest naming what is missing."""
     try:
         return from_http(headers, body, data_unmarshaller=_event_data)

@@ -351,6 +351,20 @@ def test_a_generation_of_superscript_two_is_acknowledged_and_nothing_is_written(
     assert list(list_objects(gcs, bucket)) == [name]
 
 
+@pytest.mark.parametrize("target", FUNCTIONS)
+def test_binary_data_holding_a_number_python_cannot_read_is_acknowledged(
+    servers: dict[tuple[str, str], FunctionServer], target: str
+) -> None:
+    headers = {"ce-specversion": "1.0", "ce-id": "digits", "ce-source": "//x", "ce-type": FINALIZED}
+    name = f"{FOLDERS[target]}q1.csv"
+    body = b'{"bucket": "data", "name": "%s", "generation": 1%s}' % (name.encode(), b"0" * 5000)
+
+    answer = send(servers[target, "default"], data=body, headers=headers)
+
+    assert answer.response.status_code == 200, answer.response.text
+    assert [(e["message"], e["event_id"]) for e in answer.logged] == [("event ignored", "digits")]
+
+
 # Work that cannot finish
 
 
