@@ -19,7 +19,6 @@ from shared.errors import (
     BodyTooLarge,
     MarketcastError,
     MethodNotAllowed,
-    ModelUnavailable,
     UnsupportedMediaType,
     one_line,
 )
@@ -158,7 +157,7 @@ def error_reply(error: MarketcastError, style: Style = Style.NATIVE) -> Reply:
     reply = Reply(codecs.encode_json(error_document(error, style)), status_for(error, style))
     if isinstance(error, MethodNotAllowed):
         reply.headers["Allow"] = ", ".join(error.allow)
-    if isinstance(error, ModelUnavailable):
+    if error.retry_after is not None:
         reply.headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, BodyTooLarge):
         reply.headers["Connection"] = "close"

@@ -1,6 +1,7 @@
-"""CloudEvent function `score_upload`: scores CSV files uploaded to a bucket.
+"""Event function `score_upload`: scores CSV files uploaded to a bucket.
 
-Triggered by `google.cloud.storage.object.v1.finalized`; the bucket layout is described in
+Triggered by `google.cloud.storage.object.v1.finalized`, whose CloudEvents it reads itself (see
+functions/events.py for every answer a delivery gets); the bucket layout is described in
 `shared.uploads`. Events arrive at least once, sometimes concurrently, and the results
 are written exactly once:
 
@@ -15,17 +16,18 @@ are written exactly once:
    later attempts change nothing. Until it exists, any delivery redoes and completes the work.
 
 Whole-file problems are reported in report.json and the event is acknowledged; storage and
-model store failures raise, so the platform retries the event.
+model store failures answer 500, so the platform retries the event.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import functions_framework
-from cloudevents.http.event import CloudEvent
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
-from functions.events import Edge, Runtime, Wording, on_upload
+from functions.events import Edge, Runtime, Wording, deliver
 from shared.uploads import Upload, output_names, parse_event, score_file
 
 WORDING = Wording(
@@ -36,15 +38,16 @@ WORDING = Wording(
 SCORING = Edge(parse_event, lambda upload: output_names(upload).report, WORDING)
 
 
-@functions_framework.cloud_event
-def score_upload(event: CloudEvent) -> None:
+@functions_framework.aio.http
+async def score_upload(request: Request) -> Response:
     """Score a CSV uploaded to incoming/<model>/ into results/<model>/<name>/<generation>/.
 
-    Returns (acknowledging the event) when the object is not an upload, the event is too old,
-    the work was already done, or the file was scored or reported as unscorable. Raises when
-    storage or the model store fails, so the event is delivered again.
+    Answers 200 (acknowledging the event) when the object is not an upload, the event is too
+    old, the work was already done, or the file was scored or reported as unscorable; 500 when
+    storage or the model store fails, so the event is delivered again; a JSON 4xx to a request
+    that is not a CloudEvent.
     """
-    on_upload(event, SCORING, _score)
+    return await deliver(request, SCORING, _score)
 
 
 def _score(upload: Upload, runtime: Runtime, started: datetime) -> None:

@@ -14,6 +14,9 @@
         ├── ArtifactRejected                      sha256 mismatch or foreign scikit-learn version
         └── StorageUnavailable                    storage failed or did not answer in time
     PublishConflict (409 conflict)                another publisher moved current.json first
+    EventNotDone (500 event_not_done)             an event's work did not finish: deliver it again
+
+An error with a `retry_after` gets a Retry-After header.
 
 One handler at the HTTP edge maps every one of them to a JSON body; nothing else turns an
 exception into a response.
@@ -55,6 +58,7 @@ class MarketcastError(Exception):
 
     status = 500
     code = "internal"
+    retry_after: int | None = None  # seconds, when waiting that long can help
 
     def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
         """The status and code go in the class line: `BadRequest(..., status=400, ...)`."""
@@ -130,3 +134,13 @@ class StorageUnavailable(ModelUnavailable):
 
 class PublishConflict(MarketcastError, status=409, code="conflict"):
     """Another publisher moved current.json first (409); re-read it and decide again."""
+
+
+class EventNotDone(MarketcastError, status=500, code="event_not_done"):
+    """An event function's work did not finish: storage or the model store failed, or another
+    delivery is working on the same upload (500). Eventarc delivers the event again on any
+    non-2xx answer; 500 is what these functions have always answered then."""
+
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

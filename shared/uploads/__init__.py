@@ -40,6 +40,7 @@ from shared.uploads._events import (
     Upload,
     is_too_old,
     parse_time,
+    readable_id,
     storage_object,
 )
 from shared.uploads._layout import (
@@ -102,6 +103,7 @@ __all__ = [
     "parse_event",
     "parse_time",
     "read_layout",
+    "readable_id",
     "report",
     "score_file",
     "score_stream",
