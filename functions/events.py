@@ -146,8 +146,7 @@ async def read_event(request: Request) -> CloudEvent:
     if request.method != "POST":
         message = f"{request.method} is not allowed; deliver events by POST"
         raise MethodNotAllowed(message, ("POST",))
-    declared = request.headers.get("content-length", "")
-    body = await read_body(request, declared, MAX_EVENT_BYTES)
+    body = await read_body(request, request.headers, MAX_EVENT_BYTES)
     return parse_cloudevent(request.headers, body)
 
 

@@ -304,7 +304,9 @@ LIMIT = Settings().max_body_bytes
     ("content", "content_type", "message"),
     [
         pytest.param(b"{oops", JSON, "body is not valid JSON: ", id="not JSON"),
-        pytest.param(b"age\n35\n", "text/csv", "Content-Type text/csv is not supported here", id="CSV"),
+        pytest.param(
+            b"age\n35\n", "text/csv", "Content-Type text/csv is not supported here", id="CSV"
+        ),
         pytest.param(
             orjson.dumps({"instances": [CANONICAL[0]]}), JSON, '{"calls": [[...], ...]}',
             id="instances",
