@@ -110,7 +110,7 @@ def _bigquery(call: Call, document: Any) -> Reply:
     calls = codecs.decode_calls(document, model.schema.feature_names, call.settings.max_instances)
     call.rows = calls.total
     call.log["bigquery_output"] = calls.output
-    options = parse_options(calls.parameters)
+    options = parse_options(calls.parameters, calls.asked_by)
     prediction = predict_rows(model, calls.rows, options)
     if prediction.problems:
         raise calls.refusal(prediction.problems)

@@ -40,6 +40,7 @@ class Calls:
     total: int
     output: str
     parameters: Mapping[str, Any]
+    asked_by: Mapping[str, str]  # by option, the userDefinedContext key that set it
 
     def refusal(self, problems: tuple[Problem, ...]) -> InvalidInput:
         """The error for faulty rows, counted and named by call: how many of the batch's calls
@@ -74,8 +75,11 @@ def decode_calls(document: Mapping[str, Any], features: Sequence[str], max_insta
         raise InvalidInput("calls do not match the function's arguments", tuple(wrong))
     kept = [row for row, call in enumerate(calls) if all(v is not None for v in call)]
     columns = {name: [calls[row][at] for row in kept] for at, name in enumerate(features)}
-    output, parameters = _options(document.get("userDefinedContext"))
-    return Calls(Rows.of_columns(columns, len(kept)), kept, len(calls), output, parameters)
+    context = document.get("userDefinedContext")
+    context = context if isinstance(context, dict) else {}
+    output, parameters = _options(context)
+    rows = Rows.of_columns(columns, len(kept))
+    return Calls(rows, kept, len(calls), output, parameters, _asked_by(context))
 
 
 def encode_replies(prediction: Prediction, calls: Calls) -> dict[str, Any]:
@@ -86,8 +90,17 @@ def encode_replies(prediction: Prediction, calls: Calls) -> dict[str, Any]:
     return {"replies": replies}
 
 
-def _options(context: object) -> tuple[str, dict[str, Any]]:
-    context = context if isinstance(context, dict) else {}
+def _asked_by(context: Mapping[str, Any]) -> dict[str, str]:
+    """A fault in an option is reported under the userDefinedContext key a BigQuery user set."""
+    level = "interval_level" if "interval_level" in context else "output"
+    return {
+        "interval": f"userDefinedContext.{level}",
+        "explain": "userDefinedContext.output",
+        "strict": "userDefinedContext.strict",
+    }
+
+
+def _options(context: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     output = str(context.get("output", "prediction")).strip().lower()
     if output not in OUTPUTS:
         raise InvalidInput(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import InvalidInput, Problem
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from shared.store import LoadedModel
 
 NOT_AVAILABLE = "not available for this model"
+NAMED: Mapping[str, str] = MappingProxyType({})  # every option under parameters.<option>
 DEFAULT_LEVEL = 0.9
 """The level of an interval asked for without one: a BigQuery function's lower, upper or
 interval output, an Open Inference bound output asked for by name."""
@@ -42,26 +44,31 @@ class Options:
         return self.asked_by.get(option, f"parameters.{option}")
 
 
-def parse_options(parameters: Mapping[str, Any]) -> Options:
-    """`{"interval": 0.9, "explain": true, "strict": true}`; every fault reported at once."""
+def parse_options(parameters: Mapping[str, Any], asked_by: Mapping[str, str] = NAMED) -> Options:
+    """`{"interval": 0.9, "explain": true, "strict": true}`; every fault reported at once, under
+    the request field that set the option (`asked_by`; `parameters.<option>` by default)."""
+
+    def where(option: str) -> str:
+        return asked_by.get(option, f"parameters.{option}")
+
     problems = [
-        Problem(None, f"parameters.{key}", "unknown parameter")
+        Problem(None, where(key), "unknown parameter")
         for key in parameters
         if key not in {"interval", "explain", "strict"}
     ]
     interval = parameters.get("interval")
     if interval is not None and not _is_level(interval):
-        problems.append(Problem(None, "parameters.interval", "must be a number between 0 and 1"))
+        problems.append(Problem(None, where("interval"), "must be a number between 0 and 1"))
     explain = parameters.get("explain", False)
     if not isinstance(explain, bool):
-        problems.append(Problem(None, "parameters.explain", "must be true or false"))
+        problems.append(Problem(None, where("explain"), "must be true or false"))
     strict = parameters.get("strict", False)
     if not isinstance(strict, bool):
-        problems.append(Problem(None, "parameters.strict", "must be true or false"))
+        problems.append(Problem(None, where("strict"), "must be true or false"))
     if problems:
         raise InvalidInput("invalid parameters", tuple(problems))
     level = float(interval) if interval is not None else None
-    return Options(interval=level, explain=explain, strict=strict)
+    return Options(interval=level, explain=explain, strict=strict, asked_by=asked_by)
 
 
 def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
@@ -83,17 +90,18 @@ def options_from_query(query: Mapping[str, str]) -> dict[str, Any]:
     return parameters
 
 
-def interval_half_width(model: LoadedModel, level: float) -> float:
-    """The score quantile for `level`: each row's half-width is this times its scale."""
+def interval_half_width(model: LoadedModel, options: Options) -> float:
+    """The score quantile for the level asked for: each row's half-width is this times its
+    scale. Refused under the field that asked for the interval."""
+    assert options.interval is not None
+    where = options.source("interval")
     calibrated = calibration(model)
     if calibrated is None:
-        raise InvalidInput(NOT_AVAILABLE, (Problem(None, "parameters.interval", NOT_AVAILABLE),))
+        raise InvalidInput(NOT_AVAILABLE, (Problem(None, where, NOT_AVAILABLE),))
     try:
-        return half_width(calibrated.scores, level)
+        return half_width(calibrated.scores, options.interval)
     except LevelTooHigh as exc:
-        raise InvalidInput(
-            "interval level too high", (Problem(None, "parameters.interval", str(exc)),)
-        ) from exc
+        raise InvalidInput("interval level too high", (Problem(None, where, str(exc)),)) from exc
 
 
 def check_available(model: LoadedModel, options: Options) -> None:

@@ -272,7 +272,7 @@ def _interval(
 ) -> Interval | None:
     if options.interval is None:
         return None
-    quantile = interval_half_width(model, options.interval)
+    quantile = interval_half_width(model, options)
     calibrated = calibration(model)
     assert calibrated is not None  # interval_half_width has raised otherwise
     minimum = model.schema.target_minimum

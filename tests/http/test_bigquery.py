@@ -222,10 +222,10 @@ def test_a_call_with_the_wrong_number_of_arguments_is_named(customer: TestClient
     ("context", "field"),
     [
         ({"output": "everything"}, "userDefinedContext.output"),
-        ({"output": "lower", "interval_level": "2"}, "parameters.interval"),
-        ({"output": "upper", "interval_level": "high"}, "parameters.interval"),
-        ({"output": "interval", "interval_level": None}, "parameters.interval"),
-        ({"output": "all", "interval_level": "0.99999"}, "parameters.interval"),
+        ({"output": "lower", "interval_level": "2"}, "userDefinedContext.interval_level"),
+        ({"output": "upper", "interval_level": "high"}, "userDefinedContext.interval_level"),
+        ({"output": "interval", "interval_level": None}, "userDefinedContext.interval_level"),
+        ({"output": "all", "interval_level": "0.99999"}, "userDefinedContext.interval_level"),
     ],
 )
 def test_a_bad_user_defined_context_fails_the_query(

@@ -135,3 +135,22 @@ def test_a_model_store_outage_there_is_503_which_bigquery_retries(
 
     assert "customer_needs/current.json" in bigquery_error(response, 503)
     assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("context", "field"),
+    [
+        ({"output": "lower", "interval_level": "1.5"}, "userDefinedContext.interval_level"),
+        ({"output": "interval", "interval_level": "0.99999"}, "userDefinedContext.interval_level"),
+        ({"output": "all", "interval_level": "x"}, "userDefinedContext.interval_level"),
+        ({"strict": "maybe"}, "userDefinedContext.strict"),
+    ],
+)
+def test_a_bad_context_is_named_by_the_key_set_in_create_function(
+    customer: FunctionServer, context: dict[str, str], field: str
+):
+    response = requests.post(customer.url + "/bigquery", json=batch(GOOD, context), timeout=30)
+
+    message = bigquery_error(response)
+    assert f"{field}: " in message
+    assert "parameters." not in message
