@@ -18,7 +18,8 @@ Every storage call is bounded by the storage timeout and retried only where a re
 Every storage user sees the same three outcomes besides success:
 
     shared.errors.StorageUnavailable   storage failed or did not answer in time (503):
-                                       retry the whole request or event later
+                                       retry the whole request or event later; it
+                                       says which storage, its `where` what call and key
     ObjectMissing                      no such object (or no longer that generation)
     PreconditionFailed                 a generation precondition failed: a create-if-absent
                                        found an object, or another writer moved it first

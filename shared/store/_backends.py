@@ -6,12 +6,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.errors import StorageUnavailable
 from shared.once import once
-from shared.store._errors import ObjectMissing, PreconditionFailed
+from shared.store._errors import ObjectMissing, PreconditionFailed, unavailable
 
 if TYPE_CHECKING:
     from shared.store._cloud import Cloud
+
+
+MODEL_STORE = "the model store"  # how callers hear of it; its location goes to the log only
 
 
 class Backend(Protocol):
@@ -51,7 +53,8 @@ class LocalFolder:
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise ObjectMissing(key) from exc
         except OSError as exc:
-            raise StorageUnavailable(f"cannot read {key} from {self.location}") from exc
+            where = f"read {key} from {self.location}: {type(exc).__name__}"
+            raise unavailable(MODEL_STORE, where) from exc
 
     def generation(self, key: str) -> int:
         try:
@@ -127,7 +130,7 @@ class GcsBucket:
     def _connect(self) -> Cloud:
         from shared.store._cloud import Cloud  # the client library, imported on first use
 
-        return Cloud(self.timeout, self.emulator_host)
+        return Cloud(self.timeout, self.emulator_host, MODEL_STORE)
 
 
 def _content_type(key: str) -> str:

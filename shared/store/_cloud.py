@@ -17,9 +17,8 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from shared.errors import StorageUnavailable
 from shared.once import once
-from shared.store._errors import ObjectMissing, PreconditionFailed
+from shared.store._errors import ObjectMissing, PreconditionFailed, unavailable
 
 UNAVAILABLE = (
     api_exceptions.GoogleAPIError,
@@ -27,14 +26,25 @@ UNAVAILABLE = (
     requests.exceptions.RequestException,
     OSError,
 )
+# Failures that mean the time ran out: the retries' deadline, or an attempt's own timeout.
+LATE = (
+    api_exceptions.RetryError,
+    api_exceptions.DeadlineExceeded,
+    requests.exceptions.Timeout,
+    TimeoutError,
+)
 
 T = TypeVar("T")
 
 
 class Cloud:
-    """A client made on first use, with the timeout and retry policy of every call to it."""
+    """A client made on first use, with the timeout and retry policy of every call to it.
 
-    def __init__(self, timeout_seconds: float, emulator_host: str | None) -> None:
+    `subject` names the storage in what callers are told ("the model store").
+    """
+
+    def __init__(self, timeout_seconds: float, emulator_host: str | None, subject: str) -> None:
+        self.subject = subject
         self.timeout = (min(timeout_seconds, 3.0), timeout_seconds)  # (connect, read) seconds
         self.retry: Retry = DEFAULT_RETRY.with_timeout(timeout_seconds).with_delay(
             initial=0.1, maximum=1.0
@@ -62,7 +72,8 @@ class Cloud:
         if missing and isinstance(exc, api_exceptions.NotFound):
             return ObjectMissing(what)
         if isinstance(exc, UNAVAILABLE):
-            return StorageUnavailable(f"cannot {what}: {type(exc).__name__}")
+            where = f"{what}: {type(exc).__name__}"
+            return unavailable(self.subject, where, late=isinstance(exc, LATE))
         return exc
 
 

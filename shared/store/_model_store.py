@@ -103,6 +103,8 @@ class ModelStore:
                 model=name,
                 version=model.version,
                 error=exc.message,
+                where=exc.where,
+                store=self.backend.location,
             )
 
     def _load(self, name: str) -> LoadedModel:
@@ -115,7 +117,8 @@ class ModelStore:
                 "model load failed",
                 model=name,
                 error=exc.message,
-                store=self.backend.location,  # the log says where; callers are not told
+                where=exc.where,  # the log says where; callers are not told
+                store=self.backend.location,
             )
             raise
         log(

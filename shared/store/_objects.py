@@ -140,4 +140,4 @@ class ObjectStore:
     def _connect(self) -> Cloud:
         from shared.store._cloud import Cloud  # the client library, imported on first use
 
-        return Cloud(self.timeout, self.emulator_host)
+        return Cloud(self.timeout, self.emulator_host, "storage")

@@ -26,7 +26,7 @@ from tests.integration.conftest import (
     gcs_backend,
     publish_all,
 )
-from tests.integration.support import FakeGcs
+from tests.integration.support import FakeGcs, free_port
 
 ROW = {"age": 40, "gender": "female", "income": 60000}
 
@@ -189,3 +189,77 @@ def test_fifty_concurrent_first_requests_load_the_model_once(
 
     assert statuses == [200] * 50
     assert len(model_loaded_lines(server)) == 1
+
+
+def tamper(gcs: FakeGcs, bucket: str, scenario: str) -> str:
+    """Break the bucket's model store as `scenario` says; the reason the caller is to get."""
+    prefix = "models/customer_needs"
+    if scenario == "pointer to nothing":
+        gcs.put(bucket, f"{prefix}/current.json", b'{"version": "9", "sha256": "00"}')
+        return "model customer_needs version 9 has no metadata.json"
+    if scenario == "bad sha256":
+        gcs.put(bucket, f"{prefix}/{BUNDLED_VERSION}/model.joblib", b"\x00garbage")
+        return (
+            f"model customer_needs version {BUNDLED_VERSION}: artifact sha256 does not match "
+            "current.json; refusing to load it"
+        )
+    if scenario == "bad current.json":
+        gcs.put(bucket, f"{prefix}/current.json", b"{not json")
+        return "model customer_needs: current.json is not valid JSON"
+    assert scenario == "storage down"
+    return "the model store did not answer in time"
+
+
+ASKED = [
+    ("POST", "/", {"instances": [ROW]}),
+    ("POST", "/", {"calls": [[40, "female", 60000]]}),
+    ("GET", "/v1/models/customer_needs", None),
+    ("POST", "/v2/models/customer_needs/infer", {"inputs": []}),
+    ("GET", "/v2/health/ready", None),
+]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["nothing published", "pointer to nothing", "bad sha256", "bad current.json", "storage down"],
+)
+def test_a_503_names_the_reason_and_only_the_log_says_where(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction, scenario: str
+):
+    if scenario == "nothing published":
+        reason = "no model is published as customer_needs"
+    else:
+        publish_all(gcs, bucket)
+        reason = tamper(gcs, bucket, scenario)
+    storage = f"http://127.0.0.1:{free_port()}" if scenario == "storage down" else gcs.url
+    server = start_function(
+        "predict_customer_needs",
+        MODEL_STORE=f"gs://{bucket}/models",
+        STORAGE_EMULATOR_HOST=storage,
+    )
+
+    answers = [
+        requests.request(method, server.url + path, json=body, timeout=30)
+        for method, path, body in ASKED
+    ]
+
+    assert [a.status_code for a in answers] == [503] * len(ASKED)
+    assert all(a.headers["Retry-After"].isdigit() for a in answers)
+    said = [
+        answers[0].json()["error"]["message"],
+        answers[1].json()["errorMessage"],
+        answers[2].json()["error"],
+        answers[3].json()["error"],
+        answers[4].json()["error"],
+    ]
+    assert said == [reason] * len(ASKED)
+    inside = (bucket, "gs://", "models/", "customer_needs/", storage.removeprefix("http://"))
+    texts = [a.text + str(a.headers) for a in answers]
+    assert [s for s in inside if any(s in text for text in texts)] == []
+    logged = [orjson.loads(line) for line in server.log_lines() if line.startswith("{")]
+    failures = [line for line in logged if line["message"] == "model load failed"]
+    assert failures
+    for failure in failures:
+        assert failure["error"] == reason
+        assert "customer_needs/" in failure["where"]
+        assert failure["store"] == f"gs://{bucket}/models/"

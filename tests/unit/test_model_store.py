@@ -215,9 +215,18 @@ def test_an_artifact_that_is_not_a_pickle_is_rejected(store: LocalFolder) -> Non
         load_current(store, NAME)
 
 
-def test_nothing_published_is_model_not_found(store: LocalFolder) -> None:
-    with pytest.raises(ModelNotFound, match=f"{NAME}/current.json"):
+def test_nothing_published_is_model_not_found_and_says_where_for_the_log(
+    store: LocalFolder,
+) -> None:
+    with pytest.raises(ModelNotFound) as caught:
         load_current(store, NAME)
+
+    assert caught.value.message == f"no model is published as {NAME}"
+    assert caught.value.where == f"{NAME}/current.json in {store.root}"
+    assert (
+        str(caught.value)
+        == f"no model is published as {NAME} ({NAME}/current.json in {store.root})"
+    )
 
 
 def test_a_version_folder_that_is_missing_is_model_not_found(
@@ -226,8 +235,11 @@ def test_a_version_folder_that_is_missing_is_model_not_found(
     publish_trained(store, customer_needs_v1, "v1")
     (store.root / NAME / "v1" / "model.joblib").unlink()
 
-    with pytest.raises(ModelNotFound, match=re.escape("v1/model.joblib")):
+    with pytest.raises(ModelNotFound) as caught:
         load_current(store, NAME)
+
+    assert caught.value.message == f"model {NAME} version v1 has no model.joblib"
+    assert caught.value.where == f"{NAME}/v1/model.joblib in {store.root}"
 
 
 @pytest.mark.parametrize(
@@ -492,7 +504,7 @@ def test_publish_refuses_to_overwrite_an_existing_version(
 ) -> None:
     publish_trained(store, customer_needs_v1, "v1")
 
-    with pytest.raises(PublishConflict, match=re.escape("v1/model.joblib already exists")):
+    with pytest.raises(PublishConflict, match=re.escape("version v1: model.joblib already exists")):
         publish(store, NAME, "v1", customer_needs_v2.artifact, customer_needs_v2.metadata)
 
     assert (store.root / NAME / "v1" / "model.joblib").read_bytes() == customer_needs_v1.artifact
