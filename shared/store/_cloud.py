@@ -18,6 +18,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.once import once
+from shared.store._deadline import Deadline
 from shared.store._errors import ObjectMissing, PreconditionFailed, unavailable
 
 UNAVAILABLE = (
@@ -33,8 +34,10 @@ LATE = (
     requests.exceptions.Timeout,
     TimeoutError,
 )
+CONNECT_SECONDS = 3.0
 
 T = TypeVar("T")
+Timeout = tuple[float, float]  # (connect, read) seconds of one attempt
 
 
 class Cloud:
@@ -45,7 +48,8 @@ class Cloud:
 
     def __init__(self, timeout_seconds: float, emulator_host: str | None, subject: str) -> None:
         self.subject = subject
-        self.timeout = (min(timeout_seconds, 3.0), timeout_seconds)  # (connect, read) seconds
+        # A call the library retries by itself (a stream's ranges, a rewrite) gets these.
+        self.timeout = (min(timeout_seconds, CONNECT_SECONDS), timeout_seconds)
         self.retry: Retry = DEFAULT_RETRY.with_timeout(timeout_seconds).with_delay(
             initial=0.1, maximum=1.0
         )
@@ -54,8 +58,36 @@ class Cloud:
     def bucket(self, name: str) -> storage.Bucket:
         return self._client().bucket(name)
 
+    def within(
+        self,
+        deadline: Deadline,
+        what: str,
+        attempt: Callable[[Timeout], T],
+        *,
+        missing: bool = True,
+        retry: bool = True,
+    ) -> T:
+        """`attempt(timeout)`, retried (where `retry` says it is safe) until `deadline`.
+
+        Each attempt's timeouts are what is left when it starts, and no attempt starts once
+        the deadline has passed: StorageUnavailable at once. Failures as in `translated`.
+        """
+
+        def bounded() -> T:
+            left = deadline.left()
+            if left <= 0:
+                raise unavailable(self.subject, f"{what}: out of time", late=True)
+            return attempt((min(left, CONNECT_SECONDS), left))
+
+        try:
+            if not retry:
+                return bounded()
+            return self.retry.with_timeout(max(deadline.left(), 0.0))(bounded)()
+        except UNAVAILABLE as exc:
+            raise self.translated(exc, what, missing=missing) from exc
+
     def call(self, what: str, action: Callable[[], T], *, missing: bool = True) -> T:
-        """`action()`, its failures raised as the store's errors (see `translated`)."""
+        """`action()`, which keeps its own bounds, its failures raised as in `translated`."""
         try:
             return action()
         except UNAVAILABLE as exc:

@@ -4,8 +4,9 @@ An artifact is unpickled only after its sha256 matches current.json, and only wh
 by the scikit-learn version this process runs; the serving form in metadata.json is used only
 when the metadata's sha256 matches too.
 
-What the caller is told names the model, its version and the file at fault; the key and the
-store's location go with the error's `where`, to the log only.
+A load keeps one storage budget for all of its reads (see `Deadline`). What the caller is told
+names the model, its version and the file at fault; the key and the store's location go with
+the error's `where`, to the log only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shared.errors import ArtifactRejected, ModelNotFound
 from shared.kernels import single_threaded
 from shared.schema import ModelSchema
 from shared.store._backends import Backend
+from shared.store._deadline import Deadline
 from shared.store._errors import ObjectMissing
 
 
@@ -53,15 +55,23 @@ class LoadedModel:
             return self._pipeline
 
 
-def load_current(backend: Backend, name: str) -> LoadedModel:
-    """Read current.json and verify what it names; unpickle only a verified artifact."""
-    pointer = read_pointer(backend, name)
+def load_current(backend: Backend, name: str, deadline: Deadline | None = None) -> LoadedModel:
+    """Read current.json and verify what it names; unpickle only a verified artifact.
+
+    Every read keeps to `deadline`: by default the store's budget from now, for the whole load.
+    """
+    deadline = deadline or backend.deadline()
+    pointer = read_pointer(backend, name, deadline)
     version, expected_sha = pointer["version"], pointer["sha256"]
     folder, label = f"{name}/{version}", f"model {name} version {version}"
-    metadata_bytes = read_file(backend, f"{folder}/metadata.json", f"{label} has no metadata.json")
+    metadata_bytes = read_file(
+        backend, f"{folder}/metadata.json", f"{label} has no metadata.json", deadline
+    )
     metadata = json_object(metadata_bytes, f"{label}: metadata.json", f"{folder}/metadata.json")
     _check_library_versions(name, version, metadata)
-    artifact = read_file(backend, f"{folder}/model.joblib", f"{label} has no model.joblib")
+    artifact = read_file(
+        backend, f"{folder}/model.joblib", f"{label} has no model.joblib", deadline
+    )
     actual_sha = hashlib.sha256(artifact).hexdigest()
     if actual_sha != expected_sha or metadata.get("sha256") != expected_sha:
         raise ArtifactRejected(
@@ -83,10 +93,10 @@ def load_current(backend: Backend, name: str) -> LoadedModel:
     return model
 
 
-def read_pointer(backend: Backend, name: str) -> dict[str, str]:
+def read_pointer(backend: Backend, name: str, deadline: Deadline | None = None) -> dict[str, str]:
     """current.json of `name`, checked; ModelNotFound when nothing is published."""
     key = f"{name}/current.json"
-    data = read_file(backend, key, f"no model is published as {name}")
+    data = read_file(backend, key, f"no model is published as {name}", deadline)
     pointer = json_object(data, f"model {name}: current.json", key)
     if not isinstance(pointer.get("version"), str) or not isinstance(pointer.get("sha256"), str):
         raise ArtifactRejected(
@@ -100,11 +110,11 @@ def read_pointer(backend: Backend, name: str) -> dict[str, str]:
     return fields
 
 
-def read_file(backend: Backend, key: str, missing: str) -> bytes:
+def read_file(backend: Backend, key: str, missing: str, deadline: Deadline | None = None) -> bytes:
     """A file of the model store; ModelNotFound, telling the caller `missing`, when it is not
     there."""
     try:
-        return backend.read(key)
+        return backend.read(key, deadline)
     except ObjectMissing as exc:
         raise ModelNotFound(missing, where=f"{key} in {backend.location}") from exc
 
