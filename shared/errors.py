@@ -20,6 +20,9 @@ An error with a `retry_after` gets a Retry-After header.
 
 One handler at the HTTP edge maps every one of them to a JSON body; nothing else turns an
 exception into a response.
+
+An error's `message` is what the caller is told. `where` names what failed inside (a key, a
+folder, a bucket) for the log only: `str(error)` gives both, for log lines.
 """
 
 from __future__ import annotations
@@ -68,10 +71,17 @@ class MarketcastError(Exception):
         if code is not None:
             cls.code = code
 
-    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+    def __init__(
+        self, message: str, problems: tuple[Problem, ...] = (), *, where: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.problems = problems
+        self.where = where
+
+    def __str__(self) -> str:
+        """For log lines: the message, and where it happened when that is known."""
+        return f"{self.message} ({self.where})" if self.where else self.message
 
 
 class BadRequest(MarketcastError, status=400, code="bad_request"):

@@ -14,11 +14,14 @@ however many threads ask at once, then checks current.json every refresh interva
 a new version while the old one keeps serving.
 
 `ObjectStore` streams reads and writes of data bucket objects and publishes them create-only.
-Every storage call is bounded by the storage timeout and retried only where a retry is safe.
+Every storage call is bounded by the storage timeout and retried only where a retry is safe. A
+model load (or a refresh check) keeps one budget for all its reads, the client's making
+included: a `Deadline` set when it starts, of which each read gets what is left.
 Every storage user sees the same three outcomes besides success:
 
     shared.errors.StorageUnavailable   storage failed or did not answer in time (503):
-                                       retry the whole request or event later
+                                       retry the whole request or event later; it
+                                       says which storage, its `where` what call and key
     ObjectMissing                      no such object (or no longer that generation)
     PreconditionFailed                 a generation precondition failed: a create-if-absent
                                        found an object, or another writer moved it first
@@ -31,6 +34,7 @@ store or an ObjectStore is first used.
 from __future__ import annotations
 
 from shared.store._backends import Backend, GcsBucket, LocalFolder, open_backend
+from shared.store._deadline import Deadline
 from shared.store._errors import ObjectMissing, PreconditionFailed
 from shared.store._loading import LoadedModel, load_current, read_pointer
 from shared.store._model_store import FAILURE_BACKOFF_SECONDS, ModelStore
@@ -42,6 +46,7 @@ __all__ = [
     "FAILURE_BACKOFF_SECONDS",
     "WRITE_CHUNK_BYTES",
     "Backend",
+    "Deadline",
     "GcsBucket",
     "LoadedModel",
     "LocalFolder",

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.errors import StorageUnavailable
 from shared.once import once
-from shared.store._errors import ObjectMissing, PreconditionFailed
+from shared.store._deadline import Deadline
+from shared.store._errors import ObjectMissing, PreconditionFailed, unavailable
 
 if TYPE_CHECKING:
     from shared.store._cloud import Cloud
 
 
+MODEL_STORE = "the model store"  # how callers hear of it; its location goes to the log only
+
+
 class Backend(Protocol):
     location: str
 
-    def read(self, key: str) -> bytes: ...
+    def deadline(self) -> Deadline:
+        """The storage budget from now, for one piece of work: a model load, a refresh check."""
+        ...
+
+    def read(self, key: str, deadline: Deadline | None = None) -> bytes:
+        """The object's bytes, within `deadline` (by default a budget of its own)."""
+        ...
 
     def generation(self, key: str) -> int:
         """The object's generation; 0 when there is none."""
@@ -45,13 +55,17 @@ class LocalFolder:
         self.root = root
         self.location = str(root)
 
-    def read(self, key: str) -> bytes:
+    def deadline(self) -> Deadline:
+        return Deadline.after(math.inf)  # a local read answers or fails at once
+
+    def read(self, key: str, deadline: Deadline | None = None) -> bytes:
         try:
             return (self.root / key).read_bytes()
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise ObjectMissing(key) from exc
         except OSError as exc:
-            raise StorageUnavailable(f"cannot read {key} from {self.location}") from exc
+            where = f"read {key} from {self.location}: {type(exc).__name__}"
+            raise unavailable(MODEL_STORE, where) from exc
 
     def generation(self, key: str) -> int:
         try:
@@ -85,40 +99,49 @@ class GcsBucket:
         self.emulator_host = emulator_host
         self._cloud = once(self._connect)
 
-    def read(self, key: str) -> bytes:
+    def deadline(self) -> Deadline:
+        return Deadline.after(self.timeout)
+
+    def read(self, key: str, deadline: Deadline | None = None) -> bytes:
+        deadline = deadline or self.deadline()  # set before the client is made: that counts
         cloud = self._cloud()
-        data: bytes = cloud.call(
+        blob = self._blob(cloud, key)
+        data: bytes = cloud.within(
+            deadline,
             f"read {key} from {self.location}",
-            lambda: self._blob(cloud, key).download_as_bytes(
-                timeout=cloud.timeout, retry=cloud.retry
-            ),
+            lambda timeout: blob.download_as_bytes(timeout=timeout, retry=None),
         )
         return data
 
     def generation(self, key: str) -> int:
+        deadline = self.deadline()
         cloud = self._cloud()
-        blob = cloud.call(
+        handle = cloud.bucket(self.bucket_name)
+        blob = cloud.within(
+            deadline,
             f"stat {key} in {self.location}",
-            lambda: cloud.bucket(self.bucket_name).get_blob(
-                self.prefix + key, timeout=cloud.timeout, retry=cloud.retry
-            ),
+            lambda timeout: handle.get_blob(self.prefix + key, timeout=timeout, retry=None),
             missing=False,
         )
         return int(blob.generation) if blob is not None else 0
 
     def write(self, key: str, data: bytes, *, if_generation_match: int | None) -> None:
+        deadline = self.deadline()
         cloud = self._cloud()
-        cloud.call(
+        blob = self._blob(cloud, key)
+        cloud.within(
+            deadline,
             f"write {key} to {self.location}",
-            lambda: self._blob(cloud, key).upload_from_string(
+            lambda timeout: blob.upload_from_string(
                 data,
                 content_type=_content_type(key),
                 if_generation_match=if_generation_match,
-                timeout=cloud.timeout,
-                # Only a write with a precondition is safe to send twice.
-                retry=cloud.retry if if_generation_match is not None else None,
+                timeout=timeout,
+                retry=None,
             ),
             missing=False,  # a 404 here means the bucket is gone: storage failed
+            # Only a write with a precondition is safe to send twice.
+            retry=if_generation_match is not None,
         )
 
     def _blob(self, cloud: Cloud, key: str) -> Any:
@@ -127,7 +150,7 @@ class GcsBucket:
     def _connect(self) -> Cloud:
         from shared.store._cloud import Cloud  # the client library, imported on first use
 
-        return Cloud(self.timeout, self.emulator_host)
+        return Cloud(self.timeout, self.emulator_host, MODEL_STORE)
 
 
 def _content_type(key: str) -> str:

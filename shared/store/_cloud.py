@@ -17,9 +17,9 @@ from google.auth import exceptions as auth_exceptions
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from shared.errors import StorageUnavailable
 from shared.once import once
-from shared.store._errors import ObjectMissing, PreconditionFailed
+from shared.store._deadline import Deadline
+from shared.store._errors import ObjectMissing, PreconditionFailed, unavailable
 
 UNAVAILABLE = (
     api_exceptions.GoogleAPIError,
@@ -27,15 +27,29 @@ UNAVAILABLE = (
     requests.exceptions.RequestException,
     OSError,
 )
+# Failures that mean the time ran out: the retries' deadline, or an attempt's own timeout.
+LATE = (
+    api_exceptions.RetryError,
+    api_exceptions.DeadlineExceeded,
+    requests.exceptions.Timeout,
+    TimeoutError,
+)
+CONNECT_SECONDS = 3.0
 
 T = TypeVar("T")
+Timeout = tuple[float, float]  # (connect, read) seconds of one attempt
 
 
 class Cloud:
-    """A client made on first use, with the timeout and retry policy of every call to it."""
+    """A client made on first use, with the timeout and retry policy of every call to it.
 
-    def __init__(self, timeout_seconds: float, emulator_host: str | None) -> None:
-        self.timeout = (min(timeout_seconds, 3.0), timeout_seconds)  # (connect, read) seconds
+    `subject` names the storage in what callers are told ("the model store").
+    """
+
+    def __init__(self, timeout_seconds: float, emulator_host: str | None, subject: str) -> None:
+        self.subject = subject
+        # A call the library retries by itself (a stream's ranges, a rewrite) gets these.
+        self.timeout = (min(timeout_seconds, CONNECT_SECONDS), timeout_seconds)
         self.retry: Retry = DEFAULT_RETRY.with_timeout(timeout_seconds).with_delay(
             initial=0.1, maximum=1.0
         )
@@ -44,8 +58,36 @@ class Cloud:
     def bucket(self, name: str) -> storage.Bucket:
         return self._client().bucket(name)
 
+    def within(
+        self,
+        deadline: Deadline,
+        what: str,
+        attempt: Callable[[Timeout], T],
+        *,
+        missing: bool = True,
+        retry: bool = True,
+    ) -> T:
+        """`attempt(timeout)`, retried (where `retry` says it is safe) until `deadline`.
+
+        Each attempt's timeouts are what is left when it starts, and no attempt starts once
+        the deadline has passed: StorageUnavailable at once. Failures as in `translated`.
+        """
+
+        def bounded() -> T:
+            left = deadline.left()
+            if left <= 0:
+                raise unavailable(self.subject, f"{what}: out of time", late=True)
+            return attempt((min(left, CONNECT_SECONDS), left))
+
+        try:
+            if not retry:
+                return bounded()
+            return self.retry.with_timeout(max(deadline.left(), 0.0))(bounded)()
+        except UNAVAILABLE as exc:
+            raise self.translated(exc, what, missing=missing) from exc
+
     def call(self, what: str, action: Callable[[], T], *, missing: bool = True) -> T:
-        """`action()`, its failures raised as the store's errors (see `translated`)."""
+        """`action()`, which keeps its own bounds, its failures raised as in `translated`."""
         try:
             return action()
         except UNAVAILABLE as exc:
@@ -62,7 +104,8 @@ class Cloud:
         if missing and isinstance(exc, api_exceptions.NotFound):
             return ObjectMissing(what)
         if isinstance(exc, UNAVAILABLE):
-            return StorageUnavailable(f"cannot {what}: {type(exc).__name__}")
+            where = f"{what}: {type(exc).__name__}"
+            return unavailable(self.subject, where, late=isinstance(exc, LATE))
         return exc
 
 

@@ -3,6 +3,10 @@
 An artifact is unpickled only after its sha256 matches current.json, and only when it was saved
 by the scikit-learn version this process runs; the serving form in metadata.json is used only
 when the metadata's sha256 matches too.
+
+A load keeps one storage budget for all of its reads (see `Deadline`). What the caller is told
+names the model, its version and the file at fault; the key and the store's location go with
+the error's `where`, to the log only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from shared.errors import ArtifactRejected, ModelNotFound
 from shared.kernels import single_threaded
 from shared.schema import ModelSchema
 from shared.store._backends import Backend
+from shared.store._deadline import Deadline
 from shared.store._errors import ObjectMissing
 
 
@@ -50,19 +55,28 @@ class LoadedModel:
             return self._pipeline
 
 
-def load_current(backend: Backend, name: str) -> LoadedModel:
-    """Read current.json and verify what it names; unpickle only a verified artifact."""
-    pointer = read_pointer(backend, name)
+def load_current(backend: Backend, name: str, deadline: Deadline | None = None) -> LoadedModel:
+    """Read current.json and verify what it names; unpickle only a verified artifact.
+
+    Every read keeps to `deadline`: by default the store's budget from now, for the whole load.
+    """
+    deadline = deadline or backend.deadline()
+    pointer = read_pointer(backend, name, deadline)
     version, expected_sha = pointer["version"], pointer["sha256"]
-    metadata_bytes = read_file(backend, f"{name}/{version}/metadata.json")
-    metadata = json_object(metadata_bytes, f"{name}/{version}/metadata.json")
+    folder, label = f"{name}/{version}", f"model {name} version {version}"
+    metadata_bytes = read_file(
+        backend, f"{folder}/metadata.json", f"{label} has no metadata.json", deadline
+    )
+    metadata = json_object(metadata_bytes, f"{label}: metadata.json", f"{folder}/metadata.json")
     _check_library_versions(name, version, metadata)
-    artifact = read_file(backend, f"{name}/{version}/model.joblib")
+    artifact = read_file(
+        backend, f"{folder}/model.joblib", f"{label} has no model.joblib", deadline
+    )
     actual_sha = hashlib.sha256(artifact).hexdigest()
     if actual_sha != expected_sha or metadata.get("sha256") != expected_sha:
         raise ArtifactRejected(
-            f"model {name} version {version}: artifact sha256 does not match current.json; "
-            "refusing to load it"
+            f"{label}: artifact sha256 does not match current.json; refusing to load it",
+            where=f"{folder}/model.joblib",
         )
     trusted = pointer.get("metadata_sha256") == hashlib.sha256(metadata_bytes).hexdigest()
     model = LoadedModel(
@@ -79,33 +93,40 @@ def load_current(backend: Backend, name: str) -> LoadedModel:
     return model
 
 
-def read_pointer(backend: Backend, name: str) -> dict[str, str]:
-    pointer = json_object(read_file(backend, f"{name}/current.json"), f"{name}/current.json")
+def read_pointer(backend: Backend, name: str, deadline: Deadline | None = None) -> dict[str, str]:
+    """current.json of `name`, checked; ModelNotFound when nothing is published."""
+    key = f"{name}/current.json"
+    data = read_file(backend, key, f"no model is published as {name}", deadline)
+    pointer = json_object(data, f"model {name}: current.json", key)
     if not isinstance(pointer.get("version"), str) or not isinstance(pointer.get("sha256"), str):
-        raise ArtifactRejected(f"model {name}: current.json must name a version and a sha256")
+        raise ArtifactRejected(
+            f"model {name}: current.json must name a version and a sha256", where=key
+        )
     if "/" in pointer["version"] or pointer["version"] in {"", ".", ".."}:
-        raise ArtifactRejected(f"model {name}: current.json names an invalid version")
+        raise ArtifactRejected(f"model {name}: current.json names an invalid version", where=key)
     fields = {"version": pointer["version"], "sha256": pointer["sha256"]}
     if isinstance(pointer.get("metadata_sha256"), str):
         fields["metadata_sha256"] = pointer["metadata_sha256"]
     return fields
 
 
-def read_file(backend: Backend, key: str) -> bytes:
-    """A file of the model store; ModelNotFound when it is not there."""
+def read_file(backend: Backend, key: str, missing: str, deadline: Deadline | None = None) -> bytes:
+    """A file of the model store; ModelNotFound, telling the caller `missing`, when it is not
+    there."""
     try:
-        return backend.read(key)
+        return backend.read(key, deadline)
     except ObjectMissing as exc:
-        raise ModelNotFound(f"nothing at {key} in the model store") from exc
+        raise ModelNotFound(missing, where=f"{key} in {backend.location}") from exc
 
 
-def json_object(data: bytes, key: str) -> dict[str, Any]:
+def json_object(data: bytes, label: str, key: str) -> dict[str, Any]:
+    """`data` as a JSON object; ArtifactRejected naming it as `label` when it is not one."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ArtifactRejected(f"{key} in the model store is not valid JSON") from exc
+        raise ArtifactRejected(f"{label} is not valid JSON", where=key) from exc
     if not isinstance(document, dict):
-        raise ArtifactRejected(f"{key} in the model store is not a JSON object")
+        raise ArtifactRejected(f"{label} is not a JSON object", where=key)
     return document
 
 

@@ -2,7 +2,7 @@
 
 `ModelStore.get` loads each model once per process, however many threads ask at once, then
 checks current.json every refresh interval and swaps in a new version while the old one keeps
-serving.
+serving. A load, or a refresh check with the load it leads to, keeps one storage budget.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from shared.errors import ModelUnavailable
 from shared.logs import log
 from shared.store._backends import Backend
+from shared.store._deadline import Deadline
 from shared.store._loading import LoadedModel, load_current, read_pointer
 
 FAILURE_BACKOFF_SECONDS = 1.0
@@ -38,7 +39,7 @@ class ModelStore:
         backend: Backend,
         refresh_seconds: float,
         *,
-        loader: Callable[[Backend, str], LoadedModel] = load_current,
+        loader: Callable[[Backend, str, Deadline], LoadedModel] = load_current,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.backend = backend
@@ -81,7 +82,7 @@ class ModelStore:
             if slot.failure is not None and self._clock() < slot.failure_until:
                 raise slot.failure
             try:
-                slot.model = self._load(name)
+                slot.model = self._load(name, self.backend.deadline())
             except ModelUnavailable as exc:
                 slot.failure, slot.failure_until = exc, self._clock() + FAILURE_BACKOFF_SECONDS
                 raise
@@ -91,11 +92,12 @@ class ModelStore:
 
     def _refresh(self, name: str, slot: _Slot, model: LoadedModel) -> None:
         slot.next_check = self._clock() + self.refresh_seconds
+        deadline = self.backend.deadline()
         try:
-            pointer = read_pointer(self.backend, name)
+            pointer = read_pointer(self.backend, name, deadline)
             if (pointer["version"], pointer["sha256"]) == (model.version, model.sha256):
                 return
-            slot.model = self._load(name)
+            slot.model = self._load(name, deadline)
         except ModelUnavailable as exc:
             log(
                 "WARNING",
@@ -103,19 +105,22 @@ class ModelStore:
                 model=name,
                 version=model.version,
                 error=exc.message,
+                where=exc.where,
+                store=self.backend.location,
             )
 
-    def _load(self, name: str) -> LoadedModel:
+    def _load(self, name: str, deadline: Deadline) -> LoadedModel:
         started = time.perf_counter()
         try:
-            model = self._loader(self.backend, name)
+            model = self._loader(self.backend, name, deadline)
         except ModelUnavailable as exc:
             log(
                 "ERROR",
                 "model load failed",
                 model=name,
                 error=exc.message,
-                store=self.backend.location,  # the log says where; callers are not told
+                where=exc.where,  # the log says where; callers are not told
+                store=self.backend.location,
             )
             raise
         log(

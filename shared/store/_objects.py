@@ -1,7 +1,9 @@
 """Objects in data buckets: streamed reads and writes, and create-if-absent publishing.
 
 The model store reads models; ObjectStore reads the files people upload and writes what is made
-from them. Every call is bounded by the storage timeout and retried only where a retry is safe.
+from them. Every call is bounded by the storage timeout and retried only where a retry is safe:
+a single request within a deadline set before the client is made (so making it counts in the
+first call's budget), a stream or a copy per request it makes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.once import once
+from shared.store._deadline import Deadline
 from shared.store._errors import ObjectMissing
 from shared.store._streams import READ_CHUNK_BYTES, WRITE_CHUNK_BYTES, StreamedUpload, read_ahead
 
@@ -41,10 +44,12 @@ class ObjectStore:
 
     def info(self, bucket: str, name: str) -> ObjectInfo | None:
         """The live generation's size and custom metadata, or None when there is no object."""
-        cloud = self._cloud()
-        blob = cloud.call(
+        deadline, cloud = self._connected()
+        handle = cloud.bucket(bucket)
+        blob = cloud.within(
+            deadline,
             f"stat {name}",
-            lambda: cloud.bucket(bucket).get_blob(name, timeout=cloud.timeout, retry=cloud.retry),
+            lambda timeout: handle.get_blob(name, timeout=timeout, retry=None),
         )
         if blob is None:
             return None
@@ -93,16 +98,17 @@ class ObjectStore:
 
     def create_if_absent(self, bucket: str, name: str, data: bytes, content_type: str) -> None:
         """Write `data` at `name` only if nothing is there (if_generation_match=0)."""
-        cloud = self._cloud()
+        deadline, cloud = self._connected()
         blob = cloud.bucket(bucket).blob(name)
-        cloud.call(
+        cloud.within(
+            deadline,
             f"write {name}",
-            lambda: blob.upload_from_string(
+            lambda timeout: blob.upload_from_string(
                 data,
                 content_type=content_type,
                 if_generation_match=0,
-                timeout=cloud.timeout,
-                retry=cloud.retry,
+                timeout=timeout,
+                retry=None,
             ),
         )
 
@@ -128,16 +134,23 @@ class ObjectStore:
         cloud.call(f"copy {source} to {destination}", rewrite)
 
     def delete(self, bucket: str, name: str) -> None:
-        cloud = self._cloud()
+        deadline, cloud = self._connected()
         blob = cloud.bucket(bucket).blob(name)
         try:
-            cloud.call(
-                f"delete {name}", lambda: blob.delete(timeout=cloud.timeout, retry=cloud.retry)
+            cloud.within(
+                deadline,
+                f"delete {name}",
+                lambda timeout: blob.delete(timeout=timeout, retry=None),
             )
         except ObjectMissing:
             return
 
+    def _connected(self) -> tuple[Deadline, Cloud]:
+        """A call's deadline, set before the client is made, and the client."""
+        deadline = Deadline.after(self.timeout)
+        return deadline, self._cloud()
+
     def _connect(self) -> Cloud:
         from shared.store._cloud import Cloud  # the client library, imported on first use
 
-        return Cloud(self.timeout, self.emulator_host)
+        return Cloud(self.timeout, self.emulator_host, "storage")

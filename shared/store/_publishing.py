@@ -49,16 +49,20 @@ def upload_version(
     sha256 = hashlib.sha256(artifact).hexdigest()
     if metadata.get("sha256") != sha256:
         raise ValueError("metadata sha256 does not describe the artifact")
-    for key, data in (
-        (f"{name}/{version}/model.joblib", artifact),
-        (f"{name}/{version}/metadata.json", orjson.dumps(metadata) + b"\n"),
+    label = f"model {name} version {version}"
+    for file, data in (
+        ("model.joblib", artifact),
+        ("metadata.json", orjson.dumps(metadata) + b"\n"),
     ):
+        key = f"{name}/{version}/{file}"
         try:
             backend.write(key, data, if_generation_match=0)
         except PreconditionFailed as exc:
-            if read_file(backend, key) != data:
+            if read_file(backend, key, f"{label}: {file} vanished while publishing") != data:
                 raise PublishConflict(
-                    f"{key} already exists with other content; versions are never overwritten"
+                    f"{label}: {file} already exists with other content; "
+                    "versions are never overwritten",
+                    where=f"{key} in {backend.location}",
                 ) from exc
 
 
@@ -70,8 +74,9 @@ def set_current(
     `expected_generation` is the current.json generation the caller decided on (0: none);
     by default the one there now.
     """
-    metadata_bytes = read_file(backend, f"{name}/{version}/metadata.json")
-    metadata = json_object(metadata_bytes, f"{name}/{version}/metadata.json")
+    key = f"{name}/{version}/metadata.json"
+    metadata_bytes = read_file(backend, key, f"model {name} has no version {version}")
+    metadata = json_object(metadata_bytes, f"model {name} version {version}: metadata.json", key)
     pointer = {
         "version": version,
         "sha256": str(metadata["sha256"]),
@@ -86,5 +91,8 @@ def set_current(
             if_generation_match=expected_generation,
         )
     except PreconditionFailed as exc:
-        raise PublishConflict(f"{name}/current.json changed while publishing; try again") from exc
+        raise PublishConflict(
+            f"model {name}: current.json changed while publishing; try again",
+            where=f"{name}/current.json in {backend.location}",
+        ) from exc
     return pointer

@@ -57,7 +57,7 @@ class StreamedUpload:
         try:
             self._cloud.call(f"cancel {self.name}", self._upload.terminate, missing=False)
         except StorageUnavailable as exc:
-            log("WARNING", "could not cancel a streamed upload", error=exc.message)
+            log("WARNING", "could not cancel a streamed upload", error=str(exc))
 
     def _send(self) -> None:
         while (data := self._waiting.get()) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pathlib
 import pickle
+import socket
 import threading
 import time
 
@@ -17,7 +18,7 @@ import requests
 from models import data
 from models.recipes import RECIPES
 from models.training import creation_time, train
-from shared.store import publish
+from shared.store import FAILURE_BACKOFF_SECONDS, publish
 from tests import expected as reference
 from tests.integration.conftest import (
     BUNDLED_VERSION,
@@ -26,7 +27,7 @@ from tests.integration.conftest import (
     gcs_backend,
     publish_all,
 )
-from tests.integration.support import FakeGcs
+from tests.integration.support import FakeGcs, free_port
 
 ROW = {"age": 40, "gender": "female", "income": 60000}
 
@@ -189,3 +190,155 @@ def test_fifty_concurrent_first_requests_load_the_model_once(
 
     assert statuses == [200] * 50
     assert len(model_loaded_lines(server)) == 1
+
+
+class SilentStorage:
+    """A loopback port that accepts connections and never sends a byte: storage that hangs.
+
+    Each connection is dropped after `drop_after` seconds, as a proxy's idle timeout would, so
+    a client that retries starts another attempt late in its budget. (A port where nothing
+    listens refuses at once, which fails fast however the budget is kept.)
+    """
+
+    def __init__(self, drop_after: float) -> None:
+        self.drop_after = drop_after
+        self._socket = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+
+    def __enter__(self) -> SilentStorage:
+        self._accepting.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._socket.close()
+        for connection in self._held:
+            connection.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:  # closed: the test is over
+                return
+            self._held.append(connection)
+            dropping = threading.Timer(self.drop_after, connection.close)
+            dropping.daemon = True
+            dropping.start()
+
+
+BUDGET_SECONDS = 2.0
+# Process noise on a shared machine; the old code, which gave the client's import and every
+# read a budget of their own, answered after 3 s and more.
+MARGIN_SECONDS = 0.5
+
+
+def timed(method: str, url: str) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    response = requests.request(method, url, json=ROW, timeout=30)
+    return response, time.monotonic() - started
+
+
+def test_hanging_storage_is_503_within_the_storage_budget(start_function: StartFunction):
+    with SilentStorage(drop_after=0.9 * BUDGET_SECONDS) as silent:
+        server = start_function(
+            "predict_customer_needs",
+            MODEL_STORE="gs://silent/models",
+            STORAGE_EMULATOR_HOST=silent.url,
+            STORAGE_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+        )
+        # A request that needs no storage first: the worker has started; the client is not made.
+        assert requests.get(f"{server.url}/v2/health/live", timeout=30).status_code == 200
+
+        first, first_seconds = timed("POST", server.url)
+        time.sleep(FAILURE_BACKOFF_SECONDS)  # past the cached failure: the next ones load again
+        second, second_seconds = timed("POST", server.url)
+        time.sleep(FAILURE_BACKOFF_SECONDS)
+        ready, ready_seconds = timed("GET", f"{server.url}/v2/models/customer_needs/ready")
+
+    answers = (first, second, ready)
+    assert [r.status_code for r in answers] == [503] * 3
+    assert all(r.headers["Retry-After"].isdigit() for r in answers)
+    assert first.json()["error"] == {
+        "code": "model_unavailable",
+        "message": "the model store did not answer in time",
+        "details": [],
+    }
+    assert ready.json() == {"ready": False, "error": "the model store did not answer in time"}
+    seconds = {"first": first_seconds, "second": second_seconds, "ready": ready_seconds}
+    assert max(seconds.values()) < BUDGET_SECONDS + MARGIN_SECONDS, seconds
+
+
+def tamper(gcs: FakeGcs, bucket: str, scenario: str) -> str:
+    """Break the bucket's model store as `scenario` says; the reason the caller is to get."""
+    prefix = "models/customer_needs"
+    if scenario == "pointer to nothing":
+        gcs.put(bucket, f"{prefix}/current.json", b'{"version": "9", "sha256": "00"}')
+        return "model customer_needs version 9 has no metadata.json"
+    if scenario == "bad sha256":
+        gcs.put(bucket, f"{prefix}/{BUNDLED_VERSION}/model.joblib", b"\x00garbage")
+        return (
+            f"model customer_needs version {BUNDLED_VERSION}: artifact sha256 does not match "
+            "current.json; refusing to load it"
+        )
+    if scenario == "bad current.json":
+        gcs.put(bucket, f"{prefix}/current.json", b"{not json")
+        return "model customer_needs: current.json is not valid JSON"
+    assert scenario == "storage down"
+    return "the model store did not answer in time"
+
+
+ASKED = [
+    ("POST", "/", {"instances": [ROW]}),
+    ("POST", "/", {"calls": [[40, "female", 60000]]}),
+    ("GET", "/v1/models/customer_needs", None),
+    ("POST", "/v2/models/customer_needs/infer", {"inputs": []}),
+    ("GET", "/v2/health/ready", None),
+]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    ["nothing published", "pointer to nothing", "bad sha256", "bad current.json", "storage down"],
+)
+def test_a_503_names_the_reason_and_only_the_log_says_where(
+    gcs: FakeGcs, bucket: str, start_function: StartFunction, scenario: str
+):
+    if scenario == "nothing published":
+        reason = "no model is published as customer_needs"
+    else:
+        publish_all(gcs, bucket)
+        reason = tamper(gcs, bucket, scenario)
+    storage = f"http://127.0.0.1:{free_port()}" if scenario == "storage down" else gcs.url
+    server = start_function(
+        "predict_customer_needs",
+        MODEL_STORE=f"gs://{bucket}/models",
+        STORAGE_EMULATOR_HOST=storage,
+    )
+
+    answers = [
+        requests.request(method, server.url + path, json=body, timeout=30)
+        for method, path, body in ASKED
+    ]
+
+    assert [a.status_code for a in answers] == [503] * len(ASKED)
+    assert all(a.headers["Retry-After"].isdigit() for a in answers)
+    said = [
+        answers[0].json()["error"]["message"],
+        answers[1].json()["errorMessage"],
+        answers[2].json()["error"],
+        answers[3].json()["error"],
+        answers[4].json()["error"],
+    ]
+    assert said == [reason] * len(ASKED)
+    inside = (bucket, "gs://", "models/", "customer_needs/", storage.removeprefix("http://"))
+    texts = [a.text + str(a.headers) for a in answers]
+    assert [s for s in inside if any(s in text for text in texts)] == []
+    logged = [orjson.loads(line) for line in server.log_lines() if line.startswith("{")]
+    failures = [line for line in logged if line["message"] == "model load failed"]
+    assert failures
+    for failure in failures:
+        assert failure["error"] == reason
+        assert "customer_needs/" in failure["where"]
+        assert failure["store"] == f"gs://{bucket}/models/"

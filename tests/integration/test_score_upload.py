@@ -771,6 +771,14 @@ def test_storage_down_fails_the_event_and_a_redelivery_succeeds(
         assert report_of(storage, bucket, name, generation)["rows"]["scored"] == 1
     retried = [e for e in log_entries(server) if e.get("event_id") in ("retry-1", "retry-2")]
     assert "upload not scored; the event will be retried" in [e["message"] for e in retried]
+    # The log line says what failed and on which object (its report, looked for first).
+    for entry in retried:
+        if entry["message"] == "upload not scored; the event will be retried":
+            name, generation = (
+                (CUSTOMERS, first) if entry["event_id"] == "retry-1" else (second_name, second)
+            )
+            assert entry["error"].startswith("storage did not answer in time (stat ")
+            assert folder(name, generation) + "report.json" in entry["error"]
 
 
 def test_storage_lost_midway_fails_the_event_and_leaves_nothing_visible(

@@ -28,6 +28,7 @@ from shared.schema import CUSTOMER_NEEDS
 from shared.store import (
     FAILURE_BACKOFF_SECONDS,
     Backend,
+    Deadline,
     LoadedModel,
     LocalFolder,
     ModelStore,
@@ -59,11 +60,11 @@ class CountingLoader:
         self.delay = delay
         self._lock = threading.Lock()
 
-    def __call__(self, backend: Backend, name: str) -> LoadedModel:
+    def __call__(self, backend: Backend, name: str, deadline: Deadline) -> LoadedModel:
         with self._lock:
             self.calls += 1
         threading.Event().wait(self.delay)  # widen the window in which other threads pile up
-        return load_current(backend, name)
+        return load_current(backend, name, deadline)
 
 
 class MakesMarker:
@@ -215,9 +216,18 @@ def test_an_artifact_that_is_not_a_pickle_is_rejected(store: LocalFolder) -> Non
         load_current(store, NAME)
 
 
-def test_nothing_published_is_model_not_found(store: LocalFolder) -> None:
-    with pytest.raises(ModelNotFound, match=f"{NAME}/current.json"):
+def test_nothing_published_is_model_not_found_and_says_where_for_the_log(
+    store: LocalFolder,
+) -> None:
+    with pytest.raises(ModelNotFound) as caught:
         load_current(store, NAME)
+
+    assert caught.value.message == f"no model is published as {NAME}"
+    assert caught.value.where == f"{NAME}/current.json in {store.root}"
+    assert (
+        str(caught.value)
+        == f"no model is published as {NAME} ({NAME}/current.json in {store.root})"
+    )
 
 
 def test_a_version_folder_that_is_missing_is_model_not_found(
@@ -226,8 +236,11 @@ def test_a_version_folder_that_is_missing_is_model_not_found(
     publish_trained(store, customer_needs_v1, "v1")
     (store.root / NAME / "v1" / "model.joblib").unlink()
 
-    with pytest.raises(ModelNotFound, match=re.escape("v1/model.joblib")):
+    with pytest.raises(ModelNotFound) as caught:
         load_current(store, NAME)
+
+    assert caught.value.message == f"model {NAME} version v1 has no model.joblib"
+    assert caught.value.where == f"{NAME}/v1/model.joblib in {store.root}"
 
 
 @pytest.mark.parametrize(
@@ -484,6 +497,59 @@ def test_models_are_loaded_and_cached_by_name(
     assert loader.calls == 2
 
 
+class RecordingFolder(LocalFolder):
+    """A real folder that notes each deadline it makes and the deadline of each read."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.made: list[Deadline] = []
+        self.reads: list[tuple[str, Deadline | None]] = []
+
+    def deadline(self) -> Deadline:
+        self.made.append(super().deadline())
+        return self.made[-1]
+
+    def read(self, key: str, deadline: Deadline | None = None) -> bytes:
+        self.reads.append((key, deadline))
+        return super().read(key, deadline)
+
+
+def test_a_load_keeps_one_deadline_for_all_of_its_reads(
+    store: LocalFolder, customer_needs_v1: Trained
+) -> None:
+    publish_trained(store, customer_needs_v1, "v1")
+    recording = RecordingFolder(store.root)
+
+    ModelStore(recording, REFRESH).get(NAME)
+
+    [deadline] = recording.made
+    assert [key for key, _ in recording.reads] == [
+        f"{NAME}/current.json",
+        f"{NAME}/v1/metadata.json",
+        f"{NAME}/v1/model.joblib",
+    ]
+    assert all(read_deadline is deadline for _, read_deadline in recording.reads)
+
+
+def test_a_refresh_check_and_the_load_it_leads_to_keep_one_deadline(
+    store: LocalFolder, customer_needs_v1: Trained, customer_needs_v2: Trained
+) -> None:
+    publish_trained(store, customer_needs_v1, "v1")
+    recording, clock = RecordingFolder(store.root), Clock()
+    models = ModelStore(recording, REFRESH, clock=clock)
+    models.get(NAME)
+    publish_trained(store, customer_needs_v2, "v2")
+    clock.now += REFRESH
+    recording.made.clear()
+    recording.reads.clear()
+
+    assert models.get(NAME).version == "v2"
+
+    [deadline] = recording.made
+    assert len(recording.reads) == 4  # current.json, then v2's metadata.json and model.joblib
+    assert all(read_deadline is deadline for _, read_deadline in recording.reads)
+
+
 # publish and set_current
 
 
@@ -492,7 +558,7 @@ def test_publish_refuses_to_overwrite_an_existing_version(
 ) -> None:
     publish_trained(store, customer_needs_v1, "v1")
 
-    with pytest.raises(PublishConflict, match=re.escape("v1/model.joblib already exists")):
+    with pytest.raises(PublishConflict, match=re.escape("version v1: model.joblib already exists")):
         publish(store, NAME, "v1", customer_needs_v2.artifact, customer_needs_v2.metadata)
 
     assert (store.root / NAME / "v1" / "model.joblib").read_bytes() == customer_needs_v1.artifact
