@@ -189,7 +189,11 @@ def test_bigquery_strict_fails_the_query_naming_the_call_outside_the_training_ra
     [
         ([[35, "f"]], {}, "row 0: expected 3 arguments (age, gender, income)"),
         ([[35, "f", 1]], {"output": "everything"}, "userDefinedContext.output"),
-        ([[35, "f", 1]], {"output": "lower", "interval_level": "2"}, "parameters.interval"),
+        (
+            [[35, "f", 1]],
+            {"output": "lower", "interval_level": "2"},
+            "userDefinedContext.interval_level",
+        ),
     ],
 )
 def test_bigquery_malformed_batches_fail_fast(customer, calls, context, expected):
