@@ -288,3 +288,15 @@ def test_a_second_setup_does_nothing_until_the_requirements_change(make_copy: Pa
     assert [call[:3] for call in calls_changed] == [["-m", "pip", "install"]]
     assert "==> creating" not in changed
     assert "==> installing the runtime dependencies" in changed
+
+
+def test_shellcheck_finds_nothing_in_serve_sh() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is not installed: apt-get install -y shellcheck")
+
+    result = subprocess.run(
+        [shellcheck, str(SERVE)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
