@@ -28,15 +28,23 @@ lint: $(VENV)/.dev
 models: $(VENV)/.runtime
 	$(BIN)/python -m models regenerate
 
-$(VENV)/.runtime: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	touch $@
+# Each step says what it does, and pip shows each package, so a first run is never silent.
+# Order-only: a new interpreter alone is no reason to install again.
+$(BIN)/python:
+	@echo "==> creating $(VENV) with $$($(PYTHON) --version 2>&1)"
+	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	@echo "==> installing the runtime dependencies (requirements.txt) into $(VENV): about a minute the first time"
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+	@echo "==> $(VENV) has the runtime dependencies"
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	@echo "==> installing the runtime, test and tool dependencies (requirements-dev.txt) into $(VENV): a few minutes the first time"
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
+	@echo "==> $(VENV) has the runtime, test and tool dependencies"
 
 clean:
 	rm -rf $(VENV) .venv-kserve .pytest_cache .mypy_cache .ruff_cache

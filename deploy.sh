@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Deploy marketcast to a Google Cloud project as Cloud Functions (2nd gen): APIs, buckets, one
-# service account per role with least privilege, the bundled models, and every function.
+# Deploy marketcast to a Google Cloud project as Cloud Run functions (`gcloud functions deploy
+# --gen2`): APIs, buckets, one service account per role with least privilege, the bundled models,
+# and every function.
 # Safe to run again: it creates what is missing and updates the rest in place.
 # `./deploy.sh --help` lists every setting; `--dry-run` prints the commands and runs none.
 set -Eeuo pipefail
@@ -41,18 +42,22 @@ usage() {
   cat <<'EOF'
 Usage: ./deploy.sh --project PROJECT_ID [options]
 
-Deploys marketcast to Cloud Functions (2nd gen) in one Google Cloud project: enables the APIs,
-creates the model and data buckets and one service account per role, publishes the bundled
-models, deploys every function and prints how to call them. Running it again updates in place.
+Deploys marketcast as Cloud Run functions (formerly Cloud Functions 2nd gen, deployed with
+`gcloud functions deploy --gen2`) in one Google Cloud project: enables the APIs, creates the model
+and data buckets and one service account per role, publishes the bundled models, deploys every
+function and prints how to call them. Running it again updates in place.
 
 Every option can also be set with the environment variable shown; a flag wins over it.
 
   flag                           variable                default
-  --project ID                   PROJECT_ID              (required)
+  --project ID                   PROJECT_ID              (required) the project's id: 6 to 30
+                                 lowercase letters, digits and hyphens, starting with a
+                                 letter (gcloud projects list shows it)
   --region REGION                REGION                  us-central1
   --model-bucket NAME            MODEL_BUCKET            PROJECT_ID-marketcast-models
   --data-bucket NAME             DATA_BUCKET             PROJECT_ID-marketcast-data
-  --runtime RUNTIME              RUNTIME                 python311
+  --runtime RUNTIME              RUNTIME                 python313 (a Cloud Run functions
+                                 Python runtime id)
   --python COMMAND               PYTHON                  .venv/bin/python, else python3
                                  (runs `python -m models publish`)
   --republish-models             REPUBLISH_MODELS=true
@@ -180,7 +185,7 @@ parse_flags() {
 }
 
 apply_defaults() {
-  : "${PROJECT_ID:=}" "${REGION:=us-central1}" "${RUNTIME:=python311}"
+  : "${PROJECT_ID:=}" "${REGION:=us-central1}" "${RUNTIME:=python313}"
   : "${MODEL_BUCKET:=$PROJECT_ID-marketcast-models}" "${DATA_BUCKET:=$PROJECT_ID-marketcast-data}"
   if [[ -z ${PYTHON:-} ]]; then
     PYTHON=python3
@@ -205,7 +210,11 @@ apply_defaults() {
 
 validate() {
   [[ -n $PROJECT_ID ]] || usage_error "a project is required: --project PROJECT_ID (or PROJECT_ID=...)"
-  [[ $PROJECT_ID =~ ^[a-z][-a-z0-9]{4,28}[a-z0-9]$ ]] || usage_error "not a project id: $PROJECT_ID"
+  [[ $PROJECT_ID =~ ^[a-z][-a-z0-9]{4,28}[a-z0-9]$ ]] ||
+    usage_error "not a project id: '$PROJECT_ID'. A project id is 6 to 30 characters long:" \
+      "lowercase letters, digits and hyphens, starting with a letter and not ending with a" \
+      "hyphen (e.g. acme-marketing). It is the id, not the project's name or number:" \
+      "gcloud projects list shows it."
   [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || usage_error "not a region: $REGION"
   local bucket
   for bucket in "$MODEL_BUCKET" "$DATA_BUCKET"; do
@@ -213,7 +222,7 @@ validate() {
   done
   # The prediction functions may read the whole model bucket, so uploads must live elsewhere.
   [[ $MODEL_BUCKET != "$DATA_BUCKET" ]] || usage_error "the model and data buckets must differ"
-  [[ $RUNTIME =~ ^python3[0-9]+$ ]] || usage_error "not a Python runtime: $RUNTIME (e.g. python311)"
+  [[ $RUNTIME =~ ^python3[0-9]+$ ]] || usage_error "not a Python runtime: $RUNTIME (e.g. python313)"
   [[ $INGRESS =~ ^(all|internal-only|internal-and-gclb)$ ]] ||
     usage_error "--ingress must be all, internal-only or internal-and-gclb, not $INGRESS"
   local name
@@ -288,17 +297,39 @@ run() {
   "$@"
 }
 
-# capture NAME PLACEHOLDER COMMAND...: NAME gets the command's output (PLACEHOLDER in a dry run).
+# capture NAME PLACEHOLDER PATTERN EXPECTED COMMAND...: NAME gets the command's output (PLACEHOLDER
+# in a dry run). An output that PATTERN does not match stops the script: EXPECTED says what the
+# output should have been.
 capture() {
-  local name=$1 placeholder=$2
-  shift 2
+  local name=$1 placeholder=$2 pattern=$3 expected=$4 output
+  shift 4
   announce "$@"
   if [[ $DRY_RUN == true ]]; then
     printf -v "$name" '%s' "$placeholder"
     return 0
   fi
   "$@" >"$CAPTURED"
-  printf -v "$name" '%s' "$(<"$CAPTURED")"
+  output=$(<"$CAPTURED")
+  [[ $output =~ $pattern ]] || unexpected_output "$output" "$expected"
+  printf -v "$name" '%s' "$output"
+}
+
+# The command succeeded but its output is not what the next steps need: using it would build
+# wrong commands (a member serviceAccount:, an empty URL), so stop here.
+unexpected_output() {
+  local output=${1//$'\n'/ } expected=$2 printed='nothing'
+  if [[ -n $output ]]; then
+    printed="'${output:0:200}'"
+    ((${#output} <= 200)) || printed+='...'
+  fi
+  {
+    echo
+    echo "deploy.sh: STOPPED: this command printed $printed, where $expected was expected:"
+    echo "  $CURRENT_COMMAND"
+    echo "Nothing after it ran. Run it yourself to see why (the account, the project, gcloud's"
+    echo "version), then run deploy.sh again: every step is safe to repeat."
+  } >&2
+  exit 1
 }
 
 # A describe command: true when the resource is there. A dry run assumes it is missing.
@@ -436,6 +467,8 @@ grant_least_privilege() {
   grant_on_project "$retrain_trigger" roles/eventarc.eventReceiver
   # Cloud Storage triggers publish through Pub/Sub as the project's Cloud Storage service agent.
   capture storage_agent "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com" \
+    '^service-[0-9]+@gs-project-accounts\.iam\.gserviceaccount\.com$' \
+    "the project's Cloud Storage service agent (service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com)" \
     gcloud storage service-agent --project="$PROJECT_ID"
   grant_on_project "serviceAccount:$storage_agent" roles/pubsub.publisher
 }
@@ -483,11 +516,16 @@ deploy_http_function() {
     "${BUILD_FLAGS[@]}"
 }
 
+# A bucket's location as gcloud prints it: a region, dual-region or multi-region (US, NAM4).
+LOCATION_PATTERN='^[A-Za-z][-A-Za-z0-9]*[A-Za-z0-9]$'
+LOCATION_EXPECTED="the data bucket's location (such as US or EUROPE-WEST1)"
+
 deploy_upload_function() {
   local location
   # The trigger must live where the bucket does (a region, or a multi-region such as us).
-  capture location "${REGION^^}" gcloud storage buckets describe "gs://$DATA_BUCKET" \
-    --project="$PROJECT_ID" --format='value(location)'
+  capture location "${REGION^^}" "$LOCATION_PATTERN" "$LOCATION_EXPECTED" \
+    gcloud storage buckets describe "gs://$DATA_BUCKET" --project="$PROJECT_ID" \
+    --format='value(location)'
   run gcloud functions deploy "$UPLOAD_FUNCTION" --gen2 --project="$PROJECT_ID" \
     --region="$REGION" --runtime="$RUNTIME" --source=. --entry-point="$UPLOAD_FUNCTION" \
     --trigger-event-filters=type=google.cloud.storage.object.v1.finalized \
@@ -507,8 +545,9 @@ deploy_upload_function() {
 
 deploy_retrain_function() {
   local location
-  capture location "${REGION^^}" gcloud storage buckets describe "gs://$DATA_BUCKET" \
-    --project="$PROJECT_ID" --format='value(location)'
+  capture location "${REGION^^}" "$LOCATION_PATTERN" "$LOCATION_EXPECTED" \
+    gcloud storage buckets describe "gs://$DATA_BUCKET" --project="$PROJECT_ID" \
+    --format='value(location)'
   run gcloud functions deploy "$RETRAIN_FUNCTION" --gen2 --project="$PROJECT_ID" \
     --region="$REGION" --runtime="$RUNTIME" --source=. --entry-point="$RETRAIN_FUNCTION" \
     --trigger-event-filters=type=google.cloud.storage.object.v1.finalized \
@@ -555,7 +594,8 @@ read_urls() {
   step "Function URLs"
   local name
   for name in "${HTTP_FUNCTIONS[@]}" "$UPLOAD_FUNCTION" "$RETRAIN_FUNCTION"; do
-    capture "URLS[$name]" "https://URL-OF-$name" gcloud functions describe "$name" \
+    capture "URLS[$name]" "https://URL-OF-$name" '^https://[^[:space:]]+$' \
+      "the function's URL (https://...)" gcloud functions describe "$name" \
       --project="$PROJECT_ID" --region="$REGION" --format='value(serviceConfig.uri)'
   done
 }

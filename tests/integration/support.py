@@ -96,10 +96,14 @@ class FakeGcs:
 
 
 class FunctionServer:
-    """`functions-framework --target NAME` from the repository root, as Cloud Functions runs it."""
+    """`functions-framework --target NAME` from the repository root, as Cloud Functions runs it,
+    on this interpreter or on `python`."""
 
-    def __init__(self, target: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, target: str, env: dict[str, str], log_path: Path, python: str = sys.executable
+    ) -> None:
         self.target = target
+        self.python = python
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -107,7 +111,7 @@ class FunctionServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "functions_framework", "--target", self.target]
+        command = [self.python, "-m", "functions_framework", "--target", self.target]
         command += ["--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -4,7 +4,9 @@ Nothing here reaches Google Cloud. The fakes sit first on PATH, append every cal
 line: program, argv, working directory) to a log, keep what exists in a state file (so a second
 run sees what the first one created) and answer describe queries plausibly.
 FAKE_GCLOUD_EXISTING=1 reports every resource as existing; FAKE_GCLOUD_FAIL=TEXT fails the calls
-whose arguments contain TEXT (only the first FAKE_GCLOUD_FAIL_TIMES of them, when that is set).
+whose arguments contain TEXT (only the first FAKE_GCLOUD_FAIL_TIMES of them, when that is set);
+FAKE_GCLOUD_PRINT_FOR=TEXT makes the calls whose arguments contain TEXT succeed printing
+FAKE_GCLOUD_PRINT (nothing when unset) instead of their answer.
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ if fail_text and fail_text in " ".join(args):
         state["failures"] += 1
         save()
         sys.exit("ERROR: (gcloud) PERMISSION_DENIED: simulated failure")
+
+print_for = os.environ.get("FAKE_GCLOUD_PRINT_FOR")
+if print_for and print_for in " ".join(args):
+    sys.stdout.write(os.environ.get("FAKE_GCLOUD_PRINT", ""))
+    save()
+    sys.exit(0)
 
 existing = os.environ.get("FAKE_GCLOUD_EXISTING") == "1"
 words = [arg for arg in args if not arg.startswith("-")]
@@ -262,6 +270,15 @@ def test_help_lists_the_settings_and_runs_nothing(cloud: FakeCloud) -> None:
     assert run.calls == []
 
 
+def test_help_names_the_product_as_google_does(cloud: FakeCloud) -> None:
+    run = cloud.deploy("--help", project=None)
+
+    assert "Deploys marketcast as Cloud Run functions" in run.stdout
+    assert "gcloud functions deploy --gen2" in run.stdout
+    assert "Cloud Functions (2nd gen)" not in run.stdout
+    assert re.search(r"^\s+--runtime RUNTIME\s+RUNTIME\s+python313\b", run.stdout, re.MULTILINE)
+
+
 def test_apis_are_enabled_before_anything_else(deployed: Run) -> None:
     first = deployed.calls[0]["argv"]
 
@@ -287,7 +304,7 @@ def test_each_function_is_deployed_gen2_from_the_repository_root(deployed: Run) 
 
         assert "--gen2" in argv
         assert flag_value(argv, "--entry-point") == function
-        assert flag_value(argv, "--runtime") == "python311"
+        assert flag_value(argv, "--runtime") == "python313"
         assert flag_value(argv, "--source") == "."
         assert flag_value(argv, "--region") == "us-central1"
         assert flag_value(argv, "--project") == PROJECT
@@ -752,6 +769,85 @@ def test_bad_settings_are_refused_before_anything_runs(
     assert run.calls == []
 
 
+PROJECT_ID_RULES = (
+    "A project id is 6 to 30 characters long: lowercase letters, digits and hyphens, starting "
+    "with a letter and not ending with a hyphen"
+)
+
+
+@pytest.mark.parametrize(
+    "project",
+    [
+        "demo",  # too short
+        "acme-marketing-analytics-europe",  # 31 characters
+        "Acme-Marketing",
+        "1acme-marketing",
+        "acme-marketing-",
+        "acme_marketing",
+        "acme marketing",
+        "123456789012",  # a project number
+    ],
+)
+def test_a_project_id_gcloud_would_refuse_is_explained_before_any_call(
+    cloud: FakeCloud, project: str
+) -> None:
+    from_flag = cloud.deploy(project=project)
+    from_environment = cloud.deploy(project=None, PROJECT_ID=project)
+
+    for run in (from_flag, from_environment):
+        assert run.returncode == 2
+        assert f"not a project id: '{project}'" in run.stderr
+        assert PROJECT_ID_RULES in " ".join(run.stderr.split())
+        assert "gcloud projects list" in run.stderr
+        assert run.calls == []
+
+
+@pytest.mark.parametrize("project", ["acme-1", "a" * 29 + "9", "a-b-c-d"])
+def test_project_ids_at_the_limits_are_accepted(cloud: FakeCloud, project: str) -> None:
+    run = cloud.deploy("--dry-run", project=project)
+
+    assert run.returncode == 0, run.stderr
+    assert f"Deploying marketcast to project {project}," in run.stdout
+
+
+AGENT_EMAIL = "the project's Cloud Storage service agent"
+LOCATION = "the data bucket's location"
+URL = "the function's URL (https://...)"
+
+
+@pytest.mark.parametrize(
+    ("call", "printed", "shown", "expected"),
+    [
+        ("storage service-agent", "", "nothing", AGENT_EMAIL),
+        ("storage service-agent", "Listed 0 items.\n", "'Listed 0 items.'", AGENT_EMAIL),
+        ("storage service-agent", "service-@gs-project-accounts.iam.gserviceaccount.com\n",
+         "'service-@gs-project-accounts", AGENT_EMAIL),
+        ("--format=value(location)", "", "nothing", LOCATION),
+        ("--format=value(location)", "US\nEU\n", "'US EU'", LOCATION),
+        ("functions describe predict_market_trend", "", "nothing", URL),
+        ("functions describe score_upload", "None\n", "'None'", URL),
+        ("functions describe retrain_on_upload", "x" * 300, "'" + "x" * 200 + "'...", URL),
+    ],
+)  # fmt: skip
+def test_an_unexpected_gcloud_answer_stops_the_script_before_it_is_used(
+    cloud: FakeCloud, call: str, printed: str, shown: str, expected: str
+) -> None:
+    run = cloud.deploy(FAKE_GCLOUD_PRINT_FOR=call, FAKE_GCLOUD_PRINT=printed)
+
+    assert run.returncode == 1
+    last = run.calls[-1]["argv"]
+    assert call in " ".join(last), "the script went on past the answer"
+    assert f"STOPPED: this command printed {shown}" in run.stderr
+    assert f"where {expected}" in run.stderr
+    # The command as announced: arguments such as --format='value(...)' are quoted.
+    assert f"  gcloud {' '.join(last)}\n" in run.stderr.replace("'", "")
+    assert "Deployed to" not in run.stdout
+    for argv in run.gcloud():
+        assert not [
+            arg for arg in argv if arg in ("--member=serviceAccount:", "--trigger-location=")
+        ]
+
+
 def test_invokers_may_call_the_http_functions_only(cloud: FakeCloud) -> None:
     run = cloud.deploy("--invoker", "user:ana@example.com", INVOKERS="group:analysts@example.com")
 
@@ -816,6 +912,7 @@ LEFT_OUT = (
     "models/datasets/macrodata.csv",
     "training.csv",
     ".venv/bin/python",
+    ".venv-kserve/bin/python",
     "shared/__pycache__/settings.cpython-311.pyc",
     ".pytest_cache/README.md",
     ".ci/run",

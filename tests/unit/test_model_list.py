@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def bash_array(script: str, name: str) -> list[str]:
     match = re.search(rf"^{name}=\(([^)]*)\)$", script, re.MULTILINE)
-    assert match is not None, f"deploy.sh has no {name}=(...)"
+    assert match is not None, f"the script has no {name}=(...)"
     return match.group(1).split()
 
 
@@ -31,10 +31,8 @@ def test_deploy_sh_deploys_a_function_and_a_folder_for_every_model() -> None:
 
 def test_make_serve_serves_every_models_function() -> None:
     script = (REPO / "scripts" / "serve.sh").read_text()
-    match = re.search(r"^for target in ([^;]*); do$", script, re.MULTILINE)
-    assert match is not None
 
-    assert match.group(1).split() == [m.function for m in MODELS.values()]
+    assert bash_array(script, "FUNCTIONS") == [m.function for m in MODELS.values()]
     for model in MODELS.values():
         assert f"[{model.function}]=" in script  # its port
 
