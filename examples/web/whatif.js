@@ -128,12 +128,16 @@ export function sweepRows(row, feature, [lo, hi], count = SWEEP_POINTS) {
   }));
 }
 
-// The slider's span, stretched to a typed value beyond it.
+// The slider's span, stretched to a typed value beyond it but never past the feature's limits:
+// a value the function refuses is then the row's fault alone.
 function sweepDomain(view) {
   const feature = view.card.features.find((f) => f.name === view.sweepFeature);
   const { min, max } = sliderRange(feature, view.card.training_ranges?.[feature.name]);
   const current = view.row[feature.name];
-  return [Math.min(min, current), Math.max(max, current)];
+  return [
+    Math.max(feature.minimum ?? -Infinity, Math.min(min, current)),
+    Math.min(feature.maximum ?? Infinity, Math.max(max, current)),
+  ];
 }
 
 function parameters(card) {
@@ -163,9 +167,9 @@ async function refresh(view) {
     ({ rows } = await predict(view.api, card.target.name, instances, parameters(card), signal));
   } catch (error) {
     if (error.name === "AbortError" || sequence !== view.sequence) return;
-    // A what-if row's faults repeat on every swept row: say each once, by field.
+    // The faults are the row's, whatever the batch around it: say each once, by field.
     const lines = error.details.map(({ field, reason }) => describeProblem({ field, reason }));
-    showError(view, [error.message, ...new Set(lines)]);
+    showError(view, lines.length ? [...new Set(lines)] : [error.message]);
     return;
   }
   if (sequence !== view.sequence) return;

@@ -378,6 +378,33 @@ def test_a_moving_slider_sends_one_request_once_it_rests(
     assert answers(view) == before + 1
 
 
+def test_a_typed_value_the_function_refuses_is_named_until_it_is_fixed(
+    page: Page, site: str, serving: dict[str, FunctionServer]
+):
+    server = serving["customer_needs"]
+    row = dict(card_of(server)["example_request"]["instances"][0])
+    open_page(page, site, server)
+    view = view_of(page, "customer_needs")
+    wait_for_answer(page, view, 0)
+    shown = view.locator("[data-part=prediction]").text_content()
+
+    control(view, "age").locator("input.value").fill("150")
+    page.wait_for_function("view => view.dataset.whatif === 'failed'", arg=view.element_handle())
+
+    body = {"instances": [{**row, "age": 150}]}
+    refused = requests.post(f"{server.url}/", json=body, timeout=30).json()["error"]
+    error = view.locator("[data-part=whatif-error] p").all_text_contents()
+    assert error == [f"age: {d['reason']}" for d in refused["details"]]
+    assert view.locator("[data-part=prediction]").text_content() == shown  # the last answer stays
+    assert "stale" in (view.get_attribute("class") or "")
+
+    before = answers(view)
+    control(view, "age").locator("input.value").fill("50")
+    wait_for_answer(page, view, before)
+    assert view.locator("[data-part=whatif-error]").text_content() == ""
+    check_panel(view, server, "customer_needs", {**row, "age": 50})
+
+
 def drop_file(page: Page, zone: Locator, path: Path) -> None:
     """Drop a file on `zone` as a person dragging it from their desktop would."""
     transfer = page.evaluate_handle(
