@@ -78,9 +78,10 @@ function showError(view, error) {
   const title = error.status ? `${error.status} · ${error.message}` : error.message;
   const box = part(view, "file-error");
   box.replaceChildren(element("p", { class: "error-title" }, title));
-  if (error.details.length) {
+  const details = error.details || []; // none on a failure that is not the API's answer
+  if (details.length) {
     const list = box.appendChild(element("ul"));
-    list.append(...error.details.map((detail) => element("li", {}, describeProblem(detail))));
+    list.append(...details.map((detail) => element("li", {}, describeProblem(detail))));
   }
   if (error.retryAfter) box.append(element("p", {}, `Try again in ${error.retryAfter} s.`));
 }

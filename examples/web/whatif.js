@@ -168,7 +168,8 @@ async function refresh(view) {
   } catch (error) {
     if (error.name === "AbortError" || sequence !== view.sequence) return;
     // The faults are the row's, whatever the batch around it: say each once, by field.
-    const lines = error.details.map(({ field, reason }) => describeProblem({ field, reason }));
+    const details = error.details || []; // none on a failure that is not the API's answer
+    const lines = details.map(({ field, reason }) => describeProblem({ field, reason }));
     showError(view, lines.length ? [...new Set(lines)] : [error.message]);
     return;
   }
