@@ -919,6 +919,8 @@ LEFT_OUT = (
     "docs/deploy.md",
     "requirements-dev.txt",
     "deploy.sh",
+    "examples/web/index.html",
+    "openapi.yaml",
 )
 
 
