@@ -1,4 +1,4 @@
-"""Entry points, as Cloud Functions and `functions-framework --target NAME` load them.
+"""Entry points, as Cloud Run functions and `functions-framework --target NAME` load them.
 
 Each is imported only when asked for, so a function's cold start pays for its own imports
 and not for the others' (the upload function's storage client, say).

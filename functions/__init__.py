@@ -1,1 +1,1 @@
-"""Cloud Functions entry points, one module each; `main.py` re-exports them."""
+"""Cloud Run functions entry points, one module each; `main.py` re-exports them."""

@@ -96,7 +96,7 @@ class FakeGcs:
 
 
 class FunctionServer:
-    """`functions-framework --target NAME` from the repository root, as Cloud Functions runs it,
+    """`functions-framework --target NAME` from the repository root, as Cloud Run functions runs it,
     on this interpreter or on `python`."""
 
     def __init__(
