@@ -191,8 +191,8 @@ def test_a_bad_row_fails_the_query_naming_the_call_and_field(customer: TestClien
     message = refused(customer.post("/", json=batch(calls)))
 
     assert message == (
-        "2 of 3 rows are invalid: row 1, gender: must be one of female, male, other; "
-        "row 2, age: must be between 18 and 100"
+        "2 of 3 rows are invalid: row 1, gender: must be one of female, male, other (received "
+        '"robot"); row 2, age: must be between 18 and 100 (received 300)'
     )
 
 
@@ -203,7 +203,7 @@ def test_calls_with_null_arguments_are_counted_when_faults_are_numbered(
 
     message = refused(customer.post("/", json=batch(calls)))
 
-    assert "row 3, gender: must be one of female, male, other" in message
+    assert 'row 3, gender: must be one of female, male, other (received "robot")' in message
     assert "row 1" not in message
     assert message.startswith("1 of 4 rows are invalid")  # the NULL calls count too
 
@@ -272,8 +272,8 @@ def test_null_calls_before_between_and_after_faults_are_counted_and_numbered_as_
     message = refused(customer.post(path, json=batch(calls)))
 
     assert message == (
-        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other; "
-        "row 5, age: must be between 18 and 100"
+        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other (received "
+        '"robot"); row 5, age: must be between 18 and 100 (received 300)'
     )
 
 

@@ -1,0 +1,132 @@
+"""What the errors say, asked for over real HTTP as a newcomer would ask: a number written as a
+spreadsheet writes it, a misspelt field. Each answer says what was received and what would
+work."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.integration.support import FunctionServer
+
+PLAIN = (
+    "must be a plain number such as 1234.5: currency signs and thousands separators are not read"
+)
+TIMEOUT = 30
+
+
+@pytest.fixture
+def customer(running: dict[str, FunctionServer]) -> FunctionServer:
+    return running["customer_needs"]
+
+
+def details(response: requests.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 422, response.text
+    return list(response.json()["error"]["details"])
+
+
+def spreadsheet_file(path: Path, rows: list[list[str]]) -> bytes:
+    """`rows` saved as a spreadsheet saves CSV: UTF-8 with a BOM, CRLF, quoted where needed."""
+    with path.open("w", encoding="utf-8-sig", newline="") as file:
+        csv.writer(file, lineterminator="\r\n").writerows(rows)
+    return path.read_bytes()
+
+
+def test_numbers_with_currency_signs_and_misspelt_fields_are_explained(
+    customer: FunctionServer,
+) -> None:
+    instances = [
+        {"age": 35, "gender": "F", "income": "$52,000"},
+        {"Age": 40, "gender": "robot", "incme": 1, "email": "a@b.c"},
+    ]
+
+    response = requests.post(customer.url, json={"instances": instances}, timeout=TIMEOUT)
+
+    assert details(response) == [
+        {"row": 0, "field": "income", "reason": PLAIN, "received": "$52,000"},
+        {"row": 1, "field": "Age", "reason": "unknown field (did you mean age?)"},
+        {"row": 1, "field": "incme", "reason": "unknown field (did you mean income?)"},
+        {"row": 1, "field": "email", "reason": "unknown field"},
+        {"row": 1, "field": "age", "reason": "missing"},
+        {
+            "row": 1,
+            "field": "gender",
+            "reason": "must be one of female, male, other",
+            "received": "robot",
+        },
+        {"row": 1, "field": "income", "reason": "missing"},
+    ]
+
+
+def test_a_spreadsheets_csv_file_gets_the_same_explanation(
+    customer: FunctionServer, tmp_path: Path
+) -> None:
+    body = spreadsheet_file(
+        tmp_path / "customers.csv",
+        [
+            ["customer_id", "age", "gender", "income"],
+            ["A-1", "35", "F", "$52,000"],
+            ["B-2", "61", "male", "52000 EUR"],
+            ["C-3", "300", "male", "90000"],
+        ],
+    )
+
+    response = requests.post(
+        customer.url, data=body, headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+    )
+
+    assert details(response) == [
+        {"row": 0, "field": "income", "reason": PLAIN, "received": "$52,000"},
+        {"row": 1, "field": "income", "reason": PLAIN, "received": "52000 EUR"},
+        {"row": 2, "field": "age", "reason": "must be between 18 and 100", "received": 300},
+    ]
+
+
+def test_the_one_line_protocols_say_what_was_received(customer: FunctionServer) -> None:
+    values = [35, "F", "52,000"]
+    tensors = [
+        {"name": name, "shape": [1], "datatype": kind, "data": [value]}
+        for name, kind, value in zip(
+            ("age", "Gender", "income"), ("FP64", "BYTES", "FP64"), values, strict=True
+        )
+    ]
+    v1 = f"{customer.url}/v1/models/customer_needs:predict"
+
+    answers = {
+        "v1": requests.post(v1, json={"instances": [values]}, timeout=TIMEOUT),
+        "v2": requests.post(
+            f"{customer.url}/v2/models/customer_needs/infer",
+            json={"inputs": tensors},
+            timeout=TIMEOUT,
+        ),
+        "bigquery": requests.post(
+            f"{customer.url}/bigquery", json={"calls": [values]}, timeout=TIMEOUT
+        ),
+    }
+
+    row = f'1 of 1 rows are invalid: row 0, income: {PLAIN} (received "52,000")'
+    assert (answers["v1"].status_code, answers["v1"].json()) == (422, {"error": row})
+    assert (answers["bigquery"].status_code, answers["bigquery"].json()) == (
+        400,
+        {"errorMessage": row},
+    )
+    assert answers["v2"].status_code == 422
+    assert answers["v2"].json()["error"] == (
+        "inputs do not match the model: Gender: unknown input (did you mean gender?); "
+        "gender: missing input"
+    )
+
+
+def test_values_received_reach_the_answer_and_never_the_log(customer: FunctionServer) -> None:
+    response = requests.post(
+        customer.url, json={"age": 35, "gender": "zq-4242", "income": "$4,242"}, timeout=TIMEOUT
+    )
+
+    assert {d["received"] for d in details(response)} == {"zq-4242", "$4,242"}
+    logged = "\n".join(customer.log_lines())
+    assert "zq-4242" not in logged
+    assert "4,242" not in logged
