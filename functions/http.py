@@ -85,7 +85,7 @@ async def serve(request: Request, model: ServedModel) -> Response:
         call = Call(incoming, model.name, model.function, runtime().settings)
         reply = await _reply(call, request)
     except MarketcastError as error:
-        reply = error_reply(error, call.style if call else Style.NATIVE)
+        reply = error_reply(error, call.style if call else Style.NATIVE, model.name)
         error_code = error.code
     except Exception:  # noqa: BLE001 (the last line of defence: log it, answer a clean 500)
         log("ERROR", "unhandled error", exc_info=traceback.format_exc())

@@ -62,7 +62,7 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
     if len(lengths) > 1:
         raise BadRequest("every input tensor must hold the same number of rows")
     rows = lengths.pop()
-    check_count(rows, max_instances)
+    check_count(rows, max_instances, exact=True)
     _check_names(columns, schema)
     request_id = document.get("id")
     return InferRequest(

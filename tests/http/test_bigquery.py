@@ -242,13 +242,14 @@ def test_calls_that_are_not_a_list_fail_the_query(customer: TestClient) -> None:
     assert message == '"calls" must be a list of argument lists'
 
 
-def test_a_batch_over_max_instances_fails_the_query_asking_for_smaller_batches(
+def test_a_batch_over_max_instances_fails_the_query_saying_its_size_and_asking_for_less(
     customer: TestClient,
 ) -> None:
     message = refused(customer.post("/", json=batch([CALLS[0]] * 100_001)))
 
     assert message == (
-        "at most 100000 calls are accepted per request; lower max_batching_rows in CREATE FUNCTION"
+        "at most 100000 calls are accepted per request; this batch has 100001; "
+        "lower max_batching_rows in CREATE FUNCTION"
     )
 
 

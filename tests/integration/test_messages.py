@@ -1,6 +1,6 @@
 """What the errors say, asked for over real HTTP as a newcomer would ask: a number written as a
-spreadsheet writes it, a misspelt field. Each answer says what was received and what would
-work."""
+spreadsheet writes it, a misspelt field, a batch too large for one request. Each answer says
+what was received and what would work."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.integration.conftest import TARGETS, StartFunction
 from tests.integration.support import FunctionServer
 
 PLAIN = (
@@ -130,3 +131,44 @@ def test_values_received_reach_the_answer_and_never_the_log(customer: FunctionSe
     logged = "\n".join(customer.log_lines())
     assert "zq-4242" not in logged
     assert "4,242" not in logged
+
+
+# --- a batch too large for one request -----------------------------------------------------
+
+
+def test_a_batch_over_max_instances_is_told_its_size_and_where_larger_ones_go(
+    start_function: StartFunction, published: str
+) -> None:
+    server = start_function(TARGETS["market_trend"], MODEL_STORE=published, MAX_INSTANCES="3")
+    row = {"sales": 9000, "population": 300, "gdp": 13000}
+    larger = (
+        "score larger batches as a CSV file uploaded to incoming/market_trend/ in the data "
+        "bucket, or from BigQuery"
+    )
+    csv_body = "sales,population,gdp\r\n" + "9000,300,13000\r\n" * 5
+
+    answers = {
+        "json": requests.post(server.url, json={"instances": [row] * 5}, timeout=TIMEOUT),
+        "csv": requests.post(
+            server.url, data=csv_body, headers={"Content-Type": "text/csv"}, timeout=TIMEOUT
+        ),
+        "v1": requests.post(
+            f"{server.url}/v1/models/market_trend:predict",
+            json={"instances": [list(row.values())] * 5},
+            timeout=TIMEOUT,
+        ),
+        "bigquery": requests.post(
+            f"{server.url}/bigquery", json={"calls": [list(row.values())] * 5}, timeout=TIMEOUT
+        ),
+    }
+
+    said = {what: response.json() for what, response in answers.items()}
+    assert [answers[what].status_code for what in said] == [413, 413, 413, 400]
+    limit = "at most 3 instances are accepted per request"
+    assert said["json"]["error"]["message"] == f"{limit}; this one has 5; {larger}"
+    assert said["csv"]["error"]["message"] == f"{limit}; {larger}"  # not read past the limit
+    assert said["v1"] == {"error": f"{limit}; this one has 5; {larger}"}
+    assert said["bigquery"] == {
+        "errorMessage": "at most 3 calls are accepted per request; this batch has 5; "
+        "lower max_batching_rows in CREATE FUNCTION"
+    }
