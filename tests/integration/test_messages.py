@@ -1,6 +1,6 @@
 """What the errors say, asked for over real HTTP as a newcomer would ask: a number written as a
-spreadsheet writes it, a misspelt field, a batch too large for one request. Each answer says
-what was received and what would work."""
+spreadsheet writes it, a misspelt field, a batch too large for one request, a wrong path or the
+other function's model. Each answer says what was received and what would work."""
 
 from __future__ import annotations
 
@@ -172,3 +172,56 @@ def test_a_batch_over_max_instances_is_told_its_size_and_where_larger_ones_go(
         "errorMessage": "at most 3 calls are accepted per request; this batch has 5; "
         "lower max_batching_rows in CREATE FUNCTION"
     }
+
+
+# --- a 404 that helps ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["customer_needs", "market_trend"])
+def test_a_wrong_path_lists_the_model_and_every_path_served_and_each_answers(
+    running: dict[str, FunctionServer], name: str
+) -> None:
+    server, function = running[name], TARGETS[name]
+
+    response = requests.get(f"{server.url}/predict", timeout=TIMEOUT)
+
+    assert response.status_code == 404
+    message = response.json()["error"]["message"]
+    lead = f"no such path: /predict; {function} serves the model {name} at "
+    assert message.startswith(lead)
+    assert message.endswith(f" (each also under /{function})")
+    listed = message.removeprefix(lead).partition(" (each")[0].split(", ")
+    assert {"/", "/bigquery", f"/v1/models/{name}:predict", f"/v2/models/{name}/infer"} <= set(
+        listed
+    )
+    for path in listed:
+        for url in (server.url + path, f"{server.url}/{function}{path}"):
+            answered = requests.options(url, timeout=TIMEOUT)
+            assert answered.status_code == 204, (url, answered.text)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/{other}:predict",
+        "/v2/models/{other}/infer",
+        "/v2/models/{other}/ready",
+        "/{other_function}/v1/models/{other}",
+    ],
+)
+@pytest.mark.parametrize("name", ["customer_needs", "market_trend"])
+def test_asking_a_function_for_the_other_model_names_the_function_that_serves_it(
+    running: dict[str, FunctionServer], name: str, path: str
+) -> None:
+    other = next(model for model in TARGETS if model != name)
+    path = path.format(other=other, other_function=TARGETS[other])
+
+    response = requests.get(running[name].url + path, timeout=TIMEOUT)
+
+    assert response.status_code == 404
+    body = response.json()
+    message = body["error"] if isinstance(body["error"], str) else body["error"]["message"]
+    assert message == (
+        f"no such path: {path}; the model {other} is served by the function {TARGETS[other]}, "
+        f"and this function, {TARGETS[name]}, serves {name}"
+    )
