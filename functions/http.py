@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import re
 import time
 import traceback
 from collections.abc import AsyncIterator, Mapping
@@ -57,7 +58,7 @@ from shared.errors import (
     OriginNotAllowed,
 )
 from shared.logs import log, trace_fields
-from shared.schema import ServedModel
+from shared.schema import MODELS, ServedModel
 from shared.settings import Settings
 
 CORS_ALLOWED_HEADERS = "Content-Type, Authorization, X-Cloud-Trace-Context"
@@ -73,6 +74,7 @@ _STORAGE = ThreadPoolExecutor(thread_name_prefix="storage")
 # client that reaches a deployed function read its 413. No time bound: a client that sends
 # slowly holds the connection no longer than it could with a body under the limit.
 DRAIN_BYTES = 32 * 1024 * 1024
+_MODEL_IN_PATH = re.compile(r"/v[12]/models/([^/:]+)")
 
 
 async def serve(request: Request, model: ServedModel) -> Response:
@@ -85,7 +87,7 @@ async def serve(request: Request, model: ServedModel) -> Response:
         call = Call(incoming, model.name, model.function, runtime().settings)
         reply = await _reply(call, request)
     except MarketcastError as error:
-        reply = error_reply(error, call.style if call else Style.NATIVE)
+        reply = error_reply(error, call.style if call else Style.NATIVE, model.name)
         error_code = error.code
     except Exception:  # noqa: BLE001 (the last line of defence: log it, answer a clean 500)
         log("ERROR", "unhandled error", exc_info=traceback.format_exc())
@@ -180,13 +182,41 @@ def route(call: Call) -> Handler:
     path, version = _unversioned(path, call.model_name)
     routes = _routes(call.model_name)
     if path not in routes:
-        raise NotFound(f"no such path: {call.request.path[:200]}")
+        raise not_found(call.request.path, path, call.model_name, call.function_name)
     methods, handler = routes[path]
     if call.request.method == "OPTIONS":
         return functools.partial(preflight, methods=methods)
     if call.request.method not in methods:
         raise MethodNotAllowed(f"{call.request.method} is not allowed here", methods)
     return handler if version is None else functools.partial(_live_only, handler, version)
+
+
+def not_found(sent: str, path: str, model_name: str, function_name: str) -> NotFound:
+    """A 404 that says where to go: which function serves a model the path names when it is not
+    this one; else the model this function serves and every path it answers."""
+    elsewhere = _named_model(path)
+    said = f"no such path: {sent[:200]}"
+    if elsewhere is not None and elsewhere.name != model_name:
+        return NotFound(
+            f"{said}; the model {elsewhere.name} is served by the function {elsewhere.function}, "
+            f"and this function, {function_name}, serves {model_name}"
+        )
+    paths = ", ".join(_routes(model_name))
+    return NotFound(
+        f"{said}; {function_name} serves the model {model_name} at {paths} "
+        f"(each also under /{function_name})"
+    )
+
+
+def _named_model(path: str) -> ServedModel | None:
+    """The model a path names: under /v1/models/ or /v2/models/, or by its function's name as
+    the path's first segment (the function's own URL); None when it names no model served."""
+    first = path.split("/", 2)[1]
+    by_function = {served.function: served for served in MODELS.values()}
+    if first in by_function:
+        return by_function[first]
+    named = _MODEL_IN_PATH.match(path)
+    return MODELS.get(named[1]) if named else None
 
 
 def style_of(path: str) -> Style:

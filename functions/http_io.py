@@ -19,6 +19,7 @@ from shared.errors import (
     BodyTooLarge,
     MarketcastError,
     MethodNotAllowed,
+    PayloadTooLarge,
     UnsupportedMediaType,
     one_line,
 )
@@ -152,9 +153,15 @@ def model_headers(model_name: str, version: str) -> dict[str, str]:
     return {"X-Model-Name": model_name, "X-Model-Version": version}
 
 
-def error_reply(error: MarketcastError, style: Style = Style.NATIVE) -> Reply:
-    """The one place an error becomes a reply, in the body shape the caller speaks."""
-    reply = Reply(codecs.encode_json(error_document(error, style)), status_for(error, style))
+def error_reply(
+    error: MarketcastError, style: Style = Style.NATIVE, model_name: str | None = None
+) -> Reply:
+    """The one place an error becomes a reply, in the body shape the caller speaks.
+
+    `model_name`: the model of the function answering; a batch too large for it is told where
+    larger ones go."""
+    document = error_document(error, style, model_name)
+    reply = Reply(codecs.encode_json(document), status_for(error, style))
     if isinstance(error, MethodNotAllowed):
         reply.headers["Allow"] = ", ".join(error.allow)
     if error.retry_after is not None:
@@ -174,22 +181,34 @@ def status_for(error: MarketcastError, style: Style) -> int:
     return error.status
 
 
-def error_document(error: MarketcastError, style: Style) -> dict[str, Any]:
+def error_document(
+    error: MarketcastError, style: Style, model_name: str | None = None
+) -> dict[str, Any]:
+    message = error.message
+    if isinstance(error, PayloadTooLarge):
+        message = _with_larger_batches(message, style, model_name)
     if style is Style.BIGQUERY:
-        return {"errorMessage": _bigquery_message(error)}
+        return {"errorMessage": one_line(message, error.problems)}
     if style is Style.KSERVE:
-        return {"error": one_line(error.message, error.problems)}
+        return {"error": one_line(message, error.problems)}
     return {
         "error": {
             "code": error.code,
-            "message": error.message,
+            "message": message,
             "details": [problem.to_dict() for problem in error.problems],
         }
     }
 
 
-def _bigquery_message(error: MarketcastError) -> str:
-    message = one_line(error.message, error.problems)
-    if isinstance(error, BodyTooLarge):  # BigQuery chose the batch; the user chooses its size
+def _with_larger_batches(message: str, style: Style, model_name: str | None) -> str:
+    """A limit's message, and where a batch over it goes from the caller's protocol: BigQuery
+    chose the batch, its user chooses the batch size; any other caller can score a file of any
+    size as an upload (the bucket layout of `shared.uploads`), or from BigQuery."""
+    if style is Style.BIGQUERY:
         return f"{message}; {codecs.SMALLER_BATCHES}"
-    return message
+    if model_name is None:
+        return message
+    return (
+        f"{message}; score larger batches as a CSV file uploaded to incoming/{model_name}/ "
+        "in the data bucket, or from BigQuery"
+    )

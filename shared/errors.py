@@ -29,27 +29,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 
 @dataclass(frozen=True)
 class Problem:
-    """One field of one row at fault: `row` is the 0-based data row, `field` the column."""
+    """One field of one row at fault: `row` is the 0-based data row, `field` the column.
+
+    `reason` never holds a value the caller sent (uploads count rows by it); `received` is the
+    value at fault, shortened (`shared.validation` decides how), or None when there is none to
+    show."""
 
     row: int | None
     field: str | None
     reason: str
+    received: str | int | float | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"row": self.row, "field": self.field, "reason": self.reason}
+        shown = {} if self.received is None else {"received": self.received}
+        return {"row": self.row, "field": self.field, "reason": self.reason, **shown}
+
+    def said(self) -> str:
+        """The reason, and the value received when there is one, for a message of one line."""
+        if self.received is None:
+            return self.reason
+        return f"{self.reason} (received {orjson.dumps(self.received).decode()})"
 
 
 def one_line(message: str, problems: tuple[Problem, ...], limit: int = 10) -> str:
     """The message and its problems in one line, for protocols whose errors are one string."""
     details = "; ".join(
-        f"row {p.row}, {p.field}: {p.reason}"
+        f"row {p.row}, {p.field}: {p.said()}"
         if p.row is not None and p.field
-        else f"{p.field}: {p.reason}"
+        else f"{p.field}: {p.said()}"
         if p.field
-        else f"row {p.row}: {p.reason}"
+        else f"row {p.row}: {p.said()}"
         for p in problems[:limit]
     )
     more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""

@@ -70,7 +70,7 @@ def envelope(document: object, max_instances: int, key: str = "instances") -> En
         parameters = {}
     if not isinstance(parameters, dict):
         raise BadRequest('"parameters" must be an object')
-    check_count(len(instances), max_instances)
+    check_count(len(instances), max_instances, exact=True)
     return Envelope(instances, parameters)
 
 
@@ -134,7 +134,7 @@ def decode_instances(
         return None
     (instances,) = given.values()
     parameters = _typed_parameters(decoded.parameters)
-    check_count(len(instances), max_instances)
+    check_count(len(instances), max_instances, exact=True)
     if parameters is None or len(instances) <= SMALL_ROWS:
         return None
     columns = _typed_columns(instances, schema)
@@ -155,9 +155,15 @@ def encode_json(document: object) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def check_count(count: int, max_instances: int) -> None:
-    if count > max_instances:
-        raise PayloadTooLarge(f"at most {max_instances} instances are accepted per request")
+def check_count(count: int, max_instances: int, *, exact: bool = False) -> None:
+    """PayloadTooLarge past `max_instances`. `exact`: `count` is every row the request holds,
+    and the message says it; otherwise it is the rows read so far (a reader that stops at the
+    limit: counting the rest would cost the parse the limit saves), and the message is silent.
+    Where larger batches go depends on the caller's protocol: the HTTP edge adds it."""
+    if count <= max_instances:
+        return
+    sent = f"; this one has {count}" if exact else ""
+    raise PayloadTooLarge(f"at most {max_instances} instances are accepted per request{sent}")
 
 
 def _as_object(item: object, features: Sequence[str]) -> object:

@@ -20,7 +20,7 @@ from shared.codecs._json import check_count
 from shared.errors import BadRequest, InvalidInput, Problem
 from shared.predict import OUTSIDE, Prediction, as_list, output_columns
 from shared.schema import CategoricalFeature, ModelSchema
-from shared.validation import Rows
+from shared.validation import Rows, unknown_reason
 
 DATATYPES = {
     "BOOL",
@@ -62,7 +62,7 @@ def decode_infer(document: object, schema: ModelSchema, max_instances: int) -> I
     if len(lengths) > 1:
         raise BadRequest("every input tensor must hold the same number of rows")
     rows = lengths.pop()
-    check_count(rows, max_instances)
+    check_count(rows, max_instances, exact=True)
     _check_names(columns, schema)
     request_id = document.get("id")
     return InferRequest(
@@ -165,8 +165,12 @@ def _flatten(data: object) -> list[Any]:
 
 
 def _check_names(columns: Mapping[str, Any], schema: ModelSchema) -> None:
-    known = set(schema.feature_names)
-    problems = [Problem(None, name, "unknown input") for name in columns if name not in known]
+    names = schema.feature_names
+    problems = [
+        Problem(None, name, unknown_reason(name, names, "unknown input"))
+        for name in columns
+        if name not in names
+    ]
     problems += [
         Problem(None, name, "missing input") for name in schema.feature_names if name not in columns
     ]

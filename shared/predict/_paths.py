@@ -136,8 +136,10 @@ class _Checked:
 
 def _by_record(rows: Rows, model: LoadedModel) -> _Checked:
     schema = model.schema
-    records = rows.as_records(schema.feature_names)
-    valid, positions, problems = validate_records(records, schema, allow_extra=rows.allow_extra)
+    records = rows.as_records(schema.feature_names)  # without the extras, when ignored
+    valid, positions, problems = validate_records(
+        records, schema, allow_extra=rows.allow_extra, sent=rows.names
+    )
     return _Checked(positions, problems, records=valid)
 
 

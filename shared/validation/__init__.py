@@ -1,6 +1,7 @@
 """Checking rows against a model's schema: one set of rules, applied three ways.
 
-    _values      the rules for one value, and the reasons every validator names
+    _values      the rules for one value, the reasons every validator names, the value a
+                 fault shows, and the field an unknown name was probably meant to be
     _records     the rules row by row in plain Python (small requests, unclean JSON batches)
     _reference   the rules column by column with pandas (training data, unclean columns)
     _clean       the clean check: plainly valid rows straight into numpy columns; it never
@@ -22,8 +23,11 @@ from shared.validation._values import (
     MISSING,
     MISSING_COLUMN,
     NOT_A_NUMBER,
+    NOT_A_PLAIN_NUMBER,
     NOT_FINITE,
     UNKNOWN_FIELD,
+    meant,
+    unknown_reason,
 )
 
 if TYPE_CHECKING:
@@ -40,11 +44,14 @@ __all__ = [
     "MISSING",
     "MISSING_COLUMN",
     "NOT_A_NUMBER",
+    "NOT_A_PLAIN_NUMBER",
     "NOT_FINITE",
     "UNKNOWN_FIELD",
     "Rows",
     "clean_columns",
     "clean_records",
+    "meant",
+    "unknown_reason",
     "validate",
     "validate_records",
 ]

@@ -19,13 +19,19 @@ from shared.validation._numbers import numeric_cells
 from shared.validation._values import (
     ABSENT,
     MISSING,
-    MISSING_COLUMN,
     NOT_FINITE,
     NUMBER,
-    UNKNOWN_FIELD,
     category,
+    meant_by,
+    missing_reason,
     number,
+    received,
+    unknown_reason,
 )
+
+# A fault found by position: the frame's row (None: every row), the field, the reason, and the
+# value received.
+_Fault = tuple[int | None, str, str, str | int | float | None]
 
 # numpy floats come from codecs that read numbers straight to arrays (the CSV grid).
 _NUMBER_TYPES = (int, float, np.float64)
@@ -50,44 +56,57 @@ def validate(frame: pd.DataFrame, schema: ModelSchema, *, allow_extra: bool = Fa
     its own numbering in `problems` and in `features.index`.
     """
     labels = frame.index.to_numpy()
-    positional: list[tuple[int | None, str, str]] = []
+    positional: list[_Fault] = []
     if not allow_extra:
         positional += _unknown_fields(frame, schema)
+    near = _near(frame, schema) if allow_extra else {}
     columns: dict[str, np.ndarray] = {}
     for feature in schema.features:
         if feature.name not in frame.columns:
             if len(frame):
-                positional.append((None, feature.name, MISSING_COLUMN))
+                positional.append((None, feature.name, missing_reason(feature.name, near), None))
             columns[feature.name] = np.full(len(frame), np.nan)
             continue
-        values, reasons = _check(feature, frame[feature.name])
+        raw = frame[feature.name]
+        values, reasons = _check(feature, raw)
         columns[feature.name] = values
         positional += [
-            (int(row), feature.name, str(reasons[row])) for row in np.flatnonzero(reasons)
+            (int(row), feature.name, str(reasons[row]), received(raw.iat[int(row)], values[row]))
+            for row in np.flatnonzero(reasons)
         ]
     order = {name: position for position, name in enumerate(schema.feature_names)}
     positional.sort(key=lambda p: (-1 if p[0] is None else p[0], order.get(p[1], -1)))
     bad = np.zeros(len(frame), dtype=bool)
-    bad[[row for row, _, _ in positional if row is not None]] = True
-    if any(row is None for row, _, _ in positional):
+    bad[[fault[0] for fault in positional if fault[0] is not None]] = True
+    if any(fault[0] is None for fault in positional):
         bad[:] = True
     problems = tuple(
-        Problem(None if row is None else int(labels[row]), field, reason)
-        for row, field, reason in positional
+        Problem(None if row is None else int(labels[row]), field, reason, shown)
+        for row, field, reason, shown in positional
     )
     features = pd.DataFrame(columns, index=frame.index)
     return Validated(features=features[~bad], problems=problems)
 
 
-def _unknown_fields(frame: pd.DataFrame, schema: ModelSchema) -> list[tuple[int | None, str, str]]:
-    known = set(schema.feature_names)
-    found: list[tuple[int | None, str, str]] = []
+def _unknown_fields(frame: pd.DataFrame, schema: ModelSchema) -> list[_Fault]:
+    names = schema.feature_names
+    known = set(names)
+    found: list[_Fault] = []
     for column in frame.columns:
         if column in known:
             continue
         present = frame[column].map(lambda value: value is not ABSENT).to_numpy(dtype=bool)
-        found += [(int(row), str(column), UNKNOWN_FIELD) for row in np.flatnonzero(present)]
+        reason = unknown_reason(str(column), names)
+        found += [(int(row), str(column), reason, None) for row in np.flatnonzero(present)]
     return found
+
+
+def _near(frame: pd.DataFrame, schema: ModelSchema) -> dict[str, str]:
+    """For each absent column, the column of the frame that was probably meant to be it."""
+    names = schema.feature_names
+    if all(name in frame.columns for name in names):
+        return {}
+    return meant_by((str(c) for c in frame.columns if c not in names), names)
 
 
 def _check(feature: Feature, column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,13 @@ class Rows:
     ) -> Rows:
         return cls(count, columns=columns, allow_extra=allow_extra)
 
+    @property
+    def names(self) -> list[str]:
+        """Every name the rows were sent with, in the order first seen."""
+        if self.columns is not None:
+            return list(self.columns)
+        return list(dict.fromkeys(key for item in self.records or () for key in item))
+
     def as_records(self, wanted: Collection[str]) -> Sequence[Mapping[str, Any]]:
         """One mapping per row; from columns, only the `wanted` ones if extras are ignored."""
         if self.records is not None:

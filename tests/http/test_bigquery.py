@@ -191,8 +191,8 @@ def test_a_bad_row_fails_the_query_naming_the_call_and_field(customer: TestClien
     message = refused(customer.post("/", json=batch(calls)))
 
     assert message == (
-        "2 of 3 rows are invalid: row 1, gender: must be one of female, male, other; "
-        "row 2, age: must be between 18 and 100"
+        "2 of 3 rows are invalid: row 1, gender: must be one of female, male, other (received "
+        '"robot"); row 2, age: must be between 18 and 100 (received 300)'
     )
 
 
@@ -203,7 +203,7 @@ def test_calls_with_null_arguments_are_counted_when_faults_are_numbered(
 
     message = refused(customer.post("/", json=batch(calls)))
 
-    assert "row 3, gender: must be one of female, male, other" in message
+    assert 'row 3, gender: must be one of female, male, other (received "robot")' in message
     assert "row 1" not in message
     assert message.startswith("1 of 4 rows are invalid")  # the NULL calls count too
 
@@ -242,13 +242,14 @@ def test_calls_that_are_not_a_list_fail_the_query(customer: TestClient) -> None:
     assert message == '"calls" must be a list of argument lists'
 
 
-def test_a_batch_over_max_instances_fails_the_query_asking_for_smaller_batches(
+def test_a_batch_over_max_instances_fails_the_query_saying_its_size_and_asking_for_less(
     customer: TestClient,
 ) -> None:
     message = refused(customer.post("/", json=batch([CALLS[0]] * 100_001)))
 
     assert message == (
-        "at most 100000 calls are accepted per request; lower max_batching_rows in CREATE FUNCTION"
+        "at most 100000 calls are accepted per request; this batch has 100001; "
+        "lower max_batching_rows in CREATE FUNCTION"
     )
 
 
@@ -272,8 +273,8 @@ def test_null_calls_before_between_and_after_faults_are_counted_and_numbered_as_
     message = refused(customer.post(path, json=batch(calls)))
 
     assert message == (
-        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other; "
-        "row 5, age: must be between 18 and 100"
+        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other (received "
+        '"robot"); row 5, age: must be between 18 and 100 (received 300)'
     )
 
 

@@ -89,23 +89,83 @@ def test_the_protocols_say_400_in_their_own_shape(market: TestClient, path: str)
 # --- 404 -----------------------------------------------------------------------------------
 
 
+def paths_served(name: str) -> list[str]:
+    """Every path a function answers, as the README lists them."""
+    v1, v2 = f"/v1/models/{name}", f"/v2/models/{name}"
+    return [
+        *("/", "/bigquery"),
+        *(v1, f"{v1}:predict", "/v1/models"),
+        *("/v2", "/v2/health/live", "/v2/health/ready"),
+        *(v2, f"{v2}/ready", f"{v2}/infer"),
+    ]
+
+
+def served_here(name: str) -> str:
+    function = TARGETS[name]
+    paths = ", ".join(paths_served(name))
+    return f"{function} serves the model {name} at {paths} (each also under /{function})"
+
+
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(
-    "path", ["/nope", "/predict", "/{other}", "/{function}x", "/{function}/nope", "/index.html"]
+    "path", ["/nope", "/predict", "/{function}x", "/{function}/nope", "/index.html"]
 )
-def test_an_unknown_path_is_404(clients: dict[str, TestClient], name: str, path: str) -> None:
-    other = next(TARGETS[n] for n in MODELS if n != name)
-    path = path.format(function=TARGETS[name], other=other)
+def test_an_unknown_path_is_404_naming_the_model_and_every_path_served(
+    clients: dict[str, TestClient], name: str, path: str
+) -> None:
+    path = path.format(function=TARGETS[name])
 
     response = clients[name].get(path)
 
-    assert native_error(response, 404, "not_found") == f"no such path: {path}"
+    assert native_error(response, 404, "not_found") == f"no such path: {path}; {served_here(name)}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_path_a_404_lists_is_answered(clients: dict[str, TestClient], name: str) -> None:
+    message = native_error(clients[name].get("/nope"), 404, "not_found")
+    listed = message.partition(" at ")[2].partition(" (each")[0].split(", ")
+    prefix = f"/{TARGETS[name]}"
+
+    answers = {path: clients[name].options(path).status_code for path in listed}
+    under_prefix = {path: clients[name].options(prefix + path).status_code for path in listed}
+
+    assert listed == paths_served(name)
+    assert set(answers.values()) == set(under_prefix.values()) == {204}, (answers, under_prefix)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize(
+    ("path", "kserve"),
+    [
+        ("/v1/models/{other}", True),
+        ("/v1/models/{other}:predict", True),
+        ("/v2/models/{other}", True),
+        ("/v2/models/{other}/infer", True),
+        ("/v2/models/{other}/versions/1/infer", True),
+        ("/{other_function}", False),
+        ("/{other_function}/v1/models/{other}:predict", False),
+    ],
+)
+def test_asking_for_the_other_model_says_which_function_serves_it(
+    clients: dict[str, TestClient], name: str, path: str, kserve: bool
+) -> None:
+    other = next(n for n in MODELS if n != name)
+    path = path.format(other=other, other_function=TARGETS[other])
+
+    response = clients[name].post(path, json={"instances": []})
+
+    message = kserve_error(response, 404) if kserve else native_error(response, 404, "not_found")
+    assert message == (
+        f"no such path: {path}; the model {other} is served by the function {TARGETS[other]}, "
+        f"and this function, {TARGETS[name]}, serves {name}"
+    )
 
 
 @pytest.mark.parametrize(
     "path",
     [
         "/v1/models/customer_needs:explain",
+        "/v1/models/customers:predict",
         "/v2/models",
         "/v2/health",
         "/v2/models/customer_needs/infer/x",
@@ -118,7 +178,7 @@ def test_an_unknown_protocol_path_is_404_in_the_protocols_shape(
 ) -> None:
     response = customer.get(path)
 
-    assert kserve_error(response, 404) == f"no such path: {path}"
+    assert kserve_error(response, 404) == f"no such path: {path}; {served_here('customer_needs')}"
 
 
 def test_a_long_unknown_path_is_not_echoed_in_full(customer: TestClient) -> None:
@@ -126,7 +186,8 @@ def test_a_long_unknown_path_is_not_echoed_in_full(customer: TestClient) -> None
 
     response = customer.get(path)
 
-    assert native_error(response, 404, "not_found") == f"no such path: {path[:200]}"
+    message = native_error(response, 404, "not_found")
+    assert message == f"no such path: {path[:200]}; {served_here('customer_needs')}"
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -146,8 +146,8 @@ def test_open_inference_row_0_is_the_first_element(market: TestClient) -> None:
 
     assert response.status_code == 422
     assert response.json() == {
-        "error": "2 of 3 rows are invalid: row 0, sales: must be between 0.001 and 1e+06; "
-        "row 2, population: must be a number"
+        "error": "2 of 3 rows are invalid: row 0, sales: must be between 0.001 and 1e+06 "
+        '(received -1); row 2, population: must be a number (received "x")'
     }
 
 

@@ -226,4 +226,7 @@ def test_another_models_path_is_not_found(customer: TestClient, path: str) -> No
     response = customer.get(path)
 
     assert response.status_code == 404
-    assert response.json() == {"error": f"no such path: {path}"}
+    assert response.json() == {
+        "error": f"no such path: {path}; the model market_trend is served by the function "
+        "predict_market_trend, and this function, predict_customer_needs, serves customer_needs"
+    }

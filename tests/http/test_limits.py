@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 
 from functions.http import DRAIN_BYTES
 from shared.settings import Settings
+from shared.uploads import parse_event
 from tests.http.support import RTOL, json_body, outside, predicted
 
 TOO_MANY = Settings().max_instances + 1
@@ -44,8 +45,15 @@ def tensors(rows: int) -> dict[str, Any]:
     }
 
 
-ROWS_MESSAGE = "at most 100000 instances are accepted per request"
-BYTES_MESSAGE = "request body is larger than 10485760 bytes"
+# Where a batch too large for one request goes, from the function's own URL and KServe's.
+LARGER = (
+    "score larger batches as a CSV file uploaded to incoming/customer_needs/ in the data bucket, "
+    "or from BigQuery"
+)
+ROWS_MESSAGE = f"at most 100000 instances are accepted per request; this one has 100001; {LARGER}"
+# A CSV reader stops at the limit: the rows after it are never counted.
+CSV_ROWS_MESSAGE = f"at most 100000 instances are accepted per request; {LARGER}"
+BYTES_MESSAGE = f"request body is larger than 10485760 bytes; {LARGER}"
 
 
 @pytest.mark.parametrize("instance", [ROW, [35, "female", 52000]], ids=["objects", "lists"])
@@ -63,7 +71,7 @@ def test_one_csv_row_more_than_max_instances_is_413(customer: TestClient) -> Non
 
     response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
-    too_large(response, ROWS_MESSAGE)
+    too_large(response, CSV_ROWS_MESSAGE)
 
 
 def test_the_protocols_refuse_one_row_too_many_in_their_own_shape(customer: TestClient) -> None:
@@ -72,6 +80,44 @@ def test_the_protocols_refuse_one_row_too_many_in_their_own_shape(customer: Test
 
     too_large(v1, ROWS_MESSAGE, kserve=True)
     too_large(v2, ROWS_MESSAGE, kserve=True)
+
+
+@pytest.mark.parametrize("count", [100_001, 123_457])
+def test_a_json_batch_over_the_limit_is_told_its_size_and_where_larger_ones_go(
+    clients: dict[str, TestClient], count: int
+) -> None:
+    rows = {"customer_needs": ROW, "market_trend": {"sales": 9000, "population": 300, "gdp": 1}}
+
+    answers = {
+        name: clients[name].post("/", json={"instances": [row] * count})
+        for name, row in rows.items()
+    }
+
+    for name, response in answers.items():
+        too_large(
+            response,
+            f"at most 100000 instances are accepted per request; this one has {count}; score "
+            f"larger batches as a CSV file uploaded to incoming/{name}/ in the data bucket, or "
+            "from BigQuery",
+        )
+
+
+def test_a_tensor_batch_over_the_limit_is_told_its_size(customer: TestClient) -> None:
+    response = customer.post("/v2/models/customer_needs/infer", json=tensors(123_457))
+
+    assert response.status_code == 413
+    assert (
+        "; this one has 123457; score larger batches as a CSV file uploaded to incoming/"
+        in (response.json()["error"])
+    )
+
+
+def test_the_upload_folder_named_is_the_one_uploads_are_scored_from() -> None:
+    event = {"bucket": "data", "name": "incoming/customer_needs/batch.csv", "generation": "1"}
+    upload = parse_event({"id": "1", "type": "google.cloud.storage.object.v1.finalized"}, event)
+
+    assert getattr(upload, "model", None) == "customer_needs"
+    assert f"to {event['name'].rpartition('/')[0]}/ in" in LARGER
 
 
 def test_max_instances_rows_are_answered(customer: TestClient) -> None:

@@ -390,8 +390,8 @@ def test_row_faults_name_row_and_field_in_one_message(customer: TestClient) -> N
 
     assert response.status_code == 422
     assert response.json() == {
-        "error": "1 of 2 rows are invalid: row 1, age: must be between 18 and 100; "
-        "row 1, gender: must be one of female, male, other"
+        "error": "1 of 2 rows are invalid: row 1, age: must be between 18 and 100 (received 300); "
+        'row 1, gender: must be one of female, male, other (received "robot")'
     }
 
 

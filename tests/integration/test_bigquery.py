@@ -90,7 +90,8 @@ def test_every_mistake_there_fails_the_query_with_a_bigquery_message(customer: F
     assert messages["not a batch"].startswith('a BigQuery remote-function request is {"calls"')
     assert messages["calls not a list"] == '"calls" must be a list of argument lists'
     assert messages["a bad row"] == (
-        "1 of 2 rows are invalid: row 1, gender: must be one of female, male, other"
+        "1 of 2 rows are invalid: row 1, gender: must be one of female, male, other (received "
+        '"robot")'
     )
 
 
@@ -121,8 +122,8 @@ def test_null_calls_before_between_and_after_faults_count_and_number_as_calls(
     response = requests.post(customer.url + path, json=batch(calls), timeout=30)
 
     assert bigquery_error(response) == (
-        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other; "
-        "row 5, age: must be between 18 and 100"
+        "2 of 7 rows are invalid: row 2, gender: must be one of female, male, other (received "
+        '"robot"); row 5, age: must be between 18 and 100 (received 300)'
     )
 
 

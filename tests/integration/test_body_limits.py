@@ -24,7 +24,10 @@ from tests.integration.conftest import TARGETS, launcher, new_bucket, publish_al
 from tests.integration.support import FakeGcs, FunctionServer, server_pids
 
 LIMIT = 1024 * 1024
-MESSAGE = f"request body is larger than {LIMIT} bytes"
+MESSAGE = (
+    f"request body is larger than {LIMIT} bytes; score larger batches as a CSV file uploaded to "
+    "incoming/customer_needs/ in the data bucket, or from BigQuery"
+)
 PIECE = 64 * 1024
 OVERSIZED = b'{"instances": [' + b" " * (4 * LIMIT) + b"]}"
 FAR_OVER = 1024 * 1024 * 1024  # 32 times the drain allowance

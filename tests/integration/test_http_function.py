@@ -197,7 +197,7 @@ def test_invalid_csv_rows_get_422_too(customer):
 
     assert response.status_code == 422
     assert response.json()["error"]["details"] == [
-        {"row": 1, "field": "age", "reason": "must be between 18 and 100"}
+        {"row": 1, "field": "age", "reason": "must be between 18 and 100", "received": 300}
     ]
 
 

@@ -425,6 +425,38 @@ def test_an_event_for_a_replaced_generation_is_reported_not_retried(
     assert f"generation {replaced}" in report["problem"]["message"]
 
 
+def test_numbers_written_with_currency_signs_are_rejected_saying_what_would_work(
+    gcs: FakeGcs, bucket: str, scorer: FunctionServer, tmp_path
+) -> None:
+    plain = (
+        "must be a plain number such as 1234.5: currency signs and thousands separators are "
+        "not read"
+    )
+    table = [
+        ["id", "age", "gender", "income"],
+        ["A", "35", "F", "$52,000"],
+        ["B", "40", "m", "52.000,50 €"],
+        ["C", "41", "m", "61,000"],
+        ["D", "42", "f", "n/a"],
+        ["E", "43", "f", "70000"],
+    ]
+    saved = tmp_path / "customers.csv"  # as a spreadsheet saves it: a BOM, CRLF, quotes
+    with saved.open("w", encoding="utf-8-sig", newline="") as file:
+        csv.writer(file, lineterminator="\r\n").writerows(table)
+
+    generation = upload_and_deliver(gcs, scorer, bucket, saved.read_bytes())
+
+    found = outputs(gcs, bucket, CUSTOMERS, generation)
+    assert rows_of(found["rejected.csv"])[1:] == [
+        [str(line), f"income: {plain}", *row] for line, row in enumerate(table[1:4], start=2)
+    ] + [["5", "income: must be a number", *table[4]]]
+    report = report_of(gcs, bucket, CUSTOMERS, generation)
+    counted = {(r["field"], r["reason"]): r["rows"] for r in report["rejection_reasons"]}
+    assert counted == {("income", plain): 3, ("income", "must be a number"): 1}  # no values
+    logged = "\n".join(scorer.log_lines())
+    assert not [row[3] for row in table[1:4] if row[3] in logged]
+
+
 def test_nothing_from_the_files_reaches_the_logs(
     gcs: FakeGcs, bucket: str, scorer: FunctionServer
 ) -> None:

@@ -293,7 +293,11 @@ def test_too_large_batch_is_refused_clearly(
         within = client.infer(model_name, tensors(rows.iloc[:2]), outputs=wanted(target))
 
     assert raised.value.status() == "413"
-    assert raised.value.message() == "at most 2 instances are accepted per request"
+    assert raised.value.message() == (
+        f"at most 2 instances are accepted per request; this one has {len(rows)}; score larger "
+        f"batches as a CSV file uploaded to incoming/{model_name}/ in the data bucket, or from "
+        "BigQuery"
+    )
     assert within.as_numpy(target) == pytest.approx(expected(model_name, rows.iloc[:2]))
 
 

@@ -56,6 +56,11 @@ numeric_strings = st.one_of(
             "5.",
             "١٢",
             "\u00a042",
+            "$52,000",
+            "52,000",
+            "52000 EUR",
+            "1.234.567,89 €",
+            "a value far too long to be shown whole",
         ]
     ),
 )
@@ -73,10 +78,25 @@ anything = st.one_of(
 )
 
 
+def names(schema_keys: list[str]) -> list[str]:
+    """The model's names, names it does not know, and misspellings of its own (a suggestion)."""
+    return [*schema_keys, "extra", "email", schema_keys[0].upper(), schema_keys[-1][:-1]]
+
+
 def instances(schema_keys: list[str]) -> st.SearchStrategy[list[dict[str, object]]]:
-    keys = st.sampled_from([*schema_keys, "extra", "email"])
-    row = st.dictionaries(keys, anything, max_size=5)
+    row = st.dictionaries(st.sampled_from(names(schema_keys)), anything, max_size=5)
     return st.lists(row, min_size=0, max_size=6)
+
+
+@st.composite
+def columns_with_extras(
+    draw: st.DrawFn, schema_keys: list[str]
+) -> tuple[dict[str, list[object]], int]:
+    """Columns as a CSV body gives them: any of the names, each with a value in every row."""
+    count = draw(st.integers(1, 6))
+    chosen = draw(st.lists(st.sampled_from(names(schema_keys)), unique=True, max_size=6))
+    cells = st.lists(anything, min_size=count, max_size=count)
+    return {name: draw(cells) for name in chosen}, count
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,6 +109,20 @@ def test_customer_validators_agree(rows):
 @given(rows=instances(["sales", "population", "gdp"]))
 def test_market_validators_agree(rows):
     assert_validators_agree(rows, MARKET_TREND)
+
+
+@settings(max_examples=200, deadline=None)
+@given(table=columns_with_extras(["age", "gender", "income"]))
+def test_validators_agree_when_extra_columns_are_ignored(table):
+    columns, count = table
+    rows = Rows.of_columns(columns, count, allow_extra=True)
+    records = rows.as_records(CUSTOMER_NEEDS.feature_names)  # the extras left out
+
+    _, kept, fast = validate_records(records, CUSTOMER_NEEDS, allow_extra=True, sent=rows.names)
+    batch = validate(rows.frame(), CUSTOMER_NEEDS, allow_extra=True)
+
+    assert fast == batch.problems
+    assert kept == batch.features.index.tolist()
 
 
 def assert_validators_agree(rows, schema):

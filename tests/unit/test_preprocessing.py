@@ -16,6 +16,7 @@ from shared.validation import (
     MISSING,
     MISSING_COLUMN,
     NOT_A_NUMBER,
+    NOT_A_PLAIN_NUMBER,
     NOT_FINITE,
     UNKNOWN_FIELD,
     validate,
@@ -78,42 +79,53 @@ def test_numbers_and_numeric_strings_are_accepted(raw: object, expected: float |
 
 
 @pytest.mark.parametrize(
-    ("raw", "reason"),
+    ("raw", "reason", "received"),
     [
-        (float("nan"), MISSING),  # pandas' own marker for a missing value
-        ("nan", NOT_FINITE),
-        ("NaN", NOT_FINITE),
-        (" -nan ", NOT_FINITE),
-        (float("inf"), NOT_FINITE),
-        (float("-inf"), NOT_FINITE),
-        ("Infinity", NOT_FINITE),
-        ("-Infinity", NOT_FINITE),
-        ("inf", NOT_FINITE),
-        ("+INF", NOT_FINITE),
-        (True, NOT_A_NUMBER),
-        (False, NOT_A_NUMBER),
-        (np.bool_(True), NOT_A_NUMBER),
-        ({"value": 42}, NOT_A_NUMBER),
-        ([42], NOT_A_NUMBER),
-        ("forty-two", NOT_A_NUMBER),
-        ("42 years", NOT_A_NUMBER),
-        ("0x2a", NOT_A_NUMBER),
-        (17, AGE_RANGE),
-        (17.999, AGE_RANGE),
-        (100.001, AGE_RANGE),
-        ("101", AGE_RANGE),
-        (-40, AGE_RANGE),
-        (10**30, AGE_RANGE),
-        (ABSENT, MISSING),
-        (None, MISSING),
-        ("", MISSING),
-        ("   ", MISSING),
+        (float("nan"), MISSING, None),  # pandas' own marker for a missing value
+        ("nan", NOT_FINITE, "nan"),
+        ("NaN", NOT_FINITE, "NaN"),
+        (" -nan ", NOT_FINITE, " -nan "),
+        (float("inf"), NOT_FINITE, "inf"),
+        (float("-inf"), NOT_FINITE, "-inf"),
+        ("Infinity", NOT_FINITE, "Infinity"),
+        ("-Infinity", NOT_FINITE, "-Infinity"),
+        ("inf", NOT_FINITE, "inf"),
+        ("+INF", NOT_FINITE, "+INF"),
+        (True, NOT_A_NUMBER, True),
+        (False, NOT_A_NUMBER, False),
+        (np.bool_(True), NOT_A_NUMBER, True),
+        ({"value": 42}, NOT_A_NUMBER, None),  # nothing short to show
+        ([42], NOT_A_NUMBER, None),
+        ("forty-two", NOT_A_NUMBER, "forty-two"),
+        ("42 years", NOT_A_NUMBER, "42 years"),
+        ("0x2a", NOT_A_NUMBER, "0x2a"),
+        ("$52,000", NOT_A_PLAIN_NUMBER, "$52,000"),
+        ("52,000", NOT_A_PLAIN_NUMBER, "52,000"),
+        ("52000 EUR", NOT_A_PLAIN_NUMBER, "52000 EUR"),
+        ("EUR 52.000,50", NOT_A_PLAIN_NUMBER, "EUR 52.000,50"),
+        ("-€1 234", NOT_A_PLAIN_NUMBER, "-€1 234"),
+        ("35,5", NOT_A_PLAIN_NUMBER, "35,5"),
+        ("123456789012345678,5", NOT_A_PLAIN_NUMBER, "1234567890..."),
+        (17, AGE_RANGE, 17),
+        (17.999, AGE_RANGE, 17.999),
+        (100.001, AGE_RANGE, 100.001),
+        ("101", AGE_RANGE, 101),  # the number it was read as, however it was sent
+        (" 101.0 ", AGE_RANGE, 101),
+        (-40, AGE_RANGE, -40),
+        (10**30, AGE_RANGE, 1e30),
+        (ABSENT, MISSING, None),
+        (None, MISSING, None),
+        ("", MISSING, None),
+        ("   ", MISSING, None),
     ],
 )
-def test_a_bad_number_is_reported_with_its_reason(raw: object, reason: str) -> None:
+def test_a_bad_number_is_reported_with_its_reason_and_what_was_received(
+    raw: object, reason: str, received: object
+) -> None:
     problems = age_problems(raw)
 
-    assert problems == (Problem(0, "age", reason),)
+    assert problems == (Problem(0, "age", reason, received),)
+    assert type(problems[0].received) is type(received)  # 101, not 101.0 or "101"
 
 
 @pytest.mark.parametrize("raw", [18, 100, 18.0, "100.0"])
@@ -148,25 +160,28 @@ def test_category_spellings_become_canonical(raw: str, canonical: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "reason"),
+    ("raw", "reason", "received"),
     [
-        ("unknown", GENDERS),
-        ("fe male", GENDERS),
-        (1, GENDERS),
-        (True, GENDERS),
-        (["male"], GENDERS),
-        ({"gender": "male"}, GENDERS),
-        (ABSENT, MISSING),
-        (None, MISSING),
-        ("", MISSING),
-        (" ", MISSING),
-        (float("nan"), MISSING),
+        ("unknown", GENDERS, "unknown"),
+        ("fe male", GENDERS, "fe male"),
+        (1, GENDERS, 1),
+        (True, GENDERS, True),
+        (["male"], GENDERS, None),
+        ({"gender": "male"}, GENDERS, None),
+        ("sk-" + "x" * 40, GENDERS, "sk-xxxxxxx..."),  # a long text is never shown whole
+        (ABSENT, MISSING, None),
+        (None, MISSING, None),
+        ("", MISSING, None),
+        (" ", MISSING, None),
+        (float("nan"), MISSING, None),
     ],
 )
-def test_a_bad_category_is_reported_with_its_reason(raw: object, reason: str) -> None:
+def test_a_bad_category_is_reported_with_its_reason_and_what_was_received(
+    raw: object, reason: str, received: object
+) -> None:
     result = validate(rows({**VALID, "gender": raw}), CUSTOMER_NEEDS)
 
-    assert result.problems == (Problem(0, "gender", reason),)
+    assert result.problems == (Problem(0, "gender", reason, received),)
     assert result.features.empty
 
 
@@ -206,9 +221,9 @@ def test_every_fault_of_every_row_is_reported_sorted_by_row_then_schema_order() 
     result = validate(frame, CUSTOMER_NEEDS)
 
     assert result.problems == (
-        Problem(0, "age", NOT_A_NUMBER),
-        Problem(0, "gender", GENDERS),
-        Problem(0, "income", "must be between 0 and 1e+07"),
+        Problem(0, "age", NOT_A_NUMBER, "old"),
+        Problem(0, "gender", GENDERS, "robot"),
+        Problem(0, "income", "must be between 0 and 1e+07", -1),
         Problem(2, "zip", UNKNOWN_FIELD),
         Problem(3, "age", MISSING),
         Problem(3, "income", MISSING),
@@ -232,7 +247,7 @@ def test_rows_are_named_by_the_frame_index() -> None:
 
     result = validate(frame, CUSTOMER_NEEDS)
 
-    assert result.problems == (Problem(10, "age", AGE_RANGE),)
+    assert result.problems == (Problem(10, "age", AGE_RANGE, 1),)
     assert result.features.index.tolist() == [20]
 
 
@@ -269,7 +284,7 @@ def test_problems_without_a_row_come_first() -> None:
 
     assert result.problems == (
         Problem(None, "income", MISSING_COLUMN),
-        Problem(0, "age", AGE_RANGE),
+        Problem(0, "age", AGE_RANGE, 1),
     )
     assert result.rejected_rows == frozenset({0})
 
@@ -286,12 +301,12 @@ def test_typed_columns_from_training_data_are_checked_too() -> None:
     result = validate(frame, MARKET_TREND)
 
     assert result.problems == (
-        Problem(0, "gdp", NOT_A_NUMBER),
+        Problem(0, "gdp", NOT_A_NUMBER, True),
         Problem(1, "sales", MISSING),
-        Problem(1, "gdp", NOT_A_NUMBER),
-        Problem(2, "gdp", NOT_A_NUMBER),
-        Problem(3, "sales", NOT_FINITE),
-        Problem(3, "gdp", NOT_A_NUMBER),
+        Problem(1, "gdp", NOT_A_NUMBER, True),
+        Problem(2, "gdp", NOT_A_NUMBER, True),
+        Problem(3, "sales", NOT_FINITE, "inf"),
+        Problem(3, "gdp", NOT_A_NUMBER, True),
     )
 
 
