@@ -23,6 +23,8 @@ from tests.integration.conftest import (
     StartFunction,
     bundled_version,
     gcs_backend,
+    new_bucket,
+    publish_all,
 )
 from tests.integration.support import FakeGcs, FunctionServer
 
@@ -214,15 +216,22 @@ def test_bigquery_batch_over_the_limit_is_not_retried(
     assert "max_batching_rows" in response.json()["errorMessage"]
 
 
+def outage_env(storage: FakeGcs) -> dict[str, str]:
+    """A function on the bundled models in an emulator of its own, which the test then stops:
+    the emulator the other tests share keeps serving."""
+    return {
+        "MODEL_STORE": publish_all(storage, new_bucket(storage)),
+        "STORAGE_EMULATOR_HOST": storage.url,
+    }
+
+
 def test_bigquery_storage_outage_is_retryable(
-    gcs: FakeGcs, bucket: str, start_function: StartFunction
+    restartable_gcs: FakeGcs, start_function: StartFunction
 ):
-    server = start_function(TARGETS["customer_needs"], MODEL_STORE=f"gs://{bucket}/models")
-    gcs.stop()
-    try:
-        response = requests.post(server.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30)
-    finally:
-        gcs.start()
+    server = start_function(TARGETS["customer_needs"], **outage_env(restartable_gcs))
+    restartable_gcs.stop()
+
+    response = requests.post(server.url, json=bigquery_request(CUSTOMER_CALLS), timeout=30)
 
     assert response.status_code == 503  # BigQuery retries 503
     assert "errorMessage" in response.json()
@@ -554,17 +563,15 @@ def test_v2_binary_request_is_refused_clearly(customer: FunctionServer):
 
 
 def test_v2_ready_is_false_while_storage_is_down(
-    gcs: FakeGcs, bucket: str, start_function: StartFunction
+    restartable_gcs: FakeGcs, start_function: StartFunction
 ):
-    server = start_function(TARGETS["market_trend"], MODEL_STORE=f"gs://{bucket}/models")
-    gcs.stop()
-    try:
-        ready = requests.get(f"{server.url}/v2/health/ready", timeout=30)
-        infer = requests.post(
-            f"{server.url}/v2/models/market_trend/infer", json={"inputs": []}, timeout=30
-        )
-    finally:
-        gcs.start()
+    server = start_function(TARGETS["market_trend"], **outage_env(restartable_gcs))
+    restartable_gcs.stop()
+
+    ready = requests.get(f"{server.url}/v2/health/ready", timeout=30)
+    infer = requests.post(
+        f"{server.url}/v2/models/market_trend/infer", json={"inputs": []}, timeout=30
+    )
 
     assert ready.status_code == 503
     assert ready.json()["ready"] is False
