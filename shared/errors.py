@@ -32,25 +32,32 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    """One field of one row at fault: `row` is the 0-based data row, `field` the column."""
+    """One field of one row at fault: `row` is the 0-based data row, `field` the column; `line`,
+    for a CSV row, the 1-based line a spreadsheet shows it on (the header's is 1)."""
 
     row: int | None
     field: str | None
     reason: str
+    line: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"row": self.row, "field": self.field, "reason": self.reason}
+        item: dict[str, object] = {"row": self.row, "field": self.field, "reason": self.reason}
+        if self.line is not None:
+            item["line"] = self.line
+        return item
+
+    def place(self) -> str:
+        """Where the fault is, in words: `row 2 (line 4), age`; "" when nowhere in particular."""
+        row = None if self.row is None else f"row {self.row}"
+        if row and self.line is not None:
+            row += f" (line {self.line})"
+        return ", ".join(part for part in (row, self.field) if part)
 
 
 def one_line(message: str, problems: tuple[Problem, ...], limit: int = 10) -> str:
     """The message and its problems in one line, for protocols whose errors are one string."""
     details = "; ".join(
-        f"row {p.row}, {p.field}: {p.reason}"
-        if p.row is not None and p.field
-        else f"{p.field}: {p.reason}"
-        if p.field
-        else f"row {p.row}: {p.reason}"
-        for p in problems[:limit]
+        f"{p.place()}: {p.reason}" if p.place() else p.reason for p in problems[:limit]
     )
     more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
     return f"{message}: {details}{more}" if details else message

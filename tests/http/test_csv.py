@@ -267,6 +267,6 @@ def test_query_strict_refuses_a_row_outside_naming_the_feature_and_the_trained_r
 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"] == [
-        {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature)}
+        {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature), "line": 3}
         for feature in outside("customer_needs", FAR_OUT)
     ]

@@ -185,8 +185,8 @@ def test_a_bad_row_gets_the_same_faults_in_every_protocol(
     for protocol, response in native.items():
         assert response.status_code == 422, (protocol, response.text)
     errors = {p: r.json()["error"] for p, r in native.items()}
-    assert errors["csv"] == errors["json"]
     details = errors["json"]["details"]
+    assert errors["csv"] == {**errors["json"], "details": [{**d, "line": 2} for d in details]}
     assert {d["field"] for d in details} == broken
     assert {d["row"] for d in details} == {0}
     expected = (
