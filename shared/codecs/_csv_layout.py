@@ -25,6 +25,7 @@ A UTF-8 byte order mark is dropped, and CRLF, LF and CR line ends read alike (`_
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def dialect_of(first_line: str, following: Iterable[str]) -> Dialect:
     present = [separator for separator, count in counts.items() if count]
     if len(present) <= 1:
         return Dialect(present[0] if present else ",")
-    sample = [line for line in _first(following, SAMPLE_LINES) if line.strip()]
+    sample = [line for line in itertools.islice(following, SAMPLE_LINES) if line.strip()]
     steady = [s for s in present if sample and all(_separators(x)[s] == counts[s] for x in sample)]
     if len(steady) == 1:
         return Dialect(steady[0])
@@ -143,15 +144,6 @@ def dialect_of(first_line: str, following: Iterable[str]) -> Dialect:
         "separates the columns; separate them with one kind only (commas, semicolons or tabs) "
         "and put any cell that holds it in double quotes",
     )
-
-
-def _first(lines: Iterable[str], count: int) -> list[str]:
-    taken: list[str] = []
-    for line in lines:
-        if len(taken) == count:
-            break
-        taken.append(line)
-    return taken
 
 
 def _separators(line: str) -> dict[str, int]:
