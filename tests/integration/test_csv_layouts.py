@@ -8,8 +8,10 @@ file the layout refuses gets the same message on both paths, a faulty row the sa
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,7 +22,7 @@ import requests
 
 from shared.schema import MODELS, CategoricalFeature
 from tests.integration.conftest import launcher, new_bucket, publish_all
-from tests.integration.support import FakeGcs, FunctionServer
+from tests.integration.support import REPO, FakeGcs, FunctionServer
 from tests.integration.test_score_upload import (
     bundled,
     outputs,
@@ -152,6 +154,27 @@ def model_predictions() -> list[float]:
         }
     )
     return predicted(bundled("customer_needs"), frame)
+
+
+# The README's CSV examples: the body printf sends, then the answer, a line per "# " line.
+README_EXAMPLE = re.compile(
+    r"printf '(?P<body>[^']*)' \|\n"
+    r"  curl -s http://127\.0\.0\.1:8080/ -H 'Content-Type: text/csv' --data-binary @-\n"
+    r"(?P<answer>(?:# .*\n)+)"
+)
+
+
+def test_the_readmes_csv_examples_are_what_the_function_answers(servers: Servers) -> None:
+    examples = list(README_EXAMPLE.finditer((REPO / "README.md").read_text(encoding="utf-8")))
+    assert len(examples) >= 2  # commas, and European Excel's semicolons
+
+    for example in examples:
+        body = codecs.escape_decode(example["body"].encode())[0]  # printf's escapes
+        response = post_csv(servers.predict, body)
+
+        assert response.status_code == 200, response.text
+        shown = [line.removeprefix("# ") for line in example["answer"].splitlines()]
+        assert response.content.decode().split("\r\n") == [*shown, ""]
 
 
 def test_the_plain_file_gets_the_models_own_predictions(servers: Servers) -> None:

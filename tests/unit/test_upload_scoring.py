@@ -250,6 +250,35 @@ def test_text_that_could_run_as_a_formula_is_neutralised(cell: str, expected: st
     assert neutralise(cell) == expected
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_formulas_are_neutralised_whatever_the_files_separator(
+    customer_needs: LoadedModel, separator: str
+) -> None:
+    header = ["id", "age", "gender", "income", "note"]
+    rows = [header, ["A", "35", "F", "52000", "=1+2"], ["B", "17", "F", "1", "@x"]]
+    data = "\r\n".join(separator.join(row) for row in rows).encode()
+    scored, rejected = io.BytesIO(), io.BytesIO()
+
+    score_stream(
+        io.BufferedReader(io.BytesIO(data)),  # type: ignore[arg-type]
+        customer_needs,
+        Options(),
+        10,
+        scored.write,
+        rejected.write,
+    )
+
+    def read(out: io.BytesIO) -> list[list[str]]:
+        text = io.StringIO(out.getvalue().decode(), newline="")
+        return list(csv.reader(text, delimiter=separator))
+
+    assert [row[:5] for row in read(scored)] == [header, ["A", "35", "F", "52000", "'=1+2"]]
+    assert read(rejected) == [
+        ["line_number", "reasons", *header],
+        ["3", "age: must be between 18 and 100", "B", "17", "F", "1", "'@x"],
+    ]
+
+
 def test_a_column_without_formulas_is_returned_as_is() -> None:
     plain = ["a", "b=c", "12"]
 
