@@ -52,6 +52,11 @@ _SPACE = r"[ \t\r\n\f\v]*"  # what the number rule allows around a number
 _DECIMAL_COMMA = re.compile(
     _SPACE + r"[-+]?(?:[0-9]+,[0-9]*|,[0-9]+)(?:[eE][-+]?[0-9]+)?" + _SPACE
 )  # unambiguous, like the number rule: a failing match never backtracks far
+# Cells joined by NUL (which no cell holds), each without a comma or a decimal-comma number:
+# then every comma in them is a decimal mark. Possessive, like the number rule's column check;
+# the first, narrower one (digits, one comma, empty cells) reads the common column faster.
+_PLAIN_DECIMAL_COMMA_CELLS = re.compile(r"(?:[0-9]++(?:,[0-9]*+)?+\x00|,[0-9]++\x00|\x00)*+")
+_DECIMAL_COMMA_CELLS = re.compile(f"(?:[^,\x00]*+\x00|{_DECIMAL_COMMA.pattern}\x00)*+")
 _QUOTE_REASONS = ("expected after", "unexpected end of data")
 
 
@@ -108,8 +113,14 @@ class Dialect:
         """A numeric feature's cells with a decimal comma written with a point, so that the
         validator reads them; every other cell as sent, for the validator to judge (and a
         column already read as numbers, a grid's, as it is)."""
-        if not self.decimal_comma or not isinstance(cells, list) or "," not in "\n".join(cells):
+        if not self.decimal_comma or not isinstance(cells, list):
             return cells
+        joined = "\x00".join(cells)
+        if "," not in joined:
+            return cells
+        every = joined + "\x00"
+        if _PLAIN_DECIMAL_COMMA_CELLS.fullmatch(every) or _DECIMAL_COMMA_CELLS.fullmatch(every):
+            return joined.replace(",", ".").split("\x00")  # the common column, at C speed
         return [_with_point(cell) if "," in cell else cell for cell in cells]
 
     def numbers_written(self, texts: list[str]) -> list[str]:

@@ -23,6 +23,9 @@ assert numeric_cells(cells[:-1]) is not None
 digits = "1" * 100_000
 assert NUMBER.fullmatch(digits + "x") is None
 assert neutralise("-" + digits + "x") == "'-" + digits + "x"
+from shared.codecs import Dialect
+near_misses = [digits + "," + digits + "x", "1,5"] * 50
+assert Dialect(";").numbers_read(near_misses)[:2] == [digits + "," + digits + "x", "1.5"]
 """
 
 WIDE_HEADER = """

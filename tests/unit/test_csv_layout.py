@@ -24,6 +24,7 @@ from shared.codecs import (
 )
 from shared.codecs._csv_layout import SAMPLE_LINES, dialect_of
 from shared.errors import Problem, one_line
+from shared.validation._values import NUMBER
 
 FEATURES = ("age", "gender", "income")
 
@@ -113,6 +114,26 @@ def test_a_semicolon_file_reads_a_decimal_comma_and_nothing_else(cell: str, read
     assert Dialect(";").numbers_read([cell]) == [read]
     assert Dialect(",").numbers_read([cell]) == [cell]  # nor does any other file
     assert Dialect("\t").numbers_read([cell]) == [cell]
+
+
+def with_a_point(cell: str) -> str:
+    """A cell as a semicolon file reads it, by its own definition: one comma, no point, and a
+    number by the schema's rule once the comma is a point."""
+    pointed = cell.replace(",", ".")
+    one_comma = cell.count(",") == 1 and "." not in cell
+    return pointed if one_comma and NUMBER.fullmatch(pointed) else cell
+
+
+column_cells = st.lists(
+    st.sampled_from(["52000,5", "35", "", ",", ",5", "5,", " -1,5e3 ", "1,2,3", "52.000,50", "F"])
+    | st.from_regex(r"[-+ ]?[0-9]{0,3},?[0-9]{0,3}([eE][-+]?[0-9])?", fullmatch=True),
+    max_size=30,
+)
+
+
+@given(column_cells)
+def test_a_whole_column_reads_as_each_of_its_cells_would(cells: list[str]) -> None:
+    assert Dialect(";").numbers_read(cells) == [with_a_point(cell) for cell in cells]
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False))
