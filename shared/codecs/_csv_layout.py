@@ -62,7 +62,11 @@ _QUOTE_REASONS = ("expected after", "unexpected end of data")
 
 class CsvRefused(ValueError):
     """A CSV that cannot be read as a table of the model's columns: `code` names the fault,
-    `message` says what was seen and what would work, `problems` the columns at fault."""
+    `message` says what was seen and what would work, `problems` the columns at fault.
+
+    Not an HTTP error itself: a request body's becomes a 422 for missing columns and a 400 for
+    any other fault (`_csv.refusal`), an upload's a FileProblem with the same code and message.
+    """
 
     def __init__(self, code: str, message: str, problems: tuple[Problem, ...] = ()) -> None:
         super().__init__(message)
@@ -72,6 +76,8 @@ class CsvRefused(ValueError):
 
 
 class NotUtf8(CsvRefused):
+    """The bytes are not UTF-8 near `line` (400 for a request body)."""
+
     def __init__(self, line: int) -> None:
         super().__init__(
             NOT_UTF8,
@@ -81,7 +87,8 @@ class NotUtf8(CsvRefused):
 
 
 class NotCsv(CsvRefused):
-    """The csv module stopped reading at `line` (the record it was reading) for `reason`."""
+    """The csv module stopped reading at `line` (the record it was reading) for `reason` (400
+    for a request body)."""
 
     def __init__(self, line: int, reason: str) -> None:
         hint = ""
@@ -148,10 +155,11 @@ def dialect_of(first_line: str, following: Iterable[str]) -> Dialect:
     steady = [s for s in present if sample and all(_separators(x)[s] == counts[s] for x in sample)]
     if len(steady) == 1:
         return Dialect(steady[0])
-    seen = " and ".join(SEPARATORS[separator] for separator in present)
+    names = [SEPARATORS[separator] for separator in present]
+    seen = ", ".join(names[:-1]) + " and " + names[-1]
     raise CsvRefused(
         AMBIGUOUS_DELIMITER,
-        f"the header line holds both {seen}, and the lines after it do not show which one "
+        f"the header line holds {seen}, and the lines after it do not show which one "
         "separates the columns; separate them with one kind only (commas, semicolons or tabs) "
         "and put any cell that holds it in double quotes",
     )

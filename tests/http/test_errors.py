@@ -69,7 +69,7 @@ def test_a_body_that_is_not_the_json_we_read_is_400(
         (b"", "the CSV is empty; expected a header row"),
         (b"\n\n", "the CSV is empty; expected a header row"),
         (b"age,gender,Age\n35,f,1\n", "the header names the column age twice (columns 1 and 3)"),
-        (b"age,gender;income\n35,f;1\n", "the header line holds both commas and semicolons"),
+        (b"age,gender;income\n35,f;1\n", "the header line holds commas and semicolons, and the"),
         (b"age|gender|income\n35|f|1\n", "the header is separated by pipes, which are not read"),
         (b"age,gender,income,Purchase_Amount\n", "the header already has a column named purchase"),
     ],
