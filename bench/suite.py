@@ -807,8 +807,7 @@ def _stages(results: Results, bundled: dict[str, LoadedModel], one: dict[str, An
             )
         body = csv_body(big)
         table = codecs.read_csv(body, 10**6)
-        numeric = model.schema.numeric_names  # as functions/protocols.py asks for the columns
-        prediction = predict(model, table.rows(numeric), options)
+        prediction = predict(model, table.rows(model.schema), options)  # as functions/protocols.py
         _add_stages(
             results,
             name,
@@ -834,7 +833,7 @@ def _predict_table(model: LoadedModel, table: Any, options: Any) -> Any:
     """The table's columns (a grid's are cut out here) checked and predicted."""
     from shared.predict import predict
 
-    return predict(model, table.rows(model.schema.numeric_names), options)
+    return predict(model, table.rows(model.schema), options)
 
 
 def _encode_csv(table: Any, prediction: Any) -> bytes:

@@ -29,6 +29,7 @@ from shared.predict import (
     invalid_rows,
     options_for_outputs,
     options_from_query,
+    output_columns,
     parse_options,
 )
 from shared.predict import predict as predict_rows
@@ -100,7 +101,10 @@ def _predict_csv(call: Call, body: bytes) -> Reply:
     call.rows = len(table)
     model = call.model()
     options = parse_options(options_from_query(call.request.query))
-    prediction = _predict(model, table.rows(model.schema.numeric_names), options)
+    rows = table.rows(model.schema, output_columns(model.schema, options))
+    prediction = predict_rows(model, rows, options)
+    if prediction.problems:  # a CSV row is named by its line too
+        raise invalid_rows(table.with_lines(prediction.problems), rows.count)
     answer = codecs.encode_table(table, prediction.columns())
     return csv_reply(answer, model.name, model.version)
 

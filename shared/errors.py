@@ -34,7 +34,8 @@ import orjson
 
 @dataclass(frozen=True)
 class Problem:
-    """One field of one row at fault: `row` is the 0-based data row, `field` the column.
+    """One field of one row at fault: `row` is the 0-based data row, `field` the column; `line`,
+    for a CSV row, the 1-based line a spreadsheet shows it on (the header's is 1).
 
     `reason` never holds a value the caller sent (uploads count rows by it); `received` is the
     value at fault, shortened (`shared.validation` decides how), or None when there is none to
@@ -44,10 +45,22 @@ class Problem:
     field: str | None
     reason: str
     received: str | int | float | None = None
+    line: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        shown = {} if self.received is None else {"received": self.received}
-        return {"row": self.row, "field": self.field, "reason": self.reason, **shown}
+        item: dict[str, object] = {"row": self.row, "field": self.field, "reason": self.reason}
+        if self.received is not None:
+            item["received"] = self.received
+        if self.line is not None:
+            item["line"] = self.line
+        return item
+
+    def place(self) -> str:
+        """Where the fault is, in words: `row 2 (line 4), age`; "" when nowhere in particular."""
+        row = None if self.row is None else f"row {self.row}"
+        if row and self.line is not None:
+            row += f" (line {self.line})"
+        return ", ".join(part for part in (row, self.field) if part)
 
     def said(self) -> str:
         """The reason, and the value received when there is one, for a message of one line."""
@@ -59,12 +72,7 @@ class Problem:
 def one_line(message: str, problems: tuple[Problem, ...], limit: int = 10) -> str:
     """The message and its problems in one line, for protocols whose errors are one string."""
     details = "; ".join(
-        f"row {p.row}, {p.field}: {p.said()}"
-        if p.row is not None and p.field
-        else f"{p.field}: {p.said()}"
-        if p.field
-        else f"row {p.row}: {p.said()}"
-        for p in problems[:limit]
+        f"{p.place()}: {p.said()}" if p.place() else p.said() for p in problems[:limit]
     )
     more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
     return f"{message}: {details}{more}" if details else message

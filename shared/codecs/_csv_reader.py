@@ -1,4 +1,4 @@
-"""An uploaded CSV file's rows, in chunks of columns, each row with the physical line it starts on.
+"""A CSV's rows, in chunks of columns, each row with its line: a request body or an uploaded file.
 
 Text is decoded in blocks of whole lines. A block without quotes, NULs or lone carriage returns
 (nearly every block of nearly every file) is split with str methods, which reads exactly what
@@ -10,8 +10,10 @@ For grids, such a block is also kept as its bytes (every block is still decoded,
 checks it is UTF-8): a run of rows that a grid reads goes from those bytes to the grid, never
 split into lines; any other run is split from the bytes' text as above.
 
-Lines end with CRLF, LF or CR; header = line 1, and newlines inside quoted fields count.
-Blank lines are not rows.
+Lines end with CRLF, LF or CR. The separator is decided on the header's line, the first that is
+not blank (`_csv_layout.dialect_of`), before any row is split. A row's line is the one a
+spreadsheet shows it on: records are counted, blank ones too, and a newline inside a quoted field
+does not start a new one (`_csv_layout`). Blank lines are not rows.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import io
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -32,24 +34,14 @@ if TYPE_CHECKING:
 
     from shared.codecs._csv_grid import Grid
 
+from shared.codecs._csv_layout import COMMAS, SAMPLE_LINES, Dialect, NotCsv, NotUtf8, dialect_of
 from shared.codecs._csv_lines import lf_bytes
+
+__all__ = ["BLOCK_BYTES", "Chunk", "CsvFile", "NotCsv", "NotUtf8", "split_columns"]
 
 BLOCK_BYTES = 1 << 20
 _BOM = codecs.BOM_UTF8
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
-
-
-class NotUtf8(ValueError):
-    def __init__(self, line: int) -> None:
-        super().__init__(f"invalid UTF-8 near line {line}")
-        self.line = line
-
-
-class NotCsv(ValueError):
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"invalid CSV at line {line}: {reason}")
-        self.line = line
-        self.reason = reason
 
 
 @dataclass
@@ -90,9 +82,9 @@ class Chunk:
         return values
 
 
-def split_columns(lines: list[str], width: int) -> list[list[str]]:
+def split_columns(lines: list[str], width: int, separator: str = ",") -> list[list[str]]:
     """The cells of plain lines of `width` fields each, by column, as the csv module reads them."""
-    cells = ",".join(lines).split(",") if lines else []
+    cells = separator.join(lines).split(separator) if lines else []
     return [cells[position::width] for position in range(width)]
 
 
@@ -121,7 +113,8 @@ class _Parsed:
 
 
 class CsvFile:
-    """One pass over a file: `header()`, then `chunks()`."""
+    """One pass over a file: `header()`, then `chunks()`; `dialect` is known once `header()`
+    has found the header's line."""
 
     def __init__(self, source: io.BufferedReader[Any], block_bytes: int = BLOCK_BYTES) -> None:
         binary: IO[bytes] = source
@@ -134,9 +127,10 @@ class CsvFile:
         self._raw: bytes | None = b""  # the bytes of `_carry`; None: not kept (in-memory text)
         self._bom_checked = False
         self._eof = False
-        self._line = 0  # physical lines consumed so far
+        self._line = 0  # records consumed so far: the line of the last one
         self._pending: deque[str] = deque()  # lines the csv reader has yet to read
-        self._reader = csv.reader(self._reader_lines(), strict=True)
+        self._reader: Iterator[list[str]] | None = None  # made once the separator is known
+        self._dialect: Dialect | None = None
         self._rows = self._items()
         self._first: _Plain | _PlainBytes | None = None
         self.header_line = 0  # the line the header was found on
@@ -148,6 +142,10 @@ class CsvFile:
         file._carry = text
         file._raw = None
         return file
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect or COMMAS
 
     def header(self) -> list[str] | None:
         """The first row that is not blank; None when the file has none."""
@@ -165,8 +163,10 @@ class CsvFile:
             for offset, line in enumerate(item.lines):
                 if line:
                     self.header_line = item.first_line + offset
-                    self._first = _Plain(self.header_line + 1, item.lines[offset + 1 :])
-                    return line.split(",")
+                    rest = item.lines[offset + 1 :]
+                    self._decide(line, rest[:SAMPLE_LINES])
+                    self._first = _Plain(self.header_line + 1, rest)
+                    return line.split(self.dialect.separator)
         return None
 
     def _header_of(self, item: _PlainBytes) -> list[str] | None:
@@ -176,14 +176,41 @@ class CsvFile:
             return None
         self.header_line = item.first_line + len(item.data) - len(data)
         end = data.index(b"\n") + 1
-        self._first = _PlainBytes(self.header_line + 1, data[end:])
-        return data[: end - 1].decode("utf-8").split(",")
+        line, rest = data[: end - 1].decode("utf-8"), data[end:]
+        sample = rest.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]
+        self._decide(line, (text.decode("utf-8", "replace") for text in sample))
+        self._first = _PlainBytes(self.header_line + 1, rest)
+        return line.split(self.dialect.separator)
+
+    def _decide(self, line: str, following: Iterable[str]) -> None:
+        """The dialect, from the header's line and the lines after it; decided once."""
+        if self._dialect is None:
+            self._dialect = dialect_of(line, following)
+
+    def _header_lines(self, lines: list[str]) -> list[str]:
+        """A block's lines (with their ends) for the csv reader, when the header is not yet
+        found: the blank lines before it counted and left out, the dialect decided on its line."""
+        blank = 0
+        while blank < len(lines) and not lines[blank].strip("\r\n"):
+            blank += 1
+        self._line += blank
+        rest = lines[blank:]
+        if not rest:
+            return rest
+        end, quotes = 1, rest[0].count('"')
+        while end < len(rest) and quotes % 2:  # a quoted name may hold a line end
+            quotes += rest[end].count('"')
+            end += 1
+        following = (line.rstrip("\r\n") for line in rest[end : end + SAMPLE_LINES])
+        self._decide("".join(rest[:end]).rstrip("\r\n"), following)
+        return rest
 
     def chunks(self, width: int, size: int, *, grids: bool = False) -> Iterator[Chunk]:
         """The rows after the header, at most `size` lines' worth at a time; with `grids`, a
         chunk of plain rows only keeps a grid, and splits its cells only when asked to."""
         items = self._rows if self._first is None else itertools.chain([self._first], self._rows)
-        builder = _Builder(width, grids)
+        grids = grids and self.dialect.separator == ","  # a grid reads commas only
+        builder = _Builder(width, grids, self.dialect.separator)
         for item in items:
             if isinstance(item, _PlainBytes):
                 from shared.codecs._csv_grid import uniform_rows
@@ -243,15 +270,22 @@ class CsvFile:
             if lines is not None:
                 yield _Plain(self._line + 1, lines)
                 self._line += len(lines)
-            else:
-                self._pending.extend(_LINE.findall(text))
+                continue
+            found = _LINE.findall(text)
+            self._pending.extend(found if self._dialect else self._header_lines(found))
 
     def _parsed_row(self) -> _Parsed:
+        """The next record, read by the csv module with the dialect's separator."""
+        if self._reader is None:
+            self._reader = csv.reader(
+                self._reader_lines(), delimiter=self.dialect.separator, strict=True
+            )
         start = self._line + 1
         try:
             cells = next(self._reader)
         except csv.Error as exc:
-            raise NotCsv(self._line, str(exc)) from exc
+            raise NotCsv(start, str(exc)) from exc
+        self._line = start
         return _Parsed(start, cells)
 
     def _reader_lines(self) -> Iterator[str]:
@@ -262,7 +296,6 @@ class CsvFile:
                 if block is None:
                     return
                 self._pending.extend(_LINE.findall(block[0]))
-            self._line += 1
             yield self._pending.popleft()
 
     def _block(self) -> tuple[str, bytes | None] | None:
@@ -307,9 +340,10 @@ class _Builder:
     """Plain rows are kept as their text until the chunk is taken or a parsed row follows them:
     then they are split (or, for a chunk of plain rows only, read as a grid)."""
 
-    def __init__(self, width: int, grids: bool) -> None:
+    def __init__(self, width: int, grids: bool, separator: str = ",") -> None:
         self.width = width
         self.grids = grids
+        self.separator = separator
         self.consumed = 0
         self.chunk = self._empty()
         self.unsplit: list[str] = []  # the chunk's last plain rows, not yet in its columns
@@ -339,7 +373,7 @@ class _Builder:
         self._bytes_to_text()
         self.consumed += len(lines)
         chunk, width = self.chunk, self.width
-        counts = list(map(str.count, lines, itertools.repeat(",")))
+        counts = list(map(str.count, lines, itertools.repeat(self.separator)))
         if counts.count(width - 1) == len(lines) and (width > 1 or "" not in lines):
             self.unsplit.extend(lines)
             chunk.lines.extend(range(first_line, first_line + len(lines)))
@@ -351,7 +385,7 @@ class _Builder:
                 self.unsplit.append(line)
                 chunk.lines.append(first_line + offset)
             else:
-                chunk.ragged.append((first_line + offset, line.split(",")))
+                chunk.ragged.append((first_line + offset, line.split(self.separator)))
 
     def add_parsed(self, line: int, cells: list[str]) -> None:
         self._bytes_to_text()
@@ -370,9 +404,8 @@ class _Builder:
         chunk = self.chunk
         if chunk.text is not None:
             chunk.text.extend(self.unsplit)
-        for column, cells in zip(
-            chunk.columns, split_columns(self.unsplit, self.width), strict=True
-        ):
+        split = split_columns(self.unsplit, self.width, self.separator)
+        for column, cells in zip(chunk.columns, split, strict=True):
             column.extend(cells)
         self.unsplit = []
 

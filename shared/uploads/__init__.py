@@ -53,6 +53,7 @@ from shared.uploads._layout import (
     staging_names,
 )
 from shared.uploads._problems import (
+    AMBIGUOUS_DELIMITER,
     COLUMN_CLASH,
     EMPTY,
     INPUT_GONE,
@@ -72,6 +73,7 @@ from shared.uploads._scoring import Tally, neutralise_column, score_stream
 from shared.uploads._workflow import create_report, score_file
 
 __all__ = [
+    "AMBIGUOUS_DELIMITER",
     "COLUMN_CLASH",
     "EMPTY",
     "FINALIZED",

@@ -1,5 +1,6 @@
 """Where things are: the names of an upload's outputs and the identity stamped on them, and
-where the model's columns sit in its rows."""
+where the model's columns sit in its rows (found as `shared.codecs.match_columns` finds them for
+a request body)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.codecs import COMMAS, Dialect, match_columns
 from shared.predict import Options
 from shared.schema import ModelSchema
 from shared.store import LoadedModel
 from shared.uploads._events import MAX_NAME_BYTES, Ignored, Upload, storage_object
-from shared.uploads._problems import (
-    COLUMN_CLASH,
-    MISSING_COLUMNS,
-    REPEATED_COLUMN,
-    WRONG_DELIMITER,
-    FileProblem,
-)
 
 INCOMING, RESULTS, STAGING = "incoming/", "results/", "staging/"
 LINE_COLUMN, REASONS_COLUMN = "line_number", "reasons"
 
 _FORMULA_STARTS = frozenset("=+-@\t\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")  # unambiguous
-_OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
 @dataclass(frozen=True)
@@ -87,11 +81,13 @@ def neutralise(cell: str) -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each feature sits in the file's rows, and the output headers that follow."""
+    """Where each feature sits in the file's rows, the output headers that follow, and how the
+    file writes its cells (the outputs are written the same way)."""
 
     header: tuple[str, ...]
     positions: Mapping[str, int]
     added: tuple[str, ...]
+    dialect: Dialect = COMMAS
 
     @property
     def scored_header(self) -> list[str]:
@@ -102,56 +98,13 @@ class Layout:
         return [LINE_COLUMN, REASONS_COLUMN] + [neutralise(name) for name in self.header]
 
 
-def read_layout(header: Sequence[str], schema: ModelSchema, added: Sequence[str]) -> Layout:
-    """Find the model's columns by name, in any order; extra columns are kept as they are."""
-    wanted = {name.casefold(): name for name in schema.feature_names}
-    positions: dict[str, int] = {}
-    for position, raw in enumerate(header):
-        feature = wanted.get(raw.strip().casefold())
-        if feature is None:
-            continue
-        if feature in positions:
-            raise FileProblem(
-                REPEATED_COLUMN,
-                f"the header names the column {feature} twice (columns {positions[feature] + 1} "
-                f"and {position + 1}); keep one",
-            )
-        positions[feature] = position
-    missing = [name for name in schema.feature_names if name not in positions]
-    if missing:
-        raise _missing_columns(header, schema, missing)
-    present = {raw.strip().casefold() for raw in header}
-    clashes = [name for name in added if name.casefold() in present]
-    if clashes:
-        raise FileProblem(
-            COLUMN_CLASH,
-            f"the header already has a column named {clashes[0]}, which scoring adds; "
-            "rename or remove that column",
-        )
-    return Layout(header=tuple(header), positions=positions, added=tuple(added))
+def read_layout(
+    header: Sequence[str], schema: ModelSchema, added: Sequence[str], dialect: Dialect = COMMAS
+) -> Layout:
+    """Find the model's columns by name, in any order; extra columns are kept as they are.
 
-
-def _missing_columns(
-    header: Sequence[str], schema: ModelSchema, missing: Sequence[str]
-) -> FileProblem:
-    expected = ", ".join(schema.feature_names)
-    wanted = {name.casefold() for name in schema.feature_names}
-    joined = ",".join(header)
-    for delimiter, plural in _OTHER_DELIMITERS.items():
-        cells = {cell.strip().casefold() for cell in joined.split(delimiter)}
-        if delimiter in joined and wanted <= cells:
-            return FileProblem(
-                WRONG_DELIMITER,
-                f"the header is separated by {plural}, not commas; save the file as "
-                f"comma-separated CSV with the columns {expected}",
-            )
-    found = ", ".join(_shown(name) for name in header[:10]) + (", ..." if len(header) > 10 else "")
-    return FileProblem(
-        MISSING_COLUMNS,
-        f"the header has no column {', '.join(missing)}; the first line must name the "
-        f"columns {expected} (in any order; other columns are kept). Found: {found}",
-    )
-
-
-def _shown(name: str) -> str:
-    return repr(name if len(name) <= 40 else name[:40] + "...")
+    Raises `shared.codecs.CsvRefused` for a header without them (or with one twice, or with a
+    column scoring adds).
+    """
+    positions = match_columns(header, schema.feature_names, added)
+    return Layout(tuple(header), positions, tuple(added), dialect)

@@ -6,19 +6,41 @@ no status and never becomes a response.
 
 from __future__ import annotations
 
-# Codes of whole-file problems, as they appear in report.json.
+# Codes of whole-file problems, as they appear in report.json. A CSV the layout refuses keeps
+# the code (and message) `shared.codecs` gives it, which a request body gets too.
+from shared.codecs import (
+    AMBIGUOUS_DELIMITER,
+    COLUMN_CLASH,
+    EMPTY,
+    MISSING_COLUMNS,
+    NOT_CSV,
+    NOT_UTF8,
+    REPEATED_COLUMN,
+    WRONG_DELIMITER,
+)
+
 UNKNOWN_MODEL = "unknown_model"
 INPUT_GONE = "input_gone"
-EMPTY = "empty"
-NOT_UTF8 = "not_utf8"
 NOT_GZIP = "bad_gzip"
-NOT_CSV = "bad_csv"
-WRONG_DELIMITER = "wrong_delimiter"
-MISSING_COLUMNS = "missing_columns"
-REPEATED_COLUMN = "repeated_column"
-COLUMN_CLASH = "column_clash"
 OPTIONS_UNAVAILABLE = "options_unavailable"
 OUTPUT_CONFLICT = "output_conflict"
+
+__all__ = [
+    "AMBIGUOUS_DELIMITER",
+    "COLUMN_CLASH",
+    "EMPTY",
+    "INPUT_GONE",
+    "MISSING_COLUMNS",
+    "NOT_CSV",
+    "NOT_GZIP",
+    "NOT_UTF8",
+    "OPTIONS_UNAVAILABLE",
+    "OUTPUT_CONFLICT",
+    "REPEATED_COLUMN",
+    "UNKNOWN_MODEL",
+    "WRONG_DELIMITER",
+    "FileProblem",
+]
 
 
 class FileProblem(Exception):

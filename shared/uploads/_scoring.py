@@ -2,8 +2,11 @@
 rejected with its reasons.
 
 Files are UTF-8 (with or without BOM), CRLF or LF, gzip-compressed or not (recognised by their
-first bytes); columns are matched by header name, ignoring case and surrounding spaces.
-Line numbers are physical lines, header = line 1, counting newlines inside quoted fields.
+first bytes). Their layout is a request body's (`shared.codecs._csv_layout`): comma, semicolon
+or tab separated, decimal commas read in a semicolon-separated file, columns matched by header
+name ignoring case, surrounding spaces and `_` against space; the outputs are written with the
+file's separator and decimal mark. A row's line number is the one a spreadsheet shows it on
+(header = line 1; a newline inside a quoted field does not start a line).
 Every text cell written out is neutralised against spreadsheet formulas: a cell starting with
 = + - @ tab or carriage return gets a leading apostrophe, unless it is a plain number.
 
@@ -26,20 +29,13 @@ from typing import Any
 import numpy as np
 
 from shared import codecs
-from shared.codecs import Chunk, CsvFile, NotCsv, NotUtf8
+from shared.codecs import Chunk, CsvFile, CsvRefused, Dialect
 from shared.codecs._csv_reader import BLOCK_BYTES
 from shared.errors import InvalidInput, Problem
 from shared.predict import Options, output_columns, predict
 from shared.store import LoadedModel
 from shared.uploads._layout import Layout, neutralise, read_layout
-from shared.uploads._problems import (
-    EMPTY,
-    NOT_CSV,
-    NOT_GZIP,
-    NOT_UTF8,
-    OPTIONS_UNAVAILABLE,
-    FileProblem,
-)
+from shared.uploads._problems import NOT_GZIP, OPTIONS_UNAVAILABLE, FileProblem
 from shared.validation import Rows
 
 WRONG_FIELD_COUNT = "wrong number of fields"
@@ -47,7 +43,7 @@ WRONG_FIELD_COUNT = "wrong number of fields"
 _FORMULA_STARTS = "=+-@\t\r"
 _FORMULA_LINE_START = re.compile(f"^[{re.escape(_FORMULA_STARTS)}]", re.MULTILINE)
 _FORMULA_BYTES = np.isin(np.arange(256), [ord(c) for c in _FORMULA_STARTS])
-_NEWLINE, _COMMA = b"\n,"
+_NEWLINE = ord("\n")
 
 
 @dataclass
@@ -104,9 +100,10 @@ def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Optio
             problems.setdefault(problem.row, []).append(problem)
     valid = np.zeros(len(chunk.lines), dtype=bool)
     valid[np.asarray(prediction.positions, dtype=int)] = True
-    neutral = _neutral(chunk)
-    rejected, reasons = _rejected(chunk, len(layout.header), neutral, problems)
-    scored = _scored_csv(chunk, neutral, valid, list(prediction.columns().values()))
+    neutral = _neutral(chunk, layout.dialect)
+    rejected, reasons = _rejected(chunk, layout, neutral, problems)
+    predictions = list(prediction.columns().values())
+    scored = _scored_csv(chunk, neutral, valid, predictions, layout.dialect)
     outside = prediction.outside
     return ScoredChunk(
         scored,
@@ -121,43 +118,51 @@ def score_chunk(chunk: Chunk, layout: Layout, model: LoadedModel, options: Optio
 def _model_cells(
     chunk: Chunk, layout: Layout, numeric: Collection[str]
 ) -> dict[str, Sequence[Any]]:
-    """The model's columns; the `numeric` ones as floats where the chunk can read them so."""
-    return {name: chunk.column(at, name in numeric) for name, at in layout.positions.items()}
+    """The model's columns; the `numeric` ones as floats where the chunk can read them so, or
+    else with the file's decimal mark read."""
+    dialect = layout.dialect
+    return {
+        name: dialect.numbers_read(chunk.column(at, True)) if name in numeric else chunk.column(at)
+        for name, at in layout.positions.items()
+    }
 
 
-def _neutral(chunk: Chunk) -> list[list[str]] | None:
+def _neutral(chunk: Chunk, dialect: Dialect) -> list[list[str]] | None:
     """`neutral_columns`, or None for a grid none of whose cells starts like a formula: its
     rows' text is then written out as it is, and its cells are never split."""
     if chunk.grid is not None and not chunk.grid.any_cell_starts(_FORMULA_BYTES):
         return None
-    return neutral_columns(chunk)
+    return neutral_columns(chunk, dialect.separator)
 
 
 def _scored_csv(
-    chunk: Chunk, neutral: Sequence[list[str]] | None, valid: np.ndarray, predictions: list[Any]
+    chunk: Chunk,
+    neutral: Sequence[list[str]] | None,
+    valid: np.ndarray,
+    predictions: list[Any],
+    dialect: Dialect,
 ) -> bytes:
     """The valid rows as uploaded (neutralised), then their predictions; CRLF line ends.
 
     Rows read as plain text are written back as they were read, which is what the csv module
-    writes for cells without quotes, commas or line ends. `neutral` None: no cell changed.
+    writes for cells without quotes, separators or line ends. `neutral` None: no cell changed.
     """
     keep = valid.tolist()
+    cells = [codecs.appended_cells(values, dialect) for values in predictions]
     if chunk.text is None or (
         neutral is not None
         and any(n is not c and n != c for n, c in zip(neutral, chunk.columns, strict=True))
     ):
         assert neutral is not None
         columns = [itertools.compress(column, keep) for column in neutral]
-        texts = map(codecs.cell_texts, predictions)
-        return encode_rows(zip(*columns, *texts, strict=True))
+        return encode_rows(zip(*columns, *cells, strict=True), dialect.separator)
     kept = list(itertools.compress(chunk.text, keep))
-    cells = [codecs.cell_texts(values) for values in predictions]
-    return codecs.lines_with_cells(kept, cells).encode("utf-8")
+    return codecs.lines_with_cells(kept, cells, dialect.separator).encode("utf-8")
 
 
 def _rejected(
     chunk: Chunk,
-    width: int,
+    layout: Layout,
     neutral: Sequence[Sequence[str]] | None,
     problems: Mapping[int, Sequence[Problem]],
 ) -> tuple[list[list[Any]], Counter[tuple[str | None, str]]]:
@@ -173,7 +178,7 @@ def _rejected(
         rows.append((line, [line, text, *cells]))
         reasons.update((problem.field, problem.reason) for problem in found)
     for line, cells in chunk.ragged:
-        text = f"has {len(cells)} fields; the header has {width}"
+        text = codecs.field_count(len(cells), len(layout.header))
         rows.append((line, [line, text, *map(neutralise, cells)]))
         reasons[(None, WRONG_FIELD_COUNT)] += 1
     rows.sort(key=lambda item: item[0])
@@ -184,25 +189,25 @@ def _row_cells(chunk: Chunk, neutral: Sequence[Sequence[str]] | None, row: int) 
     if neutral is not None:
         return [column[row] for column in neutral]
     assert chunk.text is not None
-    return chunk.text[row].split(",")
+    return chunk.text[row].split(",")  # only a grid's rows, which are comma-separated
 
 
-def neutral_columns(chunk: Chunk) -> list[list[str]]:
+def neutral_columns(chunk: Chunk, separator: str = ",") -> list[list[str]]:
     """Every column neutralised; the columns themselves when no cell needs it (the norm).
 
-    The cells of plain rows start a line or follow a comma, so the byte after each separator
-    of the rows' text tells whether any cell starts like a formula, in one pass with numpy.
+    The cells of plain rows start a line or follow a separator, so the byte after each one in
+    the rows' text tells whether any cell starts like a formula, in one pass with numpy.
     """
-    if chunk.text is not None and not _starts_formula(chunk.text):
+    if chunk.text is not None and not _starts_formula(chunk.text, separator):
         return chunk.columns
     return [neutralise_column(column) for column in chunk.columns]
 
 
-def _starts_formula(lines: list[str]) -> bool:
+def _starts_formula(lines: list[str], separator: str) -> bool:
     """Whether a cell of these plain lines (no quotes, no line ends) starts like a formula."""
     data = np.frombuffer(("\n" + "\n".join(lines)).encode("utf-8"), dtype=np.uint8)
     before = data[:-1]
-    follows_separator = (before == _NEWLINE) | (before == _COMMA)
+    follows_separator = (before == _NEWLINE) | (before == ord(separator))
     return bool(_FORMULA_BYTES[data[1:][follows_separator]].any())
 
 
@@ -213,10 +218,10 @@ def neutralise_column(cells: list[str]) -> list[str]:
     return [neutralise(cell) for cell in cells]
 
 
-def encode_rows(rows: Iterable[Sequence[Any]]) -> bytes:
+def encode_rows(rows: Iterable[Sequence[Any]], separator: str = ",") -> bytes:
     """CSV with CRLF line ends (RFC 4180); floats in their shortest round-trip form."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv.writer(buffer, delimiter=separator, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -237,33 +242,29 @@ def score_stream(
     split, which gives the same bytes, slower (tests hold the two together). `block_bytes`: how
     much is read at a time; small in tests, so that rows and characters cross block ends.
 
-    Raises FileProblem when the file cannot be scored as a whole; errors of the sinks and of
-    the source's storage pass through untouched.
+    Raises FileProblem when the file cannot be scored as a whole (a CSV the layout refuses
+    with the code and message a request body gets); errors of the sinks and of the source's
+    storage pass through untouched.
     """
     file = CsvFile(source, block_bytes)
     try:
         header = file.header()
         if header is None:
-            raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
-        layout = read_layout(header, model.schema, output_columns(model.schema, options))
-        write_scored(encode_rows([layout.scored_header]))
-        write_rejected(encode_rows([layout.rejected_header]))
+            raise codecs.no_header()
+        added = output_columns(model.schema, options)
+        layout = read_layout(header, model.schema, added, file.dialect)
+        separator = layout.dialect.separator
+        write_scored(codecs.header_row(layout.scored_header, separator).encode("utf-8"))
+        write_rejected(codecs.header_row(layout.rejected_header, separator).encode("utf-8"))
         tally = Tally()
         for chunk in file.chunks(len(header), chunk_rows, grids=grids):
             scored = score_chunk(chunk, layout, model, options)
             write_scored(scored.scored_csv)
-            write_rejected(encode_rows(scored.rejected))
+            write_rejected(encode_rows(scored.rejected, separator))
             tally.add(scored)
         return tally
-    except NotUtf8 as exc:
-        raise FileProblem(
-            NOT_UTF8,
-            f"the file is not UTF-8 text: invalid bytes near line {exc.line}; save it as CSV UTF-8",
-        ) from exc
-    except NotCsv as exc:
-        raise FileProblem(
-            NOT_CSV, f"the file is not valid CSV at line {exc.line}: {exc.reason}"
-        ) from exc
+    except CsvRefused as exc:
+        raise FileProblem(exc.code, exc.message) from exc
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise FileProblem(
             NOT_GZIP, f"the file starts like gzip but cannot be decompressed: {exc}"

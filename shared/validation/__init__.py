@@ -27,6 +27,8 @@ from shared.validation._values import (
     NOT_FINITE,
     UNKNOWN_FIELD,
     meant,
+    meant_by,
+    missing_reason,
     unknown_reason,
 )
 
@@ -51,6 +53,8 @@ __all__ = [
     "clean_columns",
     "clean_records",
     "meant",
+    "meant_by",
+    "missing_reason",
     "unknown_reason",
     "validate",
     "validate_records",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from starlette.testclient import TestClient
 
+from shared.codecs._csv import GRID_MIN_BYTES
 from tests.http.support import (
     FAR_OUT,
     MODELS,
@@ -267,6 +271,50 @@ def test_query_strict_refuses_a_row_outside_naming_the_feature_and_the_trained_r
 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"] == [
-        {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature)}
+        {"row": 1, "field": feature, "reason": strict_reason("customer_needs", feature), "line": 3}
         for feature in outside("customer_needs", FAR_OUT)
     ]
+
+
+# --- layouts: separators and decimal marks ---------------------------------------------------
+
+
+def test_a_large_semicolon_body_gets_what_the_same_rows_get_with_commas(
+    customer: TestClient,
+) -> None:
+    # Past GRID_MIN_BYTES: the comma body is read as a grid, the semicolon one by the reader.
+    rows = [[f"{18 + i % 70},{i % 10}", "FMO"[i % 3], f"{1000 * i},5"] for i in range(4000)]
+    semicolons = "\r\n".join(";".join(row) for row in [["age", "gender", "income"], *rows])
+    commas = csv_body(["age", "gender", "income"], [[c.replace(",", ".") for c in r] for r in rows])
+    assert len(commas) > GRID_MIN_BYTES
+
+    by_semicolons = post_csv(customer, ("\ufeff" + semicolons).encode())
+    by_commas = csv_rows(post_csv(customer, commas))
+
+    answer = list(csv.reader(io.StringIO(by_semicolons.decode(), newline=""), delimiter=";"))
+    assert answer[0] == ["age", "gender", "income", "purchase_amount", "outside_training_range"]
+    assert [row[:3] for row in answer[1:]] == rows
+    assert [float(row[3].replace(",", ".")) for row in answer[1:]] == [
+        float(row["purchase_amount"]) for row in by_commas
+    ]
+    assert [row[4] for row in answer[1:]] == [row["outside_training_range"] for row in by_commas]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'age,gender,income\n35,F,"52000,5"\n', b"age\tgender\tincome\n35\tF\t52000,5\n"],
+    ids=["commas", "tabs"],
+)
+def test_only_a_semicolon_file_reads_a_decimal_comma(customer: TestClient, body: bytes) -> None:
+    refused = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
+    read = post_csv(customer, b"age;gender;income\n35;F;52000,5\n")
+
+    assert refused.status_code == 422, refused.text
+    details = refused.json()["error"]["details"]
+    assert [(d["row"], d["field"], d["line"]) for d in details] == [(0, "income", 2)]
+    assert details[0]["reason"].startswith("must be a plain number such as 1234.5")
+    header, row, end = read.split(b"\r\n")
+    assert (header, end) == (b"age;gender;income;purchase_amount;outside_training_range", b"")
+    value = float(row.split(b";")[3].replace(b",", b"."))
+    customer_row = {"age": 35, "gender": "female", "income": 52000.5}
+    assert value == pytest.approx(predicted("customer_needs", [customer_row])[0], rel=RTOL)

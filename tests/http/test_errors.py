@@ -57,16 +57,21 @@ def test_a_body_that_is_not_the_json_we_read_is_400(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"age,gender,income\r\n35,f\r\n", "CSV row 0 has 2 fields; the header has 3"),
-        (b"age,gender,income\n35,f,1\n36,m,2\n37,f\n", "CSV row 2 has 2 fields; the header has 3"),
-        (b"age,gender,income\n35,f,1,extra\n", "CSV row 0 has 4 fields; the header has 3"),
-        (b'age,gender,income\n"35"x,f,1\n', "CSV body cannot be parsed: ',' expected after '\"'"),
-        (b'age,gender,income\n"35,f,1\n', "CSV body cannot be parsed: unexpected end of data"),
-        (b"\xff\xfeage,gender,income\n", "CSV body is not UTF-8 (byte 0)"),
-        (b"", "CSV body is empty; expected a header row"),
-        (b"\n\n", "CSV body is empty; expected a header row"),
-        (b"age,,income\n35,f,1\n", "CSV header has an empty column name"),
-        (b"age,gender,age\n35,f,1\n", "CSV header repeats the column 'age'"),
+        (b"age,gender,income\r\n35,f\r\n", "CSV row 0 (line 2) has 2 fields; the header has 3"),
+        (
+            b"age,gender,income\n35,f,1\n\n37,f\n",
+            "CSV row 1 (line 4) has 2 fields; the header has 3",
+        ),
+        (b"age,gender,income\n35,f,1,extra\n", "CSV row 0 (line 2) has 4 fields; the header has 3"),
+        (b'age,gender,income\n"35"x,f,1\n', "the CSV cannot be read at line 2: ',' expected after"),
+        (b'age,gender,income\n"35,f,1\n', "the CSV cannot be read at line 2: unexpected end of"),
+        (b"\xff\xfeage,gender,income\n", "the CSV is not UTF-8 text (invalid bytes near line 1)"),
+        (b"", "the CSV is empty; expected a header row"),
+        (b"\n\n", "the CSV is empty; expected a header row"),
+        (b"age,gender,Age\n35,f,1\n", "the header names the column age twice (columns 1 and 3)"),
+        (b"age,gender;income\n35,f;1\n", "the header line holds commas and semicolons, and the"),
+        (b"age|gender|income\n35|f|1\n", "the header is separated by pipes, which are not read"),
+        (b"age,gender,income,Purchase_Amount\n", "the header already has a column named purchase"),
     ],
 )
 def test_ragged_or_unreadable_csv_is_400_naming_the_data_row(

@@ -67,7 +67,8 @@ def test_a_spreadsheets_csv_gets_the_same_fault(customer: TestClient, income: st
 
     response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
 
-    assert details(response) == [{"row": 0, "field": "income", "reason": PLAIN, "received": income}]
+    fault = {"row": 0, "field": "income", "reason": PLAIN, "received": income, "line": 2}
+    assert details(response) == [fault]
 
 
 @pytest.mark.parametrize(

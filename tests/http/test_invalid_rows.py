@@ -98,6 +98,25 @@ def test_csv_row_0_is_the_first_data_row(customer: TestClient) -> None:
     assert message(response) == "2 of 3 rows are invalid"
 
 
+def test_a_csv_row_is_named_by_the_line_a_spreadsheet_shows_too(customer: TestClient) -> None:
+    # Line 1 the header, 2 a blank line, 3 a record whose quoted cell spans two lines of text,
+    # 4 the faulty row: a spreadsheet shows it in row 4, whatever the line ends in the text.
+    body = b'id,age,gender,income\r\n\r\n"A\r\nsecond line",35,f,100\r\nB,300,f,100\r\n'
+
+    response = customer.post("/", content=body, headers={"Content-Type": "text/csv"})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == [
+        {
+            "row": 1,
+            "field": "age",
+            "reason": "must be between 18 and 100",
+            "received": 300,
+            "line": 4,
+        }
+    ]
+
+
 def test_a_missing_csv_column_is_named_without_a_row(customer: TestClient) -> None:
     response = customer.post(
         "/", content=b"age,gender\n35,f\n", headers={"Content-Type": "text/csv"}
@@ -106,7 +125,7 @@ def test_a_missing_csv_column_is_named_without_a_row(customer: TestClient) -> No
     assert faults(response) == [(None, "income", "missing column")]
 
 
-@pytest.mark.parametrize("body", [b"age;gender;income\n35;f;52000\n", b"id\nA\n"])
+@pytest.mark.parametrize("body", [b"name;city\nA;B\n", b"id\nA\n", b"id\n"])
 def test_a_csv_body_without_any_of_the_models_columns_names_them_all(
     customer: TestClient, body: bytes
 ) -> None:

@@ -188,7 +188,7 @@ def test_invalid_rows_get_422_naming_every_row_and_field(customer):
     }
 
 
-def test_invalid_csv_rows_get_422_too(customer):
+def test_invalid_csv_rows_get_422_too_naming_the_line_as_well(customer):
     body = b"age,gender,income\n35,f,100\n300,f,100\n"
 
     response = requests.post(
@@ -197,7 +197,13 @@ def test_invalid_csv_rows_get_422_too(customer):
 
     assert response.status_code == 422
     assert response.json()["error"]["details"] == [
-        {"row": 1, "field": "age", "reason": "must be between 18 and 100", "received": 300}
+        {
+            "row": 1,
+            "field": "age",
+            "reason": "must be between 18 and 100",
+            "received": 300,
+            "line": 3,
+        }
     ]
 
 

@@ -535,9 +535,9 @@ def test_strict_refuses_rows_beyond_the_training_range_as_documented(
     for what, response in refused.items():
         assert response.status_code == (400 if what == "BigQuery" else 422), (what, response.text)
         checked(openapi, response)
-    for what in ("JSON", "CSV"):
+    for what, line in (("JSON", {}), ("CSV", {"line": 3})):  # CSV: the header is line 1
         assert error_of(refused[what])["details"] == [
-            {"row": 1, "field": name, "reason": reason}
+            {"row": 1, "field": name, "reason": reason, **line}
             for name, reason in zip(flags[1], reasons, strict=True)
         ], what
     for what in ("V1", "V2", "BigQuery"):
@@ -736,7 +736,14 @@ def error_requests(function: Function) -> list[tuple[str, dict[str, Any], int, s
         case("an unexpected key", 400, "bad_request", json={"instances": [], "extra": 1}),
         case("a short CSV row", 400, "bad_request", data="a,b\r\n1\r\n", headers=csv_type),
         case("CSV not in UTF-8", 400, "bad_request", data=b"\xff\xfe\x00", headers=csv_type),
-        case("a repeated CSV column", 400, "bad_request", data="a,a\r\n", headers=csv_type),
+        case(
+            "a feature named twice in a CSV header",
+            400,
+            "bad_request",
+            data=",".join([*function.features, function.features[0].upper()]) + "\r\n",
+            headers=csv_type,
+        ),
+        case("a CSV header with no feature", 422, "invalid_input", data="a\r\n", headers=csv_type),
         case("no Content-Type", 415, "unsupported_media_type", data=b"{}"),
         case(
             "text/plain",

@@ -29,7 +29,7 @@ from shared.errors import BadRequest, InvalidInput, PayloadTooLarge, Problem
 from shared.predict import OUTSIDE, Interval, Options, Prediction, output_columns
 from shared.predict._applicability import Outside
 from shared.schema import CUSTOMER_NEEDS
-from shared.validation import ABSENT
+from shared.validation import ABSENT, Rows
 
 LIMIT = 100
 
@@ -48,7 +48,9 @@ def decode_json(body: bytes, max_instances: int) -> Decoded:
 
 
 def decode_csv(body: bytes, max_instances: int) -> Decoded:
-    return Decoded(read_csv(body, max_instances).rows().frame(), {})
+    """Every column of the body by its name as sent (the model's are found later, by name)."""
+    table = read_csv(body, max_instances)
+    return Decoded(Rows.of_columns(table.columns(), len(table)).frame(), {})
 
 
 def instances_frame(instances: list[object]) -> pd.DataFrame:
@@ -295,45 +297,64 @@ def test_a_header_without_rows_gives_an_empty_frame() -> None:
     assert len(rows) == 0
 
 
-def test_repeated_header_names_are_a_bad_request() -> None:
-    with pytest.raises(BadRequest, match="repeats the column 'age'"):
-        decode_csv(b"age,gender,age\r\n1,f,2\r\n", LIMIT)
+@pytest.mark.parametrize(
+    ("body", "columns"),
+    [(b"age,gender,age\r\n1,f,2\r\n", "1 and 3"), (b"Age,gender,income, AGE \r\n", "1 and 4")],
+)
+def test_a_feature_named_twice_in_the_header_is_a_bad_request(body: bytes, columns: str) -> None:
+    table = read_csv(body, LIMIT)
+
+    with pytest.raises(BadRequest, match=rf"names the column age twice \(columns {columns}\)"):
+        table.rows(CUSTOMER_NEEDS)
 
 
-@pytest.mark.parametrize("header", [b"age,,income", b"age, ,income", b"age,gender,"])
-def test_empty_header_names_are_a_bad_request(header: bytes) -> None:
-    with pytest.raises(BadRequest, match="empty column name"):
-        decode_csv(header + b"\r\n1,f,2\r\n", LIMIT)
+@pytest.mark.parametrize("header", [b"id,id,age,gender,income", b",,age,gender,income"])
+def test_other_columns_may_repeat_a_name_or_have_none(header: bytes) -> None:
+    table = read_csv(header + b"\r\nA,B,35,f,1\r\n", LIMIT)
+
+    rows = table.rows(CUSTOMER_NEEDS)
+
+    assert rows.columns == {"age": ["35"], "gender": ["f"], "income": ["1"]}
+    assert encode_table(table, {}) == header + b"\r\nA,B,35,f,1\r\n"
 
 
 @pytest.mark.parametrize("row", [b"35,f", b"35,f,52000,extra", b"35"])
-def test_ragged_rows_are_a_bad_request(row: bytes) -> None:
-    body = HEADER + b"36,m,1\r\n" + row + b"\r\n"
+def test_ragged_rows_are_a_bad_request_naming_the_row_and_its_line(row: bytes) -> None:
+    body = HEADER + b"36,m,1\r\n\r\n" + row + b"\r\n"
 
-    with pytest.raises(BadRequest, match="CSV row 1 has"):
+    with pytest.raises(BadRequest, match=r"CSV row 1 \(line 4\) has") as caught:
         decode_csv(body, LIMIT)
+
+    assert [(p.row, p.line) for p in caught.value.problems] == [(1, 4)]
 
 
 def test_csv_that_is_not_utf8_is_a_bad_request() -> None:
     body = "age,gender,income\r\n35,männlich,1\r\n".encode("latin-1")
 
-    with pytest.raises(BadRequest, match=r"not UTF-8 \(byte 23\)"):
+    with pytest.raises(BadRequest, match=r"not UTF-8 text \(invalid bytes near line 2\)"):
         decode_csv(body, LIMIT)
 
 
-@pytest.mark.parametrize("body", [b"", b"\xef\xbb\xbf", b"\r\n", b"\r\n\r\n35,f,1\r\n", b",,\r\n"])
+@pytest.mark.parametrize("body", [b"", b"\xef\xbb\xbf", b"\r\n", b"\n\r\n\r"])
 def test_an_empty_csv_body_is_a_bad_request(body: bytes) -> None:
-    with pytest.raises(BadRequest, match="CSV body is empty"):
+    with pytest.raises(BadRequest, match="the CSV is empty"):
         decode_csv(body, LIMIT)
+
+
+def test_blank_lines_before_the_header_are_skipped_and_counted_as_lines() -> None:
+    table = read_csv(b"\r\n\r\n" + HEADER + b"35,f,1\r\n", LIMIT)
+
+    assert table.header == ["age", "gender", "income"]
+    assert table.with_lines([Problem(0, "age", "x")]) == (Problem(0, "age", "x", line=4),)
 
 
 def test_a_broken_quote_in_a_data_row_is_a_bad_request() -> None:
-    with pytest.raises(BadRequest, match=r"cannot be parsed.*\(line 3\)"):
+    with pytest.raises(BadRequest, match=r"cannot be read at line 3: .* quote"):
         decode_csv(HEADER + b'35,f,1\r\n"36"x,m,1\r\n', LIMIT)
 
 
 def test_a_broken_quote_in_the_header_is_a_bad_request() -> None:
-    with pytest.raises(BadRequest, match="cannot be parsed"):
+    with pytest.raises(BadRequest, match="cannot be read at line 1"):
         decode_csv(b'"age"x,gender,income\r\n35,f,1\r\n', LIMIT)
 
 

@@ -1,5 +1,6 @@
-"""The block reader reads what the csv module reads: rows, line numbers, errors; and the
-number and float helpers give what float() and repr() give."""
+"""The block reader reads what the csv module reads: rows, errors, and line numbers counted as a
+spreadsheet counts them (one per record, a blank one too); and the number and float helpers give
+what float() and repr() give."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from shared.validation._values import NUMBER
 
 
 def oracle(text: str) -> tuple[list[str] | None, list[tuple]]:
-    """Header and (line, cells) of every row after it, read by the csv module line by line."""
+    """Header and (line, cells) of every row after it, read by the csv module record by record:
+    a row's line is its record's number, as a spreadsheet shows it."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    header, rows, previous = None, [], 0
-    for cells in reader:
-        line, previous = previous + 1, reader.line_num
+    header, rows = None, []
+    for line, cells in enumerate(reader, 1):
         if not cells:
             continue
         if header is None:
@@ -89,13 +90,15 @@ def test_rows_and_lines_are_the_csv_modules_whatever_the_block_and_chunk_size(
 
 
 def csv_error(text: str) -> tuple[int, str] | None:
-    """Where and why the csv module stops reading `text`, if it does."""
+    """Where (the record it was reading) and why the csv module stops reading `text`, if it
+    does."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records = 0
     try:
         for _ in reader:
-            pass
+            records += 1
     except csv.Error as error:
-        return reader.line_num, str(error)
+        return records + 1, str(error)
     return None
 
 

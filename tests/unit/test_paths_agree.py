@@ -339,7 +339,7 @@ def test_csv_answers_are_what_pandas_writes_for_the_pipelines_predictions(rows, 
 
     _, clean = clean_columns(table.columns(), len(table), model.schema)
     assert clean.all()
-    fast = encode_table(table, predict(model, table.rows(), options).columns()).decode()
+    fast = encode_table(table, predict(model, table.rows(model.schema), options).columns()).decode()
 
     frame = pd.DataFrame(table.columns(), dtype=object)
     features = validate(frame, model.schema, allow_extra=True).features

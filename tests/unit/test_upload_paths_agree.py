@@ -40,9 +40,8 @@ def path(request: pytest.FixtureRequest) -> str:
 def expected(model: LoadedModel, text: str, interval: float | None) -> tuple[list, list]:
     """Scored and rejected rows, one row at a time."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows, previous = [], 0
-    for cells in reader:
-        line, previous = previous + 1, reader.line_num
+    rows = []
+    for line, cells in enumerate(reader, 1):  # a record's line, as a spreadsheet counts them
         if cells:
             rows.append((line, cells))
     (_, header), rows = rows[0], rows[1:]

@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 
 from models.training import Trained
+from shared.codecs import COMMAS, CsvRefused
 from shared.predict import OUTSIDE, Options
 from shared.schema import CUSTOMER_NEEDS
 from shared.settings import SettingsError, from_env
 from shared.store import LoadedModel, LocalFolder, load_current, publish
 from shared.uploads import (
+    AMBIGUOUS_DELIMITER,
     COLUMN_CLASH,
     EMPTY,
     FINALIZED,
@@ -248,6 +250,35 @@ def test_text_that_could_run_as_a_formula_is_neutralised(cell: str, expected: st
     assert neutralise(cell) == expected
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_formulas_are_neutralised_whatever_the_files_separator(
+    customer_needs: LoadedModel, separator: str
+) -> None:
+    header = ["id", "age", "gender", "income", "note"]
+    rows = [header, ["A", "35", "F", "52000", "=1+2"], ["B", "17", "F", "1", "@x"]]
+    data = "\r\n".join(separator.join(row) for row in rows).encode()
+    scored, rejected = io.BytesIO(), io.BytesIO()
+
+    score_stream(
+        io.BufferedReader(io.BytesIO(data)),  # type: ignore[arg-type]
+        customer_needs,
+        Options(),
+        10,
+        scored.write,
+        rejected.write,
+    )
+
+    def read(out: io.BytesIO) -> list[list[str]]:
+        text = io.StringIO(out.getvalue().decode(), newline="")
+        return list(csv.reader(text, delimiter=separator))
+
+    assert [row[:5] for row in read(scored)] == [header, ["A", "35", "F", "52000", "'=1+2"]]
+    assert read(rejected) == [
+        ["line_number", "reasons", *header],
+        ["3", "age: must be between 18 and 100", "B", "17", "F", "1", "'@x"],
+    ]
+
+
 def test_a_column_without_formulas_is_returned_as_is() -> None:
     plain = ["a", "b=c", "12"]
 
@@ -259,7 +290,7 @@ def test_a_column_without_formulas_is_returned_as_is() -> None:
 
 
 def test_columns_are_found_by_name_in_any_order_and_case() -> None:
-    layout = read_layout([" Income", "id", "GENDER", "age "], CUSTOMER_NEEDS, ADDED)
+    layout = read_layout([" Income", "id", "GENDER", "age "], CUSTOMER_NEEDS, ADDED, COMMAS)
 
     assert layout.positions == {"age": 3, "gender": 2, "income": 0}
     assert layout.scored_header == [" Income", "id", "GENDER", "age ", "purchase_amount"]
@@ -271,17 +302,16 @@ def test_columns_are_found_by_name_in_any_order_and_case() -> None:
     [
         (["age", "gender"], MISSING_COLUMNS, "no column income"),
         (["35", "F", "52000"], MISSING_COLUMNS, "Found: '35', 'F', '52000'"),
-        (["age;gender;income"], WRONG_DELIMITER, "semicolons"),
-        (["age\tgender\tincome"], WRONG_DELIMITER, "tabs"),
+        (["age|gender|income"], WRONG_DELIMITER, "pipes"),
         (["age", "gender", "income", "Age"], REPEATED_COLUMN, "age twice (columns 1 and 4)"),
-        (["age", "gender", "income", "purchase_amount"], COLUMN_CLASH, "purchase_amount"),
+        (["age", "gender", "income", "Purchase Amount"], COLUMN_CLASH, "purchase_amount"),
     ],
 )
-def test_a_header_that_does_not_fit_is_a_whole_file_problem(
+def test_a_header_that_does_not_fit_is_refused_as_a_request_body_is(
     header: list[str], code: str, words: str
 ) -> None:
-    with pytest.raises(FileProblem) as caught:
-        read_layout(header, CUSTOMER_NEEDS, ADDED)
+    with pytest.raises(CsvRefused) as caught:
+        read_layout(header, CUSTOMER_NEEDS, ADDED, COMMAS)
 
     assert caught.value.code == code
     assert words in caught.value.message
@@ -315,35 +345,35 @@ def test_valid_rows_are_scored_like_the_pipeline_and_extra_columns_kept(
     assert (result.tally.read, result.tally.scored, result.tally.rejected) == (2, 2, 0)
 
 
-def test_every_row_is_scored_or_rejected_with_its_physical_line(
+def test_every_row_is_scored_or_rejected_with_the_line_a_spreadsheet_shows(
     customer_needs: LoadedModel,
 ) -> None:
     data = (
         b"\xef\xbb\xbfid,age,gender,income\r\n"  # line 1, with a BOM
-        b'"multi\r\nline",40,F,50000\r\n'  # lines 2-3
-        b"\r\n"  # line 4: blank, not a row
-        b"C,17,F,50000\r\n"  # line 5: too young
-        b'"D ""q""",40,unknown,abc\r\n'  # line 6: two faults
-        b"E,40,F\r\n"  # line 7: a field short
-        b"F,41,m,60000,extra\r\n"  # line 8: a field too many
-        b"G,42,o,70000"  # line 9: no final newline
+        b'"multi\r\nline",40,F,50000\r\n'  # line 2: one record, one spreadsheet row
+        b"\r\n"  # line 3: blank, not a row
+        b"C,17,F,50000\r\n"  # line 4: too young
+        b'"D ""q""",40,unknown,abc\r\n'  # line 5: two faults
+        b"E,40,F\r\n"  # line 6: a field short
+        b"F,41,m,60000,extra\r\n"  # line 7: a field too many
+        b"G,42,o,70000"  # line 8: no final newline
     )
 
     result = score(customer_needs, data, chunk_rows=2)
 
     assert [row[0] for row in result.scored[1:]] == ["multi\r\nline", "G"]
     assert result.rejected[1:] == [
-        ["5", "age: must be between 18 and 100", "C", "17", "F", "50000"],
+        ["4", "age: must be between 18 and 100", "C", "17", "F", "50000"],
         [
-            "6",
+            "5",
             "gender: must be one of female, male, other; income: must be a number",
             'D "q"',
             "40",
             "unknown",
             "abc",
         ],
-        ["7", "has 3 fields; the header has 4", "E", "40", "F"],
-        ["8", "has 5 fields; the header has 4", "F", "41", "m", "60000", "extra"],
+        ["6", "has 3 fields; the header has 4", "E", "40", "F"],
+        ["7", "has 5 fields; the header has 4", "F", "41", "m", "60000", "extra"],
     ]
     tally = result.tally
     assert (tally.read, tally.scored, tally.rejected) == (6, 2, 4)
@@ -434,10 +464,11 @@ def test_a_header_only_file_scores_nothing(customer_needs: LoadedModel) -> None:
         (gzip.compress(b"", mtime=0), EMPTY, "empty"),
         (b"age,gender,income\n35,F,52000\n40,\xff\xfe,1\n", NOT_UTF8, "not UTF-8"),
         ("age,gender,income\n".encode("utf-16"), NOT_UTF8, "not UTF-8"),
-        (b"age;gender;income\n35;F;52000\n", WRONG_DELIMITER, "semicolons"),
+        (b"age|gender|income\n35|F|52000\n", WRONG_DELIMITER, "pipes"),
+        (b"age,gender;income\n35,F;52000\n", AMBIGUOUS_DELIMITER, "commas and semicolons"),
         (b"name,city\nA,B\n", MISSING_COLUMNS, "no column age, gender, income"),
         (b'age,gender,income\n35,"F"x,1\n', NOT_CSV, "line 2"),
-        (b'age,gender,income\n35,"F,1\n36,F,2\n', NOT_CSV, "line 3"),
+        (b'age,gender,income\n35,"F,1\n36,F,2\n', NOT_CSV, "line 2"),  # where the quote opens
         (gzip.compress(b"age,gender,income\n" * 100, mtime=0)[:-12], NOT_GZIP, "gzip"),
     ],
 )
