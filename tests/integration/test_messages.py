@@ -81,9 +81,15 @@ def test_a_spreadsheets_csv_file_gets_the_same_explanation(
     )
 
     assert details(response) == [
-        {"row": 0, "field": "income", "reason": PLAIN, "received": "$52,000"},
-        {"row": 1, "field": "income", "reason": PLAIN, "received": "52000 EUR"},
-        {"row": 2, "field": "age", "reason": "must be between 18 and 100", "received": 300},
+        {"row": 0, "field": "income", "reason": PLAIN, "received": "$52,000", "line": 2},
+        {"row": 1, "field": "income", "reason": PLAIN, "received": "52000 EUR", "line": 3},
+        {
+            "row": 2,
+            "field": "age",
+            "reason": "must be between 18 and 100",
+            "received": 300,
+            "line": 4,
+        },
     ]
 
 
