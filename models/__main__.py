@@ -28,11 +28,13 @@ from models import data
 from models.publishing import publish_version, rollback
 from models.recipes import RECIPES
 from models.report import summary
+from models.retraining.reading import parse_csv
 from models.training import Trained, creation_time, train
 from shared import settings
 from shared.errors import MarketcastError
 from shared.schema import MODELS
 from shared.store import Backend, LocalFolder, open_backend, publish
+from shared.uploads import FileProblem
 
 MODELS_DIR = Path(__file__).resolve().parent
 BUILD_DIR = MODELS_DIR.parent / "build" / "models"
@@ -105,11 +107,19 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _training_data(name: str, path: str | None, rows: int | None) -> pd.DataFrame:
+    """The file given, read as a labelled upload is (any layout a scored upload may have), or
+    the model's own data."""
+    if path is None:
+        return data.default_data(name, rows)
+    return parse_csv(Path(path).read_bytes(), MODELS[name].schema)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "train":
-            frame = pd.read_csv(args.data) if args.data else data.default_data(args.name, args.rows)
+            frame = _training_data(args.name, args.data, args.rows)
             exclude = [name.strip() for name in args.exclude_features.split(",") if name.strip()]
             trained = train_into(_store(args.out), args.name, frame, None, exclude)
             print(summary(trained.metadata))
@@ -125,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.name}: current version in {args.store}: {previous or 'nothing'} -> {new}")
         else:
             regenerate()
-    except (MarketcastError, OSError, ValueError) as exc:
+    except (MarketcastError, FileProblem, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

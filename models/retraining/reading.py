@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import zlib
@@ -11,14 +12,13 @@ from typing import IO, cast
 import pandas as pd
 
 from models.retraining.report import TOO_MANY_ROWS
+from shared import codecs
 from shared.schema import ModelSchema
 from shared.uploads import (
     EMPTY,
-    MISSING_COLUMNS,
     NOT_CSV,
     NOT_GZIP,
     NOT_UTF8,
-    REPEATED_COLUMN,
     FileProblem,
 )
 
@@ -89,36 +89,40 @@ def _peek(source: IO[bytes], size: int) -> bytes:
 
 def parse_csv(data: bytes, schema: ModelSchema) -> pd.DataFrame:
     """The model's time columns (when it has them), feature columns and target, found by
-    header name (case and surrounding spaces ignored; other columns are never loaded), read as
-    `python -m models train --data` reads a file."""
+    header name, in the layout a scored upload is read in (`shared.codecs`: commas, semicolons
+    with decimal commas, or tabs; case, spaces and `_` in names ignored; other columns never
+    loaded), refused in the same words."""
     wanted = [*schema.time, *schema.feature_names, schema.target]
-    folded = {name.casefold() for name in wanted}
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            encoding="utf-8-sig",
-            usecols=lambda column: str(column).strip().casefold() in folded,
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows") from exc
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FileProblem(NOT_UTF8, "the file is not UTF-8 text; save it as CSV UTF-8") from exc
+    lines = (line for line in text.splitlines() if line.strip())
+    first = next(lines, None)
+    if first is None:
+        raise FileProblem(EMPTY, "the file is empty; expected a header row and data rows")
+    try:
+        dialect = codecs.dialect_of(first, lines)
+        header = next(csv.reader([first], delimiter=dialect.separator))
+        positions = codecs.match_columns(header, wanted)
+    except codecs.CsvRefused as exc:
+        raise FileProblem(exc.code, exc.message) from exc
+    return _columns(text, dialect, positions, wanted)
+
+
+def _columns(
+    text: str, dialect: codecs.Dialect, positions: dict[str, int], wanted: list[str]
+) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=dialect.separator,
+            decimal="," if dialect.decimal_comma else ".",
+            usecols=sorted(positions.values()),
+            header=0,
+        )
     except pd.errors.ParserError as exc:
         raise FileProblem(NOT_CSV, f"the file is not valid CSV: {exc}") from exc
-    found: dict[str, list[str]] = {}
-    for column in frame.columns:
-        found.setdefault(str(column).strip().casefold(), []).append(str(column))
-    repeated = [columns for columns in found.values() if len(columns) > 1]
-    if repeated:
-        raise FileProblem(
-            REPEATED_COLUMN,
-            f"the header names one column more than once ({', '.join(repeated[0])}); keep one",
-        )
-    missing = [name for name in wanted if name.casefold() not in found]
-    if missing:
-        raise FileProblem(
-            MISSING_COLUMNS,
-            f"the header has no column {', '.join(missing)}; training data needs the columns "
-            f"{', '.join(wanted)} (in any order; other columns are ignored)",
-        )
-    return frame.rename(columns={found[name.casefold()][0]: name for name in wanted})[wanted]
+    by_position = dict(zip(sorted(positions.values()), frame.columns, strict=True))
+    renamed = {by_position[at]: name for name, at in positions.items()}
+    return frame.rename(columns=renamed)[wanted]

@@ -277,6 +277,26 @@ def test_data_the_current_model_already_knows_is_not_promoted_and_the_report_say
     assert list_objects(gcs, model_bucket(steady_store)) == before  # nothing uploaded or moved
 
 
+def test_a_european_excel_file_trains_exactly_as_its_comma_separated_twin(
+    gcs: FakeGcs, bucket: str, refuser: FunctionServer
+) -> None:
+    frame = data.customers(1500, seed=43)
+    excel = frame.rename(columns=str.title).to_csv(
+        sep=";", decimal=",", index=False, lineterminator="\r\n"
+    )
+    excel_name = "training/customer_needs/crm/2026-q4-excel.csv"
+
+    plain = upload_and_deliver(gcs, refuser, bucket, as_csv(frame))
+    european = upload_and_deliver(
+        gcs, refuser, bucket, b"\xef\xbb\xbf" + excel.encode(), excel_name
+    )
+
+    reports = [report_of(gcs, bucket, plain), report_of(gcs, bucket, european, excel_name)]
+    assert "," in excel.split("\r\n")[1]  # decimal commas, as Excel writes them
+    assert [r["decision"] for r in reports] == ["not promoted: failed improvement"] * 2
+    assert reports[0]["gates"] == reports[1]["gates"]
+
+
 def test_a_current_model_with_another_feature_schema_fails_the_schema_gate(
     gcs: FakeGcs, bucket: str, store: str, start_function: StartFunction
 ) -> None:
@@ -400,7 +420,7 @@ def test_a_retrained_version_lists_its_data_and_the_next_run_joins_exactly_that(
         (NAME + ".gz", b"\x1f\x8b\x08\x00broken", "bad_gzip"),
         (NAME, b"", "empty"),
         (NAME, b"age,gender,income\n35,F,52000\n", "missing_columns"),
-        (NAME, b"age;gender;income;purchase_amount\n35;F;52000;900\n", "missing_columns"),
+        (NAME, b"age|gender|income|purchase_amount\n35|F|52000|900\n", "wrong_delimiter"),
         ("training/customer_needs/tiny.csv", None, "too_few_rows"),
         ("training/churn/customers.csv", None, "unknown_model"),
     ],

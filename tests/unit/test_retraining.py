@@ -59,6 +59,8 @@ from models.retraining.report import (
     report,
 )
 from models.training import OUTLIER_REASON, fingerprint, train
+from shared.codecs import WRONG_DELIMITER, CsvRefused, match_columns
+from shared.errors import one_line
 from shared.schema import CUSTOMER_NEEDS, MARKET_TREND
 from shared.settings import SettingsError, from_env
 from shared.store import LocalFolder, load_current, publish
@@ -245,7 +247,9 @@ def test_columns_are_found_by_name_and_others_never_loaded() -> None:
         (b"age,gender,income\n35,F,52000\n", MISSING_COLUMNS, "no column purchase_amount"),
         (b"", EMPTY, "empty"),
         ("age,gender,income,purchase_amount\n35,\xe9,1,2\n".encode("latin-1"), NOT_UTF8, "UTF-8"),
-        (b"age,AGE,gender,income,purchase_amount\n1,2,F,3,4\n", REPEATED_COLUMN, "age, AGE"),
+        (b"age,AGE,gender,income,purchase_amount\n1,2,F,3,4\n", REPEATED_COLUMN, "age twice"),
+        (b"age|gender|income|purchase_amount\n1|F|3|4\n", WRONG_DELIMITER, "pipes"),
+        (b"age,gender,incme,purchase_amount\n35,F,3,4\n", MISSING_COLUMNS, "no column income"),
     ],
 )
 def test_unusable_files_are_refused_with_a_reason(data: bytes, code: str, words: str) -> None:
@@ -254,6 +258,35 @@ def test_unusable_files_are_refused_with_a_reason(data: bytes, code: str, words:
 
     assert refused.value.code == code
     assert words in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbfAge;Gender;Income;Purchase Amount\r\n35;F;52000,5;900,25\r\n",
+        b"age\tgender\tincome\tpurchase_amount\n35\tF\t52000.5\t900.25\n",
+        b'\n\n age , gender,income,purchase_amount,notes\n35,F,52000.5,900.25,"a, b"\n',
+    ],
+    ids=["European Excel", "tab paste", "blank lines first"],
+)
+def test_training_files_are_read_in_the_layouts_an_upload_is(data: bytes) -> None:
+    frame = parse_csv(data, CUSTOMER_NEEDS)
+
+    assert list(frame.columns) == ["age", "gender", "income", "purchase_amount"]
+    assert frame.iloc[0].tolist() == [35, "F", 52000.5, 900.25]
+
+
+def test_a_training_file_is_refused_in_the_words_a_scored_upload_gets() -> None:
+    data = b"age;gender;incme;purchase_amount\n35;F;1;2\n"
+    header = ["age", "gender", "incme", "purchase_amount"]
+
+    with pytest.raises(FileProblem) as refused:
+        parse_csv(data, CUSTOMER_NEEDS)
+    with pytest.raises(CsvRefused) as scored:
+        match_columns(header, ["age", "gender", "income", "purchase_amount"])
+
+    assert (refused.value.code, refused.value.message) == (scored.value.code, scored.value.message)
+    assert 'is "incme" meant to be income?' in one_line("", scored.value.problems)
 
 
 def test_too_many_rows_says_which_limit_and_how_to_stay_under_it() -> None:

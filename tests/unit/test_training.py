@@ -413,3 +413,35 @@ def test_market_data_out_of_time_order_is_refused_naming_the_line(
     assert message in error
     assert "line " in error
     assert "Traceback" not in error
+
+
+def test_the_command_line_trains_on_a_european_excel_file_as_on_its_comma_twin(tmp_path):
+    frame = data.customers(300, seed=1)
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    excel = frame.rename(columns=str.title).to_csv(
+        sep=";", decimal=",", index=False, lineterminator="\r\n"
+    )
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + excel.encode())
+
+    for name in ("plain", "excel"):
+        arguments = ["train", "customer_needs", "--data", str(tmp_path / f"{name}.csv")]
+        assert main([*arguments, "--out", str(tmp_path / name)]) == 0
+
+    plain, european = (
+        load_current(LocalFolder(tmp_path / name), "customer_needs").metadata
+        for name in ("plain", "excel")
+    )
+    assert european["metrics"] == plain["metrics"]
+    assert european["training"]["rows_read"] == plain["training"]["rows_read"] == 300
+    assert european["training"]["fingerprint"] == plain["training"]["fingerprint"]
+
+
+def test_a_training_file_that_cannot_be_read_is_an_error_naming_why(tmp_path, capsys):
+    (tmp_path / "pipes.csv").write_text("age|gender|income|purchase_amount\n35|F|1|2\n")
+
+    code = main(["train", "customer_needs", "--data", str(tmp_path / "pipes.csv")])
+
+    error = capsys.readouterr().err
+    assert code == 1
+    assert "separated by pipes" in error
+    assert "Traceback" not in error
