@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from functions.http import read_body
-from functions.http_io import Reply, error_reply, json_reply
+from functions.http_io import EVERY_ANSWER, Reply, error_reply, json_reply
 from shared import settings as settings_module
 from shared.errors import (
     BadRequest,
@@ -125,6 +125,7 @@ async def deliver(request: Request, edge: Edge[U], work: Work[U]) -> Response:
     except Exception:  # noqa: BLE001 (the last line of defence: log it, answer a clean 500)
         log("ERROR", "unhandled error", exc_info=traceback.format_exc())
         reply = error_reply(MarketcastError("internal error"))
+    reply.headers.update(EVERY_ANSWER)
     return Response(reply.body, reply.status, reply.headers, reply.media_type)
 
 

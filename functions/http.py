@@ -48,7 +48,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from functions import protocols
-from functions.http_io import Call, Handler, Incoming, Reply, Style, error_reply, runtime
+from functions.http_io import (
+    EVERY_ANSWER,
+    Call,
+    Handler,
+    Incoming,
+    Reply,
+    Style,
+    error_reply,
+    runtime,
+)
 from shared.errors import (
     BadRequest,
     BodyTooLarge,
@@ -288,8 +297,7 @@ def origin_allowed(origin: str, settings: Settings) -> bool:
 
 
 def _add_common_headers(reply: Reply, incoming: Incoming, settings: Settings | None) -> None:
-    reply.headers["Cache-Control"] = "no-store"
-    reply.headers["X-Content-Type-Options"] = "nosniff"
+    reply.headers.update(EVERY_ANSWER)
     if settings is None:
         return
     reply.headers["Vary"] = "Origin"

@@ -28,6 +28,8 @@ from shared.settings import Settings
 from shared.store import LoadedModel, ModelStore, open_backend
 
 JSON = "application/json"
+# On every answer of every function: never cached, never read as another type than it says.
+EVERY_ANSWER = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 CSV = "text/csv; charset=utf-8"
 FORM = "application/x-www-form-urlencoded"  # what `curl -d` sends without -H
 

@@ -89,6 +89,8 @@ def assert_refused(answer: Answer, status: int, code: str, *sent: str) -> dict[s
     response = answer.response
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
     error = response.json()["error"]
     assert error["code"] == code
     assert set(error) == {"code", "message", "details"}
