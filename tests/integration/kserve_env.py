@@ -12,13 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.support import REPO
+from tests.integration.support import REPO, run_setup_step
 
 KSERVE_REQUIREMENT = "kserve==0.21.0"
 VENV = REPO / ".venv-kserve"
 # Written last, so a half-made environment (an interrupted install) is made again.
 MARKER_NAME = ".marketcast-requirement"
-CREATE_TIMEOUT_SECONDS = 900
 
 
 def ensure(venv: Path = VENV) -> Path:
@@ -27,10 +26,10 @@ def ensure(venv: Path = VENV) -> Path:
     if _ready(venv, python):
         return python
     shutil.rmtree(venv, ignore_errors=True)
-    _run([sys.executable, "-m", "venv", str(venv)], "create the virtual environment")
+    run_setup_step([sys.executable, "-m", "venv", str(venv)], "create the virtual environment")
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run([*pip, KSERVE_REQUIREMENT], f"install {KSERVE_REQUIREMENT}")
-    _run([str(python), "-c", "import kserve"], "import kserve")
+    run_setup_step([*pip, KSERVE_REQUIREMENT], f"install {KSERVE_REQUIREMENT}")
+    run_setup_step([str(python), "-c", "import kserve"], "import kserve")
     (venv / MARKER_NAME).write_text(KSERVE_REQUIREMENT + "\n")
     return python
 
@@ -45,18 +44,6 @@ def _ready(venv: Path, python: Path) -> bool:
         [str(python), "-c", "import kserve"], capture_output=True, timeout=120, check=False
     )
     return check.returncode == 0
-
-
-def _run(command: list[str], what: str) -> None:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=CREATE_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"could not {what} in {CREATE_TIMEOUT_SECONDS} s") from exc
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr)[-4000:]
-        raise RuntimeError(f"could not {what} (exit {done.returncode}):\n{output}")
 
 
 if __name__ == "__main__":

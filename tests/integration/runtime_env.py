@@ -18,12 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.support import REPO
+from tests.integration.support import REPO, run_setup_step
 
 REQUIREMENTS = REPO / "requirements.txt"
 # Written last, so a half-made environment (an interrupted install) is made again.
 MARKER_NAME = ".marketcast-requirements"
-CREATE_TIMEOUT_SECONDS = 900
 
 
 def deploy_runtime() -> str:
@@ -69,9 +68,13 @@ def ensure(version: str, cache: Path | None = None) -> Path:
             return python
         shutil.rmtree(venv, ignore_errors=True)
         interpreter = find_interpreter(version)
-        _run([str(interpreter), "-m", "venv", str(venv)], f"create a Python {version} venv")
+        run_setup_step(
+            [str(interpreter), "-m", "venv", str(venv)], f"create a Python {version} venv"
+        )
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        _run([*pip, "--only-binary=:all:", "-r", str(REQUIREMENTS)], "install requirements.txt")
+        run_setup_step(
+            [*pip, "--only-binary=:all:", "-r", str(REQUIREMENTS)], "install requirements.txt"
+        )
         (venv / MARKER_NAME).write_text(digest + "\n")
         return python
 
@@ -98,18 +101,6 @@ def _reports(python: Path, version: str) -> bool:
 def _ready(venv: Path, python: Path, digest: str) -> bool:
     marker = venv / MARKER_NAME
     return python.exists() and marker.exists() and marker.read_text().strip() == digest
-
-
-def _run(command: list[str], what: str) -> None:
-    try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=CREATE_TIMEOUT_SECONDS, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"could not {what} in {CREATE_TIMEOUT_SECONDS} s") from exc
-    if done.returncode != 0:
-        output = (done.stdout + done.stderr)[-4000:]
-        raise RuntimeError(f"could not {what} (exit {done.returncode}):\n{output}")
 
 
 if __name__ == "__main__":

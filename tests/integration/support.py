@@ -47,6 +47,22 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+SETUP_TIMEOUT_SECONDS = 900
+
+
+def run_setup_step(command: list[str], what: str) -> None:
+    """One step of making a test environment (a venv, an install); its output when it fails."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=SETUP_TIMEOUT_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"could not {what} in {SETUP_TIMEOUT_SECONDS} s") from exc
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-4000:]
+        raise RuntimeError(f"could not {what} (exit {done.returncode}):\n{output}")
+
+
 class FakeGcs:
     """fake-gcs-server in memory over HTTP; it enforces generation preconditions."""
 

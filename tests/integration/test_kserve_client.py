@@ -29,10 +29,10 @@ from tests.integration.conftest import (
     new_bucket,
     publish_all,
 )
-from tests.integration.support import FakeGcs, FunctionServer
+from tests.integration.support import SETUP_TIMEOUT_SECONDS, FakeGcs, FunctionServer
 
 # The first run makes the client's environment (about a minute); the default bound is too tight.
-pytestmark = pytest.mark.timeout(kserve_env.CREATE_TIMEOUT_SECONDS + 300)
+pytestmark = pytest.mark.timeout(SETUP_TIMEOUT_SECONDS + 300)
 
 DRIVER = Path(__file__).with_name("kserve_driver.py")
 OUTSIDE = "outside_training_range"
